@@ -1,0 +1,183 @@
+"""The normalised shape of one model's catalog file (see ``bot/catalog/models/``)."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+JsonScalar = bool | int | float | str
+FieldType = Literal["string", "integer", "number", "boolean", "image", "video", "array", "object"]
+ImageFormat = Literal["jpeg", "png", "webp", "bmp", "gif"]
+
+# Discord's rule for command and option names, restricted to ASCII lower case.
+_DISCORD_NAME = re.compile(r"^[a-z0-9_-]{1,32}$")
+_RATIO = r"^[1-9][0-9]*:[1-9][0-9]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def ratio(text: str) -> float:
+    """The value of a ``W:H`` ratio as written in the catalog, e.g. ``"2:5"`` -> 0.4."""
+    width, height = text.split(":")
+    return int(width) / int(height)
+
+
+class ImageRules(_Strict):
+    """What an image input must be, from the model page's ``validations`` and description."""
+
+    formats: tuple[ImageFormat, ...] = ("jpeg", "png", "webp", "bmp")
+    min_width: int | None = Field(default=None, ge=1)
+    min_height: int | None = Field(default=None, ge=1)
+    max_width: int | None = Field(default=None, ge=1)
+    max_height: int | None = Field(default=None, ge=1)
+    max_mb: float = Field(default=50, gt=0)
+    min_aspect: str | None = Field(default=None, pattern=_RATIO)
+    max_aspect: str | None = Field(default=None, pattern=_RATIO)
+    allow_alpha: bool = True
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.max_mb * 1024 * 1024)
+
+
+class FieldSpec(_Strict):
+    """One input of a model: a key of the JSON body sent to RunComfy."""
+
+    name: str = Field(min_length=1)
+    option: str | None = None
+    type: FieldType
+    title: str = ""
+    description: str = ""
+    required: bool = False
+    default: JsonScalar | None = None
+    enum: tuple[JsonScalar, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    max_length: int | None = Field(default=None, ge=1)
+    min_items: int | None = Field(default=None, ge=0)
+    max_items: int | None = Field(default=None, ge=0)
+    items: FieldSpec | None = None
+    properties: tuple[FieldSpec, ...] | None = None
+    image: ImageRules | None = None
+
+    @property
+    def option_name(self) -> str:
+        """The name people type: the Discord option or the ``--flag`` of a mention."""
+        return self.option or self.name
+
+    @property
+    def is_segments(self) -> bool:
+        """An array of ``{prompt, duration}`` objects, which has a short text syntax."""
+        props = self.items.properties if self.items is not None else None
+        return props is not None and {p.name for p in props} == {"prompt", "duration"}
+
+    @field_validator("option")
+    @classmethod
+    def _discord_name(cls, value: str | None) -> str | None:
+        if value is not None and not _DISCORD_NAME.match(value):
+            raise ValueError("must be 1-32 lower-case letters, digits, '-' or '_'")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if (self.items is not None) != (self.type == "array"):
+            raise ValueError("'items' is required for type array and only allowed there")
+        if (self.properties is not None) != (self.type == "object"):
+            raise ValueError("'properties' is required for type object and only allowed there")
+        if self.image is not None and self.type != "image":
+            raise ValueError("'image' rules are only allowed on type image")
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ValueError("minimum is greater than maximum")
+        if self.enum is not None and self.default is not None and self.default not in self.enum:
+            raise ValueError(f"default {self.default!r} is not one of the enum values")
+        return self
+
+
+class PriceVariant(_Strict):
+    """A price that applies when every input in ``when`` has the given value."""
+
+    when: dict[str, JsonScalar]
+    usd: float = Field(ge=0)
+
+
+class PriceSpec(_Strict):
+    """USD per second of video or per video; ``usd`` is null when RunComfy does not say."""
+
+    unit: Literal["second", "video"]
+    usd: float | None = Field(default=None, ge=0)
+    variants: tuple[PriceVariant, ...] = ()
+    source: str = ""
+
+
+class SegmentsSumRule(_Strict):
+    """The ``duration`` of every segment of ``segments`` adds up to the ``total`` input."""
+
+    kind: Literal["segments_sum"]
+    segments: str
+    total: str
+    segment_field: str = "duration"
+
+
+class ModelSpec(_Strict):
+    """One RunComfy model and how the bot offers it."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9._-]+)+$")
+    name: str = Field(min_length=1, max_length=80)
+    command: str
+    kind: Literal["image-to-video", "text-to-video"]
+    description: str = Field(min_length=1, max_length=100)
+    fields: tuple[FieldSpec, ...] = Field(min_length=1)
+    main_image: str | None = None
+    end_image: str | None = None
+    duration_field: str | None = "duration"
+    rules: tuple[SegmentsSumRule, ...] = ()
+    price: PriceSpec
+    output_key: str = "video"
+
+    @field_validator("command")
+    @classmethod
+    def _command_name(cls, value: str) -> str:
+        if not _DISCORD_NAME.match(value):
+            raise ValueError("must be 1-32 lower-case letters, digits, '-' or '_'")
+        return value
+
+    def field(self, name: str) -> FieldSpec:
+        for spec in self.fields:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    @property
+    def image_fields(self) -> tuple[FieldSpec, ...]:
+        return tuple(f for f in self.fields if f.type == "image")
+
+    @model_validator(mode="after")
+    def _references(self) -> Self:
+        names = [f.name for f in self.fields]
+        options = [f.option_name for f in self.fields]
+        for label, values in (("field name", names), ("option name", options)):
+            dupes = sorted({v for v in values if values.count(v) > 1})
+            if dupes:
+                raise ValueError(f"duplicate {label}: {', '.join(dupes)}")
+        for bad in (o for o in options if not _DISCORD_NAME.match(o)):
+            raise ValueError(f"field {bad!r} needs an 'option' name Discord accepts")
+        if self.kind == "image-to-video" and self.main_image is None:
+            raise ValueError("an image-to-video model needs 'main_image'")
+        for ref in (self.main_image, self.end_image):
+            if ref is not None and (ref not in names or self.field(ref).type != "image"):
+                raise ValueError(f"{ref!r} is not an image field of this model")
+        if self.duration_field is not None and self.duration_field not in names:
+            raise ValueError(f"duration_field {self.duration_field!r} is not a field")
+        for rule in self.rules:
+            for ref in (rule.segments, rule.total):
+                if ref not in names:
+                    raise ValueError(f"rule {rule.kind} names unknown field {ref!r}")
+        for variant in self.price.variants:
+            for key in variant.when:
+                if key not in names:
+                    raise ValueError(f"price variant names unknown field {key!r}")
+        return self

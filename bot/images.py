@@ -1,0 +1,96 @@
+"""What the bot knows about an image input before paying for a job: format, size, pixels, alpha."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+
+from PIL import Image, UnidentifiedImageError
+
+from bot.catalog import ImageRules
+
+_CONTENT_TYPES = {
+    "image/jpeg": "jpeg",
+    "image/jpg": "jpeg",
+    "image/pjpeg": "jpeg",
+    "image/png": "png",
+    "image/webp": "webp",
+    "image/bmp": "bmp",
+    "image/x-ms-bmp": "bmp",
+    "image/gif": "gif",
+}
+_PIL_FORMATS = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp", "BMP": "bmp",
+                "GIF": "gif"}
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """An image input as the validator sees it; ``None`` means not known (yet)."""
+
+    url: str
+    filename: str
+    size_bytes: int
+    content_type: str | None = None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    has_alpha: bool | None = None
+    unreadable: bool = False
+
+    @classmethod
+    def from_metadata(
+        cls,
+        *,
+        url: str,
+        filename: str,
+        size_bytes: int,
+        content_type: str | None,
+        width: int | None = None,
+        height: int | None = None,
+    ) -> ImageFacts:
+        """Facts from an attachment's metadata alone (Discord sends these with the interaction)."""
+        mime = (content_type or "").split(";")[0].strip().lower() or None
+        return cls(url=url, filename=filename, size_bytes=size_bytes, content_type=mime,
+                   format=_CONTENT_TYPES.get(mime or ""), width=width, height=height)
+
+    @property
+    def looks_like_image(self) -> bool:
+        return self.content_type is None or self.content_type.startswith("image/")
+
+    def needs_header(self, rules: ImageRules) -> bool:
+        """Whether the metadata leaves something the rules ask about unknown."""
+        if self.width is None or self.height is None or self.format is None:
+            return True
+        return not rules.allow_alpha and self.has_alpha is None and self.format != "jpeg"
+
+    def with_header(self, data: bytes) -> ImageFacts:
+        """Facts read from the image's own bytes, which win over the metadata."""
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(io.BytesIO(data)) as image:
+                    fmt = _PIL_FORMATS.get(image.format or "", (image.format or "").lower())
+                    alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+                        "transparency" in image.info
+                    )
+                    return replace(self, format=fmt, width=image.width, height=image.height,
+                                   has_alpha=alpha, unreadable=False)
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+            return replace(self, unreadable=True)
+
+
+async def inspect_image(
+    facts: ImageFacts, rules: ImageRules, read: Callable[[], Awaitable[bytes]]
+) -> ImageFacts:
+    """Complete the metadata with the image's header when the rules need it.
+
+    Nothing is downloaded for a file that is not an image or is too large anyway: those
+    fail validation on the metadata alone.
+    """
+    if not facts.looks_like_image or facts.size_bytes >= rules.max_bytes:
+        return facts
+    if not facts.needs_header(rules):
+        return facts
+    return facts.with_header(await read())

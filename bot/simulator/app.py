@@ -1,0 +1,265 @@
+"""An aiohttp server that behaves like RunComfy's Model API, as API.md describes it.
+
+It is part of the product: operators point the bot at it to try things without paying, and
+every test of RunComfy behaviour runs against it over real HTTP.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+from aiohttp import web
+
+from bot.catalog import Catalog, ModelSpec, load_catalog
+from bot.pricing import estimate_usd
+from bot.simulator.faults import Fault, FaultInjector, Handler
+from bot.simulator.queue import JobQueue, JobState, Plan, SimJob
+from bot.validation import check_body
+
+SAMPLE_VIDEO = resources.files("bot.simulator").joinpath("sample.mp4").read_bytes()
+# Used for the cost of models whose catalog price is unknown.
+FALLBACK_USD_PER_SECOND = 0.05
+
+
+@dataclass
+class SimulatorConfig:
+    token: str = "sim-token"  # noqa: S105 - the simulator's own, not a secret
+    workers: int = 2
+    queue_seconds: float = 0.0
+    run_seconds: float = 2.0
+    video_bytes: int | None = None  # pad the sample video to this size (oversize tests)
+    balance_usd: float | None = None  # None: unlimited credits
+    # The status and result words RunComfy may use instead of the documented ones.
+    alternate_vocabulary: bool = False
+    clock: Callable[[], float] = time.monotonic
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str
+    status: int
+
+
+@dataclass
+class Simulator:
+    """The simulator's state; ``app`` serves it. Tests and operators steer it from here."""
+
+    config: SimulatorConfig = field(default_factory=SimulatorConfig)
+    catalog: Catalog = field(default_factory=load_catalog)
+    faults: FaultInjector = field(default_factory=FaultInjector)
+    calls: list[Call] = field(default_factory=list)
+    _plans: deque[Plan] = field(default_factory=deque)
+    _expired: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.queue = JobQueue(workers=self.config.workers, queue_seconds=self.config.queue_seconds,
+                              run_seconds=self.config.run_seconds, clock=self.config.clock)
+        self.video = pad_video(SAMPLE_VIDEO, self.config.video_bytes)
+
+    def plan_next(self, *plans: Plan) -> None:
+        """The next submits go as planned, in order; later ones use the defaults."""
+        self._plans.extend(plans)
+
+    def inject(self, fault: Fault) -> Fault:
+        return self.faults.add(fault)
+
+    def expire(self, request_id: str) -> None:
+        """Forget a request, as RunComfy does after a while (404 from then on)."""
+        self._expired.add(request_id)
+
+    def calls_to(self, fragment: str, method: str | None = None) -> list[Call]:
+        return [c for c in self.calls
+                if fragment in c.path and (method is None or c.method == method)]
+
+    @property
+    def submits(self) -> list[SimJob]:
+        return list(self.queue.jobs.values())
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._record, self.faults.middleware, self._auth])
+        app.router.add_post("/v1/models/{model_id:.+}", self._submit)
+        app.router.add_get("/v1/models/{model_id:.+}", self._model_info)
+        app.router.add_get("/v1/requests/{request_id}/status", self._status)
+        app.router.add_get("/v1/requests/{request_id}/result", self._result)
+        app.router.add_post("/v1/requests/{request_id}/cancel", self._cancel)
+        app.router.add_get("/files/{request_id}.mp4", self._video)
+        return app
+
+    @web.middleware
+    async def _record(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        response: web.StreamResponse
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            response = exc
+        self.calls.append(Call(request.method, request.path, response.status))
+        if isinstance(response, web.HTTPException):
+            raise response
+        return response
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith("/files/"):
+            return await handler(request)  # output URLs are public
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {self.config.token}".encode()):
+            return _error(401, 400004, "Invalid or expired token.")
+        return await handler(request)
+
+    def _model(self, request: web.Request) -> ModelSpec | None:
+        try:
+            return self.catalog.by_id(request.match_info["model_id"])
+        except KeyError:
+            return None
+
+    async def _submit(self, request: web.Request) -> web.Response:
+        model = self._model(request)
+        if model is None:
+            return _error(400, 400001, f"Unknown model id {request.match_info['model_id']!r}.")
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(422, 422001, "The body is not valid JSON.")
+        if not isinstance(body, dict):
+            return _error(422, 422001, "The body must be a JSON object.")
+        problems = check_body(model, body)
+        if problems:
+            return _error(422, 422001, problems[0], detail=problems)
+        cost = estimate_usd(model, body)
+        if cost is None:
+            seconds = body.get(model.duration_field or "", 5)
+            cost = round(FALLBACK_USD_PER_SECOND * float(seconds), 6)
+        balance = self.config.balance_usd
+        if balance is not None and cost > balance:
+            return _error(402, 400002, "Insufficient balance.")
+        if balance is not None:
+            self.config.balance_usd = round(balance - cost, 6)
+        plan = self._plans.popleft() if self._plans else Plan()
+        job = self.queue.add(model.id, body, plan, cost)
+        base = _base_url(request)
+        return web.json_response({
+            "request_id": job.request_id,
+            "status_url": f"{base}/v1/requests/{job.request_id}/status",
+            "result_url": f"{base}/v1/requests/{job.request_id}/result",
+            "cancel_url": f"{base}/v1/requests/{job.request_id}/cancel",
+        })
+
+    async def _model_info(self, request: web.Request) -> web.Response:
+        model = self._model(request)
+        if model is None:
+            return _error(404, 400001, f"Unknown model id {request.match_info['model_id']!r}.")
+        return web.json_response({
+            "model_id": model.id,
+            "name": model.name,
+            "base_price_usd": model.price.usd,
+            "price_unit": "output" if model.price.unit == "video" else model.price.unit,
+            "pricing_note": model.price.source,
+            "input_schema": {f.name: f.model_dump(exclude_none=True) for f in model.fields},
+        })
+
+    def _job(self, request: web.Request) -> SimJob:
+        request_id = request.match_info["request_id"]
+        job = None if request_id in self._expired else self.queue.get(request_id)
+        if job is None:
+            raise web.HTTPNotFound(
+                text=json.dumps({"error_code": 404001, "error_message":
+                                 "Request not found or expired.", "detail": None}),
+                content_type="application/json",
+            )
+        return job
+
+    async def _status(self, request: web.Request) -> web.Response:
+        job = self._job(request)
+        base = _base_url(request)
+        answer: dict[str, Any] = {
+            "request_id": job.request_id,
+            "status": self._status_word(job.state),
+            "status_url": f"{base}/v1/requests/{job.request_id}/status",
+            "result_url": f"{base}/v1/requests/{job.request_id}/result",
+        }
+        if job.state is JobState.QUEUED:
+            answer["queue_position"] = self.queue.position(job)
+        return web.json_response(answer)
+
+    async def _result(self, request: web.Request) -> web.Response:
+        job = self._job(request)
+        answer: dict[str, Any] = {
+            "request_id": job.request_id,
+            "status": self._result_word(job.state),
+            "created_at": _iso(job.submitted_at, self.config.clock),
+            "finished_at": _iso(job.finished_at, self.config.clock),
+        }
+        if job.state is JobState.SUCCEEDED:
+            answer["output"] = {"video": f"{_base_url(request)}/files/{job.request_id}.mp4"}
+        elif job.state is JobState.FAILED:
+            answer["error"] = job.plan.error
+        if job.state is JobState.SUCCEEDED and request.query.get("include_cost") == "true":
+            answer["cost"] = job.cost
+        return web.json_response(answer)
+
+    async def _cancel(self, request: web.Request) -> web.Response:
+        job = self._job(request)
+        cancelled = self.queue.cancel(job)
+        if cancelled and self.config.balance_usd is not None:
+            self.config.balance_usd = round(self.config.balance_usd + job.cost, 6)
+        return web.json_response(
+            {"request_id": job.request_id, "status": self._result_word(job.state),
+             "outcome": "cancelled" if cancelled else "not_cancellable"},
+            status=202,
+        )
+
+    async def _video(self, request: web.Request) -> web.Response:
+        job = self.queue.get(request.match_info["request_id"])
+        if job is None or job.state is not JobState.SUCCEEDED:
+            raise web.HTTPNotFound()
+        return web.Response(body=self.video, content_type="video/mp4")
+
+    def _status_word(self, state: JobState) -> str:
+        if state is JobState.QUEUED:
+            return "in_queue"
+        if state is JobState.RUNNING:
+            return "in_progress"
+        if self.config.alternate_vocabulary:
+            return {JobState.CANCELLED: "canceled"}.get(state, state.value)
+        return "cancelled" if state is JobState.CANCELLED else "completed"
+
+    def _result_word(self, state: JobState) -> str:
+        words = {JobState.QUEUED: "in_queue", JobState.RUNNING: "in_progress"}
+        if self.config.alternate_vocabulary:
+            words |= {JobState.SUCCEEDED: "completed", JobState.CANCELLED: "canceled"}
+        return words.get(state, state.value)
+
+
+def pad_video(video: bytes, size: int | None) -> bytes:
+    """The video grown to ``size`` bytes with an MP4 ``free`` box, so it still plays."""
+    if size is None or size <= len(video):
+        return video
+    filler = max(size - len(video), 8)
+    return video + filler.to_bytes(4, "big") + b"free" + bytes(filler - 8)
+
+
+def _error(status: int, code: int, message: str, detail: Any = None) -> web.Response:
+    return web.json_response(
+        {"error_code": code, "error_message": message, "detail": detail}, status=status
+    )
+
+
+def _base_url(request: web.Request) -> str:
+    return f"{request.scheme}://{request.host}"
+
+
+def _iso(moment: float | None, clock: Callable[[], float]) -> str | None:
+    """A clock reading as an ISO date: the clock is monotonic, so offset it from now."""
+    if moment is None:
+        return None
+    wall = time.time() - (clock() - moment)
+    return datetime.fromtimestamp(wall, UTC).isoformat().replace("+00:00", "Z")

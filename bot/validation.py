@@ -1,0 +1,312 @@
+"""From what a member typed and attached to the exact JSON body RunComfy gets, or a clear "no".
+
+Every rule of the catalog is checked here, before anything is paid for. Each problem is one
+sentence that names the option as the member sees it and the rule it breaks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from bot.catalog import FieldSpec, ImageRules, ModelSpec, ratio
+from bot.images import ImageFacts
+
+_TRUE = {"true", "yes", "on", "1", "y"}
+_FALSE = {"false", "no", "off", "0", "n"}
+_SEGMENT = re.compile(r"^\s*(\d+)\s*s?\s*[:=]\s*(.*?)\s*$", re.DOTALL)
+_FORMAT_NAMES = {"jpeg": "JPEG", "png": "PNG", "webp": "WebP", "bmp": "BMP", "gif": "GIF"}
+_MB = 1024 * 1024
+
+
+class InvalidOptions(Exception):
+    """The inputs break the model's rules; ``problems`` are sentences for the member."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def build_request(
+    model: ModelSpec,
+    options: Mapping[str, object],
+    images: Mapping[str, ImageFacts] | None = None,
+) -> dict[str, Any]:
+    """The body to submit for ``model``, with defaults applied and every rule checked.
+
+    ``options`` are keyed by option name (what Discord or a ``--flag`` gives, typed or as
+    text); ``images`` by the option name of the image field. Raises ``InvalidOptions``.
+    """
+    images = images or {}
+    problems: list[str] = []
+    body: dict[str, Any] = {}
+    known = {f.option_name for f in model.fields}
+    for name in sorted(set(options) | set(images)):
+        if name not in known:
+            problems.append(
+                f"`{name}` is not an option of `{model.command}`; "
+                f"it takes {', '.join(f'`{o}`' for o in sorted(known))}."
+            )
+    for field in model.fields:
+        label = field.option_name
+        if field.type == "image" and label in images:
+            facts = images[label]
+            problems.extend(check_image(label, facts, field.image or ImageRules()))
+            body[field.name] = facts.url
+            continue
+        raw = options.get(label)
+        if field.type == "image" and raw is not None:
+            problems.append(f"`{label}` must be an attached image, not text.")
+            continue
+        if raw is None or (isinstance(raw, str) and not raw.strip() and field.type != "string"):
+            if field.required:
+                hint = ": attach an image" if field.type == "image" else ""
+                problems.append(f"`{label}` is required{hint}.")
+            elif field.default is not None:
+                body[field.name] = field.default
+            continue
+        try:
+            value = coerce(field, raw, label)
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        found = check_value(field, value, label)
+        if field.required and isinstance(value, str) and not value.strip():
+            found.append(f"`{label}` is required and cannot be empty.")
+        problems.extend(found)
+        body[field.name] = value
+    if not problems:
+        problems.extend(check_rules(model, body))
+    if problems:
+        raise InvalidOptions(problems)
+    return body
+
+
+def check_body(model: ModelSpec, body: Mapping[str, Any]) -> list[str]:
+    """Problems with a body as RunComfy receives it (keys are field names, images are URLs)."""
+    problems = [f"`{key}` is not an input of this model." for key in body
+                if key not in {f.name for f in model.fields}]
+    for field in model.fields:
+        if field.name in body:
+            problems.extend(check_value(field, body[field.name], field.name))
+        elif field.required:
+            problems.append(f"`{field.name}` is required.")
+    return problems or check_rules(model, body)
+
+
+def check_rules(model: ModelSpec, body: Mapping[str, Any]) -> list[str]:
+    """The rules that tie several inputs together."""
+    problems = []
+    for rule in model.rules:
+        segments = body.get(rule.segments)
+        if not segments:
+            continue
+        total = body.get(rule.total)
+        added = sum(int(s.get(rule.segment_field, 0)) for s in segments)
+        if added != total:
+            seg, tot = model.field(rule.segments), model.field(rule.total)
+            problems.append(
+                f"`{seg.option_name}` segment durations must add up to `{tot.option_name}` "
+                f"({total} s); yours add up to {added} s."
+            )
+    return problems
+
+
+def coerce(field: FieldSpec, raw: object, label: str) -> object:
+    """A typed value from what Discord gives, or from text typed after a ``--flag``."""
+    if not isinstance(raw, str) or field.type == "string":
+        return _match_enum(field, raw)
+    text = raw.strip()
+    if field.type == "integer":
+        if not re.fullmatch(r"[+-]?\d+", text):
+            raise ValueError(f"`{label}` must be a whole number; yours is {_quote(text)}.")
+        return int(text)
+    if field.type == "number":
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"`{label}` must be a number; yours is {_quote(text)}.") from None
+        if not math.isfinite(number):
+            raise ValueError(f"`{label}` must be a finite number; yours is {_quote(text)}.")
+        return number
+    if field.type == "boolean":
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise ValueError(f"`{label}` must be true or false; yours is {_quote(text)}.")
+    if field.type == "array":
+        return _parse_array(field, text, label)
+    return text
+
+
+def check_value(field: FieldSpec, value: object, label: str) -> list[str]:
+    """Problems with one typed value (the value is never changed)."""
+    kind = field.type
+    if kind == "string" or kind in ("image", "video"):
+        if not isinstance(value, str):
+            return [f"`{label}` must be text."]
+        if kind in ("image", "video") and not re.match(r"^https?://\S+$", value):
+            return [f"`{label}` must be a public http(s) URL of the {kind}."]
+    elif kind == "integer":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return [f"`{label}` must be a whole number; yours is {_quote(value)}."]
+    elif kind == "number":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return [f"`{label}` must be a number; yours is {_quote(value)}."]
+    elif kind == "boolean":
+        if not isinstance(value, bool):
+            return [f"`{label}` must be true or false; yours is {_quote(value)}."]
+    elif kind == "array":
+        return _check_array(field, value, label)
+    elif kind == "object":
+        return _check_object(field, value, label)
+    return _check_bounds(field, value, label)
+
+
+def check_image(label: str, facts: ImageFacts, rules: ImageRules) -> list[str]:
+    """Problems with an attached image, from its metadata and, where read, its header."""
+    accepted = _join_or([_FORMAT_NAMES[f] for f in rules.formats])
+    name = f"`{facts.filename}`" if facts.filename else "yours"
+    if not facts.looks_like_image:
+        return [f"`{label}` must be a {accepted} image; {name} is {facts.content_type}."]
+    if facts.unreadable:
+        return [f"`{label}` could not be read as an image; {name} seems damaged or is not "
+                f"an image. Send a {accepted} file."]
+    if facts.size_bytes >= rules.max_bytes:
+        return [f"`{label}` must be under {rules.max_mb:g} MB; "
+                f"{name} is {facts.size_bytes / _MB:.1f} MB."]
+    if facts.format is not None and facts.format not in rules.formats:
+        return [f"`{label}` must be a {accepted} image; {name} is "
+                f"{_FORMAT_NAMES.get(facts.format, facts.format.upper())}."]
+    if facts.width is None or facts.height is None or facts.needs_header(rules):
+        return [f"`{label}`: I could not read the image's size; send a {accepted} file."]
+    problems = _check_pixels(label, facts.width, facts.height, rules)
+    if not rules.allow_alpha and facts.has_alpha:
+        problems.append(f"`{label}` must not have transparency (an alpha channel); "
+                        "flatten it or send a JPEG.")
+    return problems
+
+
+def _check_pixels(label: str, width: int, height: int, rules: ImageRules) -> list[str]:
+    size = f"yours is {width}x{height}"
+    problems = []
+    low_w, low_h = rules.min_width or 0, rules.min_height or 0
+    if width < low_w or height < low_h:
+        bound = (f"{low_w} px on each side" if low_w == low_h
+                 else f"{low_w} px wide and {low_h} px high")
+        problems.append(f"`{label}` must be at least {bound}; {size}.")
+    high_w, high_h = rules.max_width or math.inf, rules.max_height or math.inf
+    if width > high_w or height > high_h:
+        bound = (f"{high_w} px on each side" if high_w == high_h
+                 else f"{high_w:g} px wide and {high_h:g} px high")
+        problems.append(f"`{label}` must be at most {bound}; {size}.")
+    shape = width / height
+    low = ratio(rules.min_aspect) if rules.min_aspect else 0.0
+    high = ratio(rules.max_aspect) if rules.max_aspect else math.inf
+    if not low <= shape <= high:
+        problems.append(
+            f"`{label}` must have an aspect ratio between {rules.min_aspect or '0:1'} and "
+            f"{rules.max_aspect or '1:0'} (width:height); {size}."
+        )
+    return problems
+
+
+def _check_bounds(field: FieldSpec, value: object, label: str) -> list[str]:
+    if field.enum is not None and value not in field.enum:
+        choices = [_show(v) for v in field.enum]
+        rule = f"be {choices[0]}" if len(choices) == 1 else f"be one of {_join_or(choices)}"
+        return [f"`{label}` must {rule}; yours is {_quote(value)}."]
+    if isinstance(value, str) and field.max_length is not None and len(value) > field.max_length:
+        return [f"`{label}` must be at most {field.max_length} characters; "
+                f"yours has {len(value)}."]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        low, high = field.minimum, field.maximum
+        if (low is not None and value < low) or (high is not None and value > high):
+            if low is not None and high is not None:
+                rule = f"between {low:g} and {high:g}"
+            else:
+                rule = f"at least {low:g}" if low is not None else f"at most {high:g}"
+            return [f"`{label}` must be {rule}; yours is {value:g}."]
+    return []
+
+
+def _check_array(field: FieldSpec, value: object, label: str) -> list[str]:
+    if not isinstance(value, list):
+        return [f"`{label}` must be a list."]
+    count = len(value)
+    if field.max_items is not None and count > field.max_items:
+        return [f"`{label}` can have at most {field.max_items} items; yours has {count}."]
+    if field.min_items is not None and count < field.min_items:
+        return [f"`{label}` needs at least {field.min_items} items; yours has {count}."]
+    assert field.items is not None  # the catalog's validator guarantees it
+    problems = []
+    for index, item in enumerate(value, start=1):
+        problems.extend(check_value(field.items, item, f"{label}[{index}]"))
+    return problems
+
+
+def _check_object(field: FieldSpec, value: object, label: str) -> list[str]:
+    if not isinstance(value, dict):
+        return [f"`{label}` must be an object with {_keys(field)}."]
+    props = {p.name: p for p in field.properties or ()}
+    problems = [f"`{label}` has an unknown key `{key}`; it takes {_keys(field)}."
+                for key in value if key not in props]
+    for name, prop in props.items():
+        if name in value:
+            problems.extend(check_value(prop, value[name], f"{label}.{name}"))
+        elif prop.required:
+            problems.append(f"`{label}` needs `{name}`.")
+    return problems
+
+
+def _parse_array(field: FieldSpec, text: str, label: str) -> object:
+    """JSON for any array; ``5: a cat walks | 5: it sits`` for prompt segments."""
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"`{label}` is not valid JSON: {exc.msg} "
+                             f"at character {exc.pos + 1}.") from None
+    if not field.is_segments:
+        raise ValueError(f"`{label}` must be a JSON list, e.g. [{{...}}].")
+    segments = []
+    for index, part in enumerate(re.split(r"\||\n", text), start=1):
+        match = _SEGMENT.match(part)
+        if not match or not match.group(2):
+            raise ValueError(
+                f"`{label}` segment {index} must look like `5: what happens`; "
+                f"yours is {_quote(part.strip())}. Separate segments with `|`."
+            )
+        segments.append({"prompt": match.group(2), "duration": int(match.group(1))})
+    return segments
+
+
+def _match_enum(field: FieldSpec, raw: object) -> object:
+    """``480p`` for ``480P``: text choices match regardless of case."""
+    if isinstance(raw, str) and field.enum is not None:
+        for choice in field.enum:
+            if isinstance(choice, str) and choice.lower() == raw.strip().lower():
+                return choice
+    return raw
+
+
+def _keys(field: FieldSpec) -> str:
+    return ", ".join(f"`{p.name}`" for p in field.properties or ())
+
+
+def _show(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _quote(value: object) -> str:
+    if not isinstance(value, str):
+        return _show(value) if isinstance(value, int | float) else json.dumps(value)[:40]
+    return f'"{value[:40]}…"' if len(value) > 40 else f'"{value}"'
+
+
+def _join_or(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
