@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from PIL import Image, UnidentifiedImageError
 
-from bot.catalog import ImageRules
+from bot.catalog import ImageRules, ModelSpec
 
 _CONTENT_TYPES = {
     "image/jpeg": "jpeg",
@@ -94,3 +95,39 @@ async def inspect_image(
     if not facts.needs_header(rules):
         return facts
     return facts.with_header(await read())
+
+
+class AttachmentLike(Protocol):
+    """What the bot needs of an uploaded file (``discord.Attachment`` is one)."""
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def filename(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def content_type(self) -> str | None: ...
+    @property
+    def width(self) -> int | None: ...
+    @property
+    def height(self) -> int | None: ...
+    async def read(self) -> bytes: ...
+
+
+def facts_of(attachment: AttachmentLike) -> ImageFacts:
+    return ImageFacts.from_metadata(
+        url=attachment.url, filename=attachment.filename, size_bytes=attachment.size,
+        content_type=attachment.content_type, width=attachment.width, height=attachment.height)
+
+
+async def inspect_attachments(
+    model: ModelSpec, attachments: Mapping[str, AttachmentLike]
+) -> dict[str, ImageFacts]:
+    """Facts about each image option's attachment, reading its bytes only where needed."""
+    rules = {f.option_name: f.image or ImageRules() for f in model.image_fields}
+    return {
+        name: await inspect_image(facts_of(attachment), rules.get(name, ImageRules()),
+                                  attachment.read)
+        for name, attachment in attachments.items()
+    }

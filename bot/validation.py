@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.catalog import FieldSpec, ImageRules, ModelSpec, ratio
+from bot.errors import UserError
 from bot.images import ImageFacts
 
 _TRUE = {"true", "yes", "on", "1", "y"}
@@ -22,11 +23,12 @@ _FORMAT_NAMES = {"jpeg": "JPEG", "png": "PNG", "webp": "WebP", "bmp": "BMP", "gi
 _MB = 1024 * 1024
 
 
-class InvalidOptions(Exception):
+class InvalidOptions(UserError):
     """The inputs break the model's rules; ``problems`` are sentences for the member."""
 
     def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
+        lines = problems[0] if len(problems) == 1 else "\n".join(f"- {p}" for p in problems)
+        super().__init__(f"The video was not started:\n{lines}")
         self.problems = problems
 
 
@@ -34,11 +36,15 @@ def build_request(
     model: ModelSpec,
     options: Mapping[str, object],
     images: Mapping[str, ImageFacts] | None = None,
+    *,
+    headers_pending: bool = False,
 ) -> dict[str, Any]:
     """The body to submit for ``model``, with defaults applied and every rule checked.
 
     ``options`` are keyed by option name (what Discord or a ``--flag`` gives, typed or as
     text); ``images`` by the option name of the image field. Raises ``InvalidOptions``.
+    With ``headers_pending``, image checks that need the image's own bytes are left for a
+    second call once they are read (so that errors can be shown before downloading).
     """
     images = images or {}
     problems: list[str] = []
@@ -54,7 +60,8 @@ def build_request(
         label = field.option_name
         if field.type == "image" and label in images:
             facts = images[label]
-            problems.extend(check_image(label, facts, field.image or ImageRules()))
+            problems.extend(check_image(label, facts, field.image or ImageRules(),
+                                        headers_pending=headers_pending))
             body[field.name] = facts.url
             continue
         raw = options.get(label)
@@ -167,7 +174,8 @@ def check_value(field: FieldSpec, value: object, label: str) -> list[str]:
     return _check_bounds(field, value, label)
 
 
-def check_image(label: str, facts: ImageFacts, rules: ImageRules) -> list[str]:
+def check_image(label: str, facts: ImageFacts, rules: ImageRules, *,
+                headers_pending: bool = False) -> list[str]:
     """Problems with an attached image, from its metadata and, where read, its header."""
     accepted = _join_or([_FORMAT_NAMES[f] for f in rules.formats])
     name = f"`{facts.filename}`" if facts.filename else "yours"
@@ -182,6 +190,8 @@ def check_image(label: str, facts: ImageFacts, rules: ImageRules) -> list[str]:
     if facts.format is not None and facts.format not in rules.formats:
         return [f"`{label}` must be a {accepted} image; {name} is "
                 f"{_FORMAT_NAMES.get(facts.format, facts.format.upper())}."]
+    if headers_pending and facts.needs_header(rules):
+        return []
     if facts.width is None or facts.height is None or facts.needs_header(rules):
         return [f"`{label}`: I could not read the image's size; send a {accepted} file."]
     problems = _check_pixels(label, facts.width, facts.height, rules)

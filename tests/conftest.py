@@ -3,14 +3,19 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import discord
 import pytest
 from aiohttp import web
 
+from bot.app import VideoBot
 from bot.catalog import Catalog, load_catalog
+from bot.config import Settings
 from bot.runcomfy import RetryPolicy, RunComfyClient, Timeouts
 from bot.simulator import Simulator, SimulatorConfig
+from tests.discord_world import ManualClock, World
 
 TOKEN = "rc-test-token-5f0c2a"
 FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
@@ -70,3 +75,52 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def sim_clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+async def runcomfy(start_simulator: Callable[..., Awaitable[RunningSimulator]],
+                   sim_clock: ManualClock) -> RunningSimulator:
+    """The simulator the bot talks to: jobs take 10 s of simulated RunComfy time."""
+    return await start_simulator(clock=sim_clock, run_seconds=10, workers=2)
+
+
+@pytest.fixture
+def bot_settings(tmp_path: Path, runcomfy: RunningSimulator) -> Settings:
+    return Settings.model_validate({
+        "bot": {"database": str(tmp_path / "bot.sqlite3")},
+        "runcomfy": {"base_url": runcomfy.url, "retry_attempts": 2, "retry_base_delay": 0.01,
+                     "retry_max_delay": 0.02},
+        "jobs": {"poll_interval": 3, "card_edit_interval": 0, "timeout_minutes": 30},
+    })
+
+
+def make_bot(settings: Settings, catalog: Catalog) -> VideoBot:
+    return VideoBot(settings, catalog, TOKEN)
+
+
+@pytest.fixture
+async def simcord_bot(bot_settings: Settings, catalog: Catalog) -> AsyncIterator[VideoBot]:
+    bot = make_bot(bot_settings, catalog)
+    yield bot
+    await bot.close()
+
+
+@pytest.fixture
+def world(simcord_env: Any, simcord_bot: VideoBot, runcomfy: RunningSimulator,
+          sim_clock: ManualClock) -> World:
+    env = simcord_env
+    guild = env.create_guild()
+    channel = guild.create_text_channel("videos")
+    mods = guild.create_role("Mods", permissions=discord.Permissions(manage_messages=True,
+                                                                     manage_guild=True))
+    return World(
+        env=env, bot=simcord_bot, sim=runcomfy.sim, clock=sim_clock, guild=guild,
+        channel=channel, alice=guild.add_member(env.create_user("alice")),
+        bob=guild.add_member(env.create_user("bob")),
+        mod=guild.add_member(env.create_user("mod"), roles=[mods]),
+    )

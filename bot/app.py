@@ -1,0 +1,140 @@
+"""The bot itself: builds the parts from the settings and runs them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+import aiosqlite
+import discord
+from discord.ext import commands
+
+from bot.cards import CancelButton
+from bot.catalog import Catalog
+from bot.config import Settings
+from bot.delivery import Delivery
+from bot.jobs import Job
+from bot.poller import Poller, PollSettings
+from bot.runcomfy import RetryPolicy, RunComfyClient, Timeouts
+from bot.service import JobService
+from bot.store.database import open_database
+from bot.store.jobs import JobStore
+
+log = logging.getLogger(__name__)
+EXTENSIONS = ("cogs.errors", "cogs.generate", "cogs.jobs")
+COMMANDS_HASH_KEY = "synced_commands_sha256"
+
+
+def utc_seconds() -> float:
+    """Now, from discord.py's clock (which SimCord can drive in tests)."""
+    return discord.utils.utcnow().timestamp()
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What the cogs use; made in ``setup_hook`` once the event loop runs."""
+
+    db: aiosqlite.Connection
+    store: JobStore
+    runcomfy: RunComfyClient
+    jobs: JobService
+    poller: Poller
+    delivery: Delivery
+
+
+class VideoBot(commands.Bot):
+    def __init__(self, settings: Settings, catalog: Catalog, runcomfy_token: str, *,
+                 run_jobs: bool = True, clock: Callable[[], float] = utc_seconds) -> None:
+        """``run_jobs=False`` (for ``python -m bot sync``) leaves the jobs to the running bot."""
+        intents = discord.Intents.none()
+        intents.guilds = True
+        intents.guild_messages = True  # mentions carry their content without the privileged intent
+        super().__init__(command_prefix=commands.when_mentioned, intents=intents,
+                         allowed_mentions=discord.AllowedMentions.none(), help_command=None)
+        self.settings = settings
+        self.catalog = catalog
+        self.clock = clock
+        self.run_jobs = run_jobs
+        self._runcomfy_token = runcomfy_token
+        self._parts: Parts | None = None
+        self._http_session: aiohttp.ClientSession | None = None
+
+    @property
+    def parts(self) -> Parts:
+        if self._parts is None:
+            raise RuntimeError("the bot has not been set up yet")
+        return self._parts
+
+    def http_session(self) -> aiohttp.ClientSession:
+        """The one aiohttp session for RunComfy and video downloads."""
+        if self._http_session is None or self._http_session.closed:
+            self._http_session = aiohttp.ClientSession()
+        return self._http_session
+
+    def model_name(self, job: Job) -> str:
+        try:
+            return self.catalog.by_id(job.model_id).name
+        except KeyError:
+            return job.model_id
+
+    async def setup_hook(self) -> None:
+        s = self.settings
+        db = await open_database(s.bot.database)
+        store = JobStore(db, clock=self.clock)
+        runcomfy = RunComfyClient(
+            self._runcomfy_token, s.runcomfy.base_url, session=self.http_session(),
+            retry=RetryPolicy(attempts=s.runcomfy.retry_attempts,
+                              base_delay=s.runcomfy.retry_base_delay,
+                              max_delay=s.runcomfy.retry_max_delay),
+            timeouts=Timeouts(submit=s.runcomfy.submit_timeout, read=s.runcomfy.request_timeout),
+        )
+        delivery = Delivery(self, self.http_session, self.model_name,
+                            int(s.jobs.max_download_mb * 1024 * 1024))
+        poller = Poller(self.catalog, store, runcomfy, delivery, PollSettings(
+            interval=s.jobs.poll_interval, max_concurrent=s.jobs.max_concurrent_polls,
+            timeout_seconds=s.jobs.timeout_minutes * 60,
+            card_edit_interval=s.jobs.card_edit_interval,
+        ), clock=self.clock)
+        jobs = JobService(store, runcomfy, poller.notify, clock=self.clock)
+        self._parts = Parts(db, store, runcomfy, jobs, poller, delivery)
+        self.add_dynamic_items(CancelButton)
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        if self.run_jobs:
+            await self.sync_commands()
+            poller.start()
+
+    async def sync_commands(self, *, force: bool = False) -> bool:
+        """Sync the application commands if they changed since the last sync."""
+        payload = [command.to_dict(self.tree) for command in self.tree.get_commands()]
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        if not force and await self.parts.store.get_meta(COMMANDS_HASH_KEY) == digest:
+            log.info("application commands unchanged; not syncing")
+            return False
+        synced = await self.tree.sync()
+        await self.parts.store.set_meta(COMMANDS_HASH_KEY, digest)
+        log.info("synced %d application commands", len(synced))
+        return True
+
+    async def cancel_from_button(self, interaction: discord.Interaction, job_id: int) -> None:
+        answer = await self.parts.jobs.cancel(
+            job_id, guild_id=interaction.guild_id or 0, user_id=interaction.user.id,
+            moderator=is_moderator(interaction))
+        await interaction.response.send_message(answer, ephemeral=True)
+
+    async def close(self) -> None:
+        if self._parts is not None:
+            await self._parts.poller.stop()
+            await self._parts.db.close()
+        if self._http_session is not None:
+            await self._http_session.close()
+        await super().close()
+
+
+def is_moderator(interaction: discord.Interaction) -> bool:
+    """Manage Messages in this channel, as Discord computed it for this interaction."""
+    return bool(interaction.permissions.manage_messages)

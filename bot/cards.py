@@ -1,0 +1,105 @@
+"""The public status card of a job, and its Cancel button (which survives restarts)."""
+
+from __future__ import annotations
+
+import re
+from typing import Protocol, cast
+
+import discord
+
+from bot.jobs import TERMINAL, Job, JobState
+
+PROMPT_SHOWN = 300
+_COLOURS = {
+    JobState.DELIVERED: discord.Colour.green(),
+    JobState.FAILED: discord.Colour.red(),
+    JobState.TIMED_OUT: discord.Colour.red(),
+    JobState.OUTCOME_UNKNOWN: discord.Colour.orange(),
+    JobState.UNDELIVERABLE: discord.Colour.red(),
+    JobState.CANCELLED: discord.Colour.light_grey(),
+}
+
+
+def safe_text(text: str, limit: int) -> str:
+    """Text a member typed, shown as plain text: markdown escaped, mentions defused, cut short."""
+    shown = text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    shown = discord.utils.escape_markdown(shown)
+    return discord.utils.escape_mentions(shown)
+
+
+def render_card(job: Job, model_name: str) -> discord.Embed:
+    state = job.state
+    title = f"{model_name} · {state.label}"
+    if state is JobState.QUEUED and job.queue_position is not None:
+        title += f" (#{job.queue_position + 1} in line)"
+    embed = discord.Embed(title=title, colour=_COLOURS.get(state, discord.Colour.blurple()),
+                          description=safe_text(job.prompt, PROMPT_SHOWN) or "*(no prompt)*")
+    embed.add_field(name="Requested by", value=f"<@{job.user_id}>")
+    embed.add_field(name="State", value=_state_text(job))
+    if job.submitted_at is not None:
+        if state in TERMINAL and job.elapsed is not None:
+            embed.add_field(name="Time", value=duration_text(job.elapsed))
+        else:
+            embed.add_field(name="Started", value=f"<t:{int(job.submitted_at)}:R>")
+    cost = _cost_text(job)
+    if cost:
+        embed.add_field(name="Cost", value=cost)
+    embed.set_footer(text=f"Job #{job.id}")
+    return embed
+
+
+def card_view(job: Job) -> discord.ui.View | None:
+    """The Cancel button while the job can still be cancelled; none after."""
+    if job.state in TERMINAL or job.state in (JobState.FETCHED, JobState.DELIVERING):
+        return None
+    view = discord.ui.View(timeout=None)
+    view.add_item(CancelButton(job.id))
+    return view
+
+
+def duration_text(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+
+def _state_text(job: Job) -> str:
+    if job.state is JobState.QUEUED:
+        return "Queued" if job.queue_position is None else f"Queued, #{job.queue_position + 1}"
+    if job.state in (JobState.FAILED, JobState.OUTCOME_UNKNOWN, JobState.UNDELIVERABLE):
+        return f"{job.state.label}: {safe_text(job.error or 'no reason given', 500)}"
+    if job.state is JobState.DELIVERED:
+        return "Done: posted below" if job.delivered_as == "file" else "Done: link below"
+    return job.state.label
+
+
+def _cost_text(job: Job) -> str:
+    if job.cost_usd is not None:
+        return f"${job.cost_usd:.2f}"
+    if job.estimated_usd is not None and job.state not in (JobState.CANCELLED, JobState.FAILED):
+        return f"about ${job.estimated_usd:.2f}"
+    return ""
+
+
+class CancelHandler(Protocol):
+    async def cancel_from_button(self, interaction: discord.Interaction, job_id: int) -> None: ...
+
+
+class CancelButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+                   template=r"rcvb:cancel:(?P<job_id>\d+)"):
+    """The job id lives in the custom_id, so the button works for cards sent before a restart.
+    The client must implement ``CancelHandler``."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(discord.ui.Button(label="Cancel", style=discord.ButtonStyle.danger,
+                                           custom_id=f"rcvb:cancel:{job_id}"))
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[discord.ui.View],
+        match: re.Match[str], /,
+    ) -> CancelButton:
+        return cls(int(match["job_id"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await cast(CancelHandler, interaction.client).cancel_from_button(interaction, self.job_id)

@@ -1,0 +1,119 @@
+"""Settings: ``config.toml`` (or ``--config``/``BOT_CONFIG``), then ``BOT_*`` environment overrides.
+
+Secrets never come from the file: ``DISCORD_TOKEN`` and ``RUNCOMFY_API_TOKEN`` are read from the
+environment only, and a token written into the file is refused as an unknown setting.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bot.catalog import PriceSpec
+from bot.runcomfy import DEFAULT_BASE_URL
+
+ENV_PREFIX = "BOT_"
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class ConfigError(Exception):
+    """A setting that is missing or malformed; the message is one line naming it."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BotSection(_Section):
+    database: Path = Path("data/bot.sqlite3")
+    catalog_dirs: tuple[Path, ...] = ()
+    log_level: LogLevel = "INFO"
+
+
+class RunComfySection(_Section):
+    base_url: str = DEFAULT_BASE_URL
+    submit_timeout: float = Field(default=60.0, gt=0)
+    request_timeout: float = Field(default=20.0, gt=0)
+    retry_attempts: int = Field(default=4, ge=1, le=10)
+    retry_base_delay: float = Field(default=1.0, gt=0)
+    retry_max_delay: float = Field(default=30.0, gt=0)
+
+
+class JobsSection(_Section):
+    poll_interval: float = Field(default=3.0, gt=0)
+    max_concurrent_polls: int = Field(default=8, ge=1)
+    timeout_minutes: float = Field(default=30.0, gt=0)
+    card_edit_interval: float = Field(default=5.0, ge=0)
+    max_download_mb: float = Field(default=500.0, gt=0)
+
+
+class Settings(_Section):
+    bot: BotSection = BotSection()
+    runcomfy: RunComfySection = RunComfySection()
+    jobs: JobsSection = JobsSection()
+    prices: dict[str, PriceSpec] = {}
+
+
+@dataclass(frozen=True)
+class Secrets:
+    discord_token: str
+    runcomfy_token: str
+
+    def __repr__(self) -> str:
+        return "Secrets(discord_token=***, runcomfy_token=***)"
+
+
+def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings from ``path`` (when it exists or was named) and the environment."""
+    env = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    named = path is not None or "BOT_CONFIG" in env
+    file = path or Path(env.get("BOT_CONFIG", "config.toml"))
+    if file.exists():
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{file}: not a readable TOML file: {exc}") from None
+    elif named:
+        raise ConfigError(f"{file}: config file not found")
+    _apply_env(data, env)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        source = f" (in {file})" if file.exists() else ""
+        raise ConfigError(f"setting {where}: {error['msg']}{source}") from None
+
+
+def load_secrets(environ: Mapping[str, str] | None = None, *, need_runcomfy: bool = True
+                 ) -> Secrets:
+    env = os.environ if environ is None else environ
+    wanted = ["DISCORD_TOKEN"] + (["RUNCOMFY_API_TOKEN"] if need_runcomfy else [])
+    missing = [name for name in wanted if not env.get(name, "").strip()]
+    if missing:
+        raise ConfigError(f"{' and '.join(missing)} must be set in the environment")
+    return Secrets(env["DISCORD_TOKEN"].strip(), env.get("RUNCOMFY_API_TOKEN", "").strip())
+
+
+def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
+    """``BOT_JOBS__POLL_INTERVAL=2`` sets ``jobs.poll_interval``; ``RUNCOMFY_BASE_URL`` and
+    ``LOG_LEVEL`` are the usual names for two of them."""
+    for key, value in env.items():
+        if not key.startswith(ENV_PREFIX) or "__" not in key:
+            continue
+        *sections, name = key[len(ENV_PREFIX):].lower().split("__")
+        node = data
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[name] = value
+    if env.get("RUNCOMFY_BASE_URL"):
+        data.setdefault("runcomfy", {})["base_url"] = env["RUNCOMFY_BASE_URL"]
+    if env.get("LOG_LEVEL"):
+        data.setdefault("bot", {})["log_level"] = env["LOG_LEVEL"].upper()

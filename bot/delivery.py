@@ -1,0 +1,195 @@
+"""Everything the bot says in a channel about a job: the card, the video, the bad news.
+
+Only the bot's own channel messages are used: interaction tokens die after 15 minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import discord
+
+from bot.cards import card_view, render_card
+from bot.jobs import Job
+
+log = logging.getLogger(__name__)
+_NO_MENTIONS = discord.AllowedMentions.none()
+_HISTORY_CHECKED = 50
+
+
+class ChannelGone(Exception):
+    """The channel was deleted or the bot can no longer see it."""
+
+
+class CannotPost(Exception):
+    """The bot may not post in the channel (a 403 from Discord)."""
+
+
+@dataclass(frozen=True)
+class Posted:
+    message_id: int
+    delivered_as: str  # "file" or "link"
+
+
+class Delivery:
+    def __init__(self, client: discord.Client, session: Callable[[], aiohttp.ClientSession],
+                 model_name: Callable[[Job], str], max_download_bytes: int,
+                 download_timeout: float = 300.0) -> None:
+        self.client = client
+        self._session = session
+        self._model_name = model_name
+        self.max_download_bytes = max_download_bytes
+        self.download_timeout = download_timeout
+
+    async def channel(self, channel_id: int) -> discord.abc.Messageable:
+        channel = self.client.get_channel(channel_id)
+        if channel is None:
+            try:
+                channel = await self.client.fetch_channel(channel_id)
+            except discord.NotFound:
+                raise ChannelGone(channel_id) from None
+            except discord.Forbidden:
+                raise CannotPost(channel_id) from None
+        if not isinstance(channel, discord.abc.Messageable):
+            raise ChannelGone(channel_id)
+        return channel
+
+    async def post_card(self, job: Job) -> int:
+        channel = await self.channel(job.channel_id)
+        view = card_view(job)
+        embed = render_card(job, self._model_name(job))
+        with _discord_errors():
+            if view is None:
+                message = await channel.send(embed=embed, allowed_mentions=_NO_MENTIONS)
+            else:
+                message = await channel.send(embed=embed, view=view,
+                                             allowed_mentions=_NO_MENTIONS)
+        return message.id
+
+    async def edit_card(self, job: Job) -> None:
+        if job.card_message_id is None:
+            return
+        channel = await self.channel(job.channel_id)
+        if not isinstance(channel, discord.TextChannel | discord.Thread | discord.VoiceChannel):
+            return
+        message = channel.get_partial_message(job.card_message_id)
+        with _discord_errors(), contextlib.suppress(discord.NotFound):  # card deleted: fine
+            await message.edit(embed=render_card(job, self._model_name(job)),
+                               view=card_view(job), allowed_mentions=_NO_MENTIONS)
+
+    async def tell(self, job: Job, text: str) -> None:
+        """A reply to the card that pings only the requester."""
+        channel = await self.channel(job.channel_id)
+        with _discord_errors():
+            await channel.send(f"<@{job.user_id}> {text}", **self._reply_to_card(job))
+
+    async def find_posted(self, job: Job) -> int | None:
+        """The video message, if an earlier run posted it before it could record so."""
+        channel = await self.channel(job.channel_id)
+        me = self.client.user
+        if job.card_message_id is None or me is None or not hasattr(channel, "history"):
+            return None
+        after = discord.Object(job.card_message_id)
+        async for message in channel.history(limit=_HISTORY_CHECKED, after=after):
+            if message.author.id == me.id and message.nonce == self.nonce(job):
+                return message.id
+            ref = message.reference
+            if message.author.id == me.id and ref and ref.message_id == job.card_message_id \
+                    and (message.attachments or "video is ready" in message.content):
+                return message.id
+        return None
+
+    async def post_video(self, job: Job) -> Posted:
+        """Post the video as a file when it fits the guild's limit, else as a link."""
+        assert job.video_url is not None
+        channel = await self.channel(job.channel_id)
+        limit = getattr(getattr(channel, "guild", None), "filesize_limit", 10 * 1024 * 1024)
+        handle, name = tempfile.mkstemp(prefix=f"job-{job.id}-", suffix=".mp4")
+        os.close(handle)
+        path = Path(name)
+        try:
+            size = await self._download(job.video_url, path, min(limit, self.max_download_bytes))
+            if size is not None:
+                try:
+                    return await self._send(channel, job, file=path)
+                except discord.HTTPException as exc:
+                    if exc.status != 413 and exc.code != 40005:
+                        raise _translate(exc) from None
+                    log.info("job %d: upload refused as too large; posting a link", job.id)
+            return await self._send(channel, job, file=None)
+        finally:
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+
+    @staticmethod
+    def nonce(job: Job) -> str:
+        """The same for every attempt at one job's video, so Discord can drop a repeat."""
+        return f"rcvb-video-{job.id}"
+
+    async def _send(self, channel: discord.abc.Messageable, job: Job, *,
+                    file: Path | None) -> Posted:
+        ready = f"<@{job.user_id}> your video is ready ({self._model_name(job)}, job #{job.id})."
+        with _discord_errors():
+            if file is not None:
+                message = await channel.send(
+                    ready, file=discord.File(file, filename=f"job-{job.id}.mp4"),
+                    nonce=self.nonce(job), **self._reply_to_card(job))
+                return Posted(message.id, "file")
+            message = await channel.send(
+                f"{ready}\nIt is too large to upload here; download it (the link expires): "
+                f"{job.video_url}", nonce=self.nonce(job), **self._reply_to_card(job))
+            return Posted(message.id, "link")
+
+    async def _download(self, url: str, path: Path, limit: int) -> int | None:
+        """Stream ``url`` into ``path``; ``None`` as soon as it is known to exceed ``limit``."""
+        timeout = aiohttp.ClientTimeout(total=self.download_timeout)
+        async with self._session().get(url, timeout=timeout) as response:
+            response.raise_for_status()
+            if response.content_length is not None and response.content_length > limit:
+                return None
+            size = 0
+            with path.open("wb") as out:
+                async for chunk in response.content.iter_chunked(256 * 1024):
+                    size += len(chunk)
+                    if size > limit:
+                        return None
+                    out.write(chunk)
+        return size
+
+    @staticmethod
+    def _reply_to_card(job: Job) -> dict[str, Any]:
+        """A reply to the card (when there is one) that pings the requester and no one else."""
+        mentions = discord.AllowedMentions(everyone=False, roles=False,
+                                           users=[discord.Object(job.user_id)],
+                                           replied_user=False)
+        if job.card_message_id is None:
+            return {"allowed_mentions": mentions}
+        reference = discord.MessageReference(message_id=job.card_message_id,
+                                             channel_id=job.channel_id, fail_if_not_exists=False)
+        return {"allowed_mentions": mentions, "reference": reference}
+
+
+@contextlib.contextmanager
+def _discord_errors() -> Iterator[None]:
+    try:
+        yield
+    except discord.HTTPException as exc:
+        if exc.status == 413 or exc.code == 40005:
+            raise
+        raise _translate(exc) from None
+
+
+def _translate(exc: discord.HTTPException) -> Exception:
+    if isinstance(exc, discord.NotFound) and exc.code in (10003, 0):
+        return ChannelGone(str(exc))
+    if isinstance(exc, discord.Forbidden):
+        return CannotPost(str(exc))
+    return exc

@@ -1,0 +1,93 @@
+"""A job's lifecycle: states, and which moves between them are allowed."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class JobState(StrEnum):
+    ACCEPTED = "accepted"  # validated and written down; nothing sent yet
+    SUBMITTING = "submitting"  # the paid call is under way
+    QUEUED = "queued"
+    RUNNING = "running"
+    FETCHED = "fetched"  # RunComfy finished; the video URL is known, nothing posted
+    DELIVERING = "delivering"  # posting to Discord; it may have landed
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+    OUTCOME_UNKNOWN = "outcome_unknown"  # the submit got no answer: never resubmitted
+    UNDELIVERABLE = "undeliverable"  # the channel is gone
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL
+
+    @property
+    def label(self) -> str:
+        return _LABELS[self]
+
+
+OPEN = frozenset({JobState.ACCEPTED, JobState.SUBMITTING, JobState.QUEUED, JobState.RUNNING,
+                  JobState.FETCHED, JobState.DELIVERING})
+WAITING = frozenset({JobState.QUEUED, JobState.RUNNING})
+TERMINAL = frozenset(JobState) - OPEN
+
+_LABELS = {
+    JobState.ACCEPTED: "Starting",
+    JobState.SUBMITTING: "Starting",
+    JobState.QUEUED: "Queued",
+    JobState.RUNNING: "Generating",
+    JobState.FETCHED: "Finishing",
+    JobState.DELIVERING: "Posting",
+    JobState.DELIVERED: "Done",
+    JobState.FAILED: "Failed",
+    JobState.CANCELLED: "Cancelled",
+    JobState.TIMED_OUT: "Timed out",
+    JobState.OUTCOME_UNKNOWN: "Outcome unknown",
+    JobState.UNDELIVERABLE: "Undeliverable",
+}
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    guild_id: int
+    channel_id: int
+    user_id: int
+    model_id: str
+    command: str
+    prompt: str
+    body: dict[str, Any]
+    state: JobState
+    request_id: str | None
+    queue_position: int | None
+    card_message_id: int | None
+    result_message_id: int | None
+    delivered_as: str | None
+    video_url: str | None
+    error: str | None
+    estimated_usd: float | None
+    cost_usd: float | None
+    created_at: float
+    submitted_at: float | None
+    started_at: float | None
+    finished_at: float | None
+    updated_at: float
+
+    @classmethod
+    def from_row(cls, row: Any) -> Job:
+        data = dict(row)
+        data["body"] = json.loads(data["body"])
+        data["state"] = JobState(data["state"])
+        return cls(**data)
+
+    @property
+    def elapsed(self) -> float | None:
+        """Seconds from submit to the end (or to ``updated_at`` while under way)."""
+        if self.submitted_at is None:
+            return None
+        return (self.finished_at or self.updated_at) - self.submitted_at

@@ -1,0 +1,106 @@
+"""Starting and cancelling jobs: the one path every entry point (slash command, context menu,
+mention) takes into RunComfy."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.catalog import ModelSpec
+from bot.errors import UserError
+from bot.jobs import Job, JobState
+from bot.pricing import estimate_usd
+from bot.runcomfy import RunComfyClient, RunComfyError, SubmitOutcomeUnknown
+from bot.store.jobs import JobStore, NewJob
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Requester:
+    guild_id: int
+    channel_id: int
+    user_id: int
+
+
+class JobRefused(UserError):
+    """The job was written down but RunComfy refused it; ``job`` says how it ended."""
+
+    def __init__(self, job: Job, error: RunComfyError) -> None:
+        super().__init__(f"Job #{job.id} did not start. {error}")
+        self.job = job
+        self.error = error
+
+
+class JobService:
+    def __init__(self, store: JobStore, client: RunComfyClient,
+                 on_change: Callable[[Job], None], clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.client = client
+        self.on_change = on_change
+        self.clock = clock
+
+    async def start(self, model: ModelSpec, body: dict[str, Any], who: Requester) -> Job:
+        """Write the job down, then submit it once. ``body`` comes from ``build_request``."""
+        prompt = body.get("prompt")
+        job = await self.store.add(NewJob(
+            guild_id=who.guild_id, channel_id=who.channel_id, user_id=who.user_id,
+            model_id=model.id, command=model.command,
+            prompt=prompt if isinstance(prompt, str) else "", body=body,
+            estimated_usd=estimate_usd(model, body),
+        ))
+        submitting = await self.store.move(job.id, {JobState.ACCEPTED}, JobState.SUBMITTING)
+        assert submitting is not None
+        log.info("job %d: submitting to %s (guild %d)", job.id, model.id, who.guild_id)
+        try:
+            submitted = await self.client.submit(model.id, body)
+        except SubmitOutcomeUnknown as exc:
+            ended = await self.store.move(job.id, {JobState.SUBMITTING},
+                                          JobState.OUTCOME_UNKNOWN, error=str(exc),
+                                          finished_at=self.clock())
+            raise JobRefused(ended or submitting, exc) from None
+        except RunComfyError as exc:
+            ended = await self.store.move(job.id, {JobState.SUBMITTING}, JobState.FAILED,
+                                          error=str(exc), finished_at=self.clock())
+            raise JobRefused(ended or submitting, exc) from None
+        queued = await self.store.move(job.id, {JobState.SUBMITTING}, JobState.QUEUED,
+                                       request_id=submitted.request_id,
+                                       submitted_at=self.clock())
+        assert queued is not None
+        log.info("job %d: queued as request %s", job.id, submitted.request_id)
+        self.on_change(queued)
+        return queued
+
+    async def cancel(self, job_id: int, *, guild_id: int, user_id: int,
+                     moderator: bool) -> str:
+        """Cancel a job for a member; the answer is the sentence to show them."""
+        job = await self.store.get(job_id)
+        if job is None or job.guild_id != guild_id:
+            return f"There is no job #{job_id} in this server."
+        if job.user_id != user_id and not moderator:
+            return (f"Only the member who asked for job #{job_id} or a moderator "
+                    "(Manage Messages) can cancel it.")
+        if job.state.is_terminal:
+            return f"Job #{job_id} is already over ({job.state.label.lower()})."
+        if job.state in (JobState.ACCEPTED, JobState.SUBMITTING):
+            return f"Job #{job_id} is being started; try again in a moment."
+        if job.state in (JobState.FETCHED, JobState.DELIVERING):
+            return f"Job #{job_id} is finished and its video is being posted."
+        assert job.request_id is not None
+        try:
+            answer = await self.client.cancel(job.request_id)
+        except RunComfyError as exc:
+            return f"Job #{job_id} could not be cancelled: {exc}"
+        if not answer.cancelled:
+            return (f"Job #{job_id} is already running: it can't be stopped and will be "
+                    "charged. The video will be posted when it is ready.")
+        cancelled = await self.store.move(job_id, {JobState.QUEUED, JobState.RUNNING},
+                                          JobState.CANCELLED, finished_at=self.clock())
+        if cancelled is None:
+            return f"Job #{job_id} changed state meanwhile; see its card."
+        log.info("job %d: cancelled by user %d", job_id, user_id)
+        self.on_change(cancelled)
+        return f"Job #{job_id} is cancelled; nothing is charged for it."

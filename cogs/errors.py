@@ -1,0 +1,54 @@
+"""The one place that answers a failed application command."""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.errors import UserError
+
+log = logging.getLogger(__name__)
+UNEXPECTED = "Something went wrong on the bot's side; it has been logged."
+
+
+def explain(error: app_commands.AppCommandError) -> str:
+    """What to tell the member; unexpected errors are logged, not shown."""
+    cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+    if isinstance(cause, UserError):
+        return str(cause)
+    if isinstance(cause, app_commands.NoPrivateMessage):
+        return "This command only works in a server."
+    if isinstance(cause, app_commands.MissingPermissions):
+        return f"You need {', '.join(cause.missing_permissions)} to do that."
+    if isinstance(cause, app_commands.CheckFailure):
+        return str(cause) or "You can't use this command here."
+    log.error("command failed", exc_info=cause)
+    return UNEXPECTED
+
+
+async def on_app_command_error(interaction: discord.Interaction,
+                               error: app_commands.AppCommandError) -> None:
+    message = explain(error)
+    if interaction.response.is_done():
+        await interaction.edit_original_response(content=message, embed=None, view=None)
+    else:
+        await interaction.response.send_message(message, ephemeral=True)
+
+
+class Errors(commands.Cog):
+    def __init__(self, bot: commands.Bot) -> None:
+        self.bot = bot
+        self._previous = bot.tree.on_error
+
+    async def cog_load(self) -> None:
+        self.bot.tree.on_error = on_app_command_error  # type: ignore[method-assign]
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.on_error = self._previous  # type: ignore[method-assign]
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(Errors(bot))

@@ -1,0 +1,124 @@
+"""One slash command per catalog model, its options generated from the model's inputs."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Literal, cast
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.app import VideoBot
+from bot.catalog import FieldSpec, ModelSpec
+from bot.errors import UserError
+from bot.images import facts_of, inspect_attachments
+from bot.service import Requester
+from bot.validation import build_request
+
+MAX_DESCRIPTION = 100
+SEGMENTS_HELP = "Shots as `5: a cat walks | 5: it sits`; durations add up to duration"
+JSON_HELP = 'JSON list, e.g. [{"frontal_image_url": "https://…"}]'
+NEEDED = discord.Permissions(send_messages=True, embed_links=True, attach_files=True)
+
+
+class Generate(commands.Cog):
+    def __init__(self, bot: VideoBot) -> None:
+        self.bot = bot
+        self.commands = [model_command(model, self.generate) for model in bot.catalog]
+
+    async def cog_load(self) -> None:
+        for command in self.commands:
+            self.bot.tree.add_command(command)
+
+    async def cog_unload(self) -> None:
+        for command in self.commands:
+            self.bot.tree.remove_command(command.name)
+
+    async def generate(self, interaction: discord.Interaction, model: ModelSpec,
+                       values: dict[str, Any]) -> None:
+        """Validate, then start the job; every refusal is raised for the error handler."""
+        attachments = {k: v for k, v in values.items() if isinstance(v, discord.Attachment)}
+        options = {k: v for k, v in values.items() if v is not None and k not in attachments}
+        # What the interaction already tells is checked at once, before deferring.
+        build_request(model, options, {k: facts_of(v) for k, v in attachments.items()},
+                      headers_pending=True)
+        missing = missing_permissions(interaction)
+        if missing:
+            raise UserError(f"I can't post videos in this channel: I need {missing}. "
+                            "Ask a moderator to give me these permissions here.")
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        body = build_request(model, options, await inspect_attachments(model, attachments))
+        assert interaction.guild_id is not None
+        assert interaction.channel_id is not None
+        job = await self.bot.parts.jobs.start(model, body, Requester(
+            interaction.guild_id, interaction.channel_id, interaction.user.id))
+        await interaction.edit_original_response(
+            content=f"Job #{job.id} is queued. Its card in this channel shows progress, and "
+                    "the video will be posted there.")
+
+
+def missing_permissions(interaction: discord.Interaction) -> str:
+    """The permissions the bot lacks in the interaction's channel, as words."""
+    have = interaction.app_permissions
+    lacking = [name for name, wanted in NEEDED if wanted and not getattr(have, name)]
+    if isinstance(interaction.channel, discord.Thread) and not have.send_messages_in_threads:
+        lacking.append("send_messages_in_threads")
+    return ", ".join(name.replace("_", " ").title() for name in lacking)
+
+
+def model_command(model: ModelSpec, run: Any) -> app_commands.Command[Any, ..., None]:
+    """A slash command whose options follow ``model``'s input fields."""
+    parameters = [inspect.Parameter("interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                    annotation=discord.Interaction)]
+    descriptions: dict[str, str] = {}
+    for field in model.fields:
+        required = field.required and field.default is None
+        parameters.append(inspect.Parameter(
+            field.option_name, inspect.Parameter.KEYWORD_ONLY, annotation=option_type(field),
+            default=inspect.Parameter.empty if required else None))
+        descriptions[field.option_name] = option_description(field)
+
+    async def callback(interaction: discord.Interaction, /, **values: Any) -> None:
+        await run(interaction, model, values)
+
+    callback.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    callback.__name__ = model.command.replace("-", "_")
+    app_commands.describe(**descriptions)(callback)
+    command: app_commands.Command[Any, ..., None] = app_commands.Command(
+        name=model.command, description=model.description, callback=callback)
+    return app_commands.guild_only(command)
+
+
+def option_type(field: FieldSpec) -> Any:
+    """The annotation discord.py turns into the option: choices, ranges, attachments."""
+    if field.type == "image":
+        return discord.Attachment
+    if field.enum is not None and len(field.enum) <= 25:
+        return cast(Any, Literal)[tuple(field.enum)]
+    base: type = {"integer": int, "number": float, "boolean": bool}.get(field.type, str)
+    if base is str and field.max_length is not None:
+        return cast(Any, app_commands.Range)[str, 1, field.max_length]
+    if base in (int, float) and (field.minimum is not None or field.maximum is not None):
+        low = None if field.minimum is None else base(field.minimum)
+        high = None if field.maximum is None else base(field.maximum)
+        return cast(Any, app_commands.Range)[base, low, high]
+    return base
+
+
+def option_description(field: FieldSpec) -> str:
+    if field.type == "array":
+        text = SEGMENTS_HELP if field.is_segments else JSON_HELP
+    else:
+        text = field.description or field.title or field.name
+        if field.default not in (None, ""):
+            default = str(field.default).lower() if isinstance(field.default, bool) \
+                else field.default
+            suffix = f" (default {default})"
+            if len(text) + len(suffix) <= MAX_DESCRIPTION:
+                text += suffix
+    return text if len(text) <= MAX_DESCRIPTION else text[: MAX_DESCRIPTION - 1] + "…"
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(Generate(cast(VideoBot, bot)))

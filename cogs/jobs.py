@@ -1,0 +1,72 @@
+"""A member's own jobs: ``/cancel`` and ``/jobs``."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.app import VideoBot, is_moderator
+from bot.cards import duration_text, safe_text
+from bot.jobs import WAITING, Job, JobState
+
+RECENT = 10
+
+
+class Jobs(commands.Cog):
+    def __init__(self, bot: VideoBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="cancel", description="Cancel one of your queued videos.")
+    @app_commands.describe(job="The job to cancel (its number, shown on its card)")
+    @app_commands.guild_only()
+    async def cancel(self, interaction: discord.Interaction, job: int) -> None:
+        answer = await self.bot.parts.jobs.cancel(
+            job, guild_id=interaction.guild_id or 0, user_id=interaction.user.id,
+            moderator=is_moderator(interaction))
+        await interaction.response.send_message(answer, ephemeral=True)
+
+    @cancel.autocomplete("job")
+    async def cancel_choices(self, interaction: discord.Interaction,
+                             current: str) -> list[app_commands.Choice[int]]:
+        jobs = await self.bot.parts.store.for_user(
+            interaction.guild_id or 0, interaction.user.id, states=WAITING, limit=25)
+        return [app_commands.Choice(name=_choice_name(job), value=job.id) for job in jobs
+                if current.strip().lstrip("#") in str(job.id)]
+
+    @app_commands.command(name="jobs", description="Your recent videos and how they went.")
+    @app_commands.guild_only()
+    async def jobs(self, interaction: discord.Interaction) -> None:
+        jobs = await self.bot.parts.store.for_user(
+            interaction.guild_id or 0, interaction.user.id, limit=RECENT)
+        if not jobs:
+            await interaction.response.send_message("You have no videos here yet.",
+                                                    ephemeral=True)
+            return
+        embed = discord.Embed(title="Your recent videos", colour=discord.Colour.blurple())
+        embed.description = "\n".join(self._line(job) for job in jobs)
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    def _line(self, job: Job) -> str:
+        where = f"https://discord.com/channels/{job.guild_id}/{job.channel_id}/"
+        link = job.result_message_id or job.card_message_id
+        state = job.state.label
+        if job.state is JobState.DELIVERED and job.elapsed is not None:
+            state += f" in {duration_text(job.elapsed)}"
+        if job.state is JobState.QUEUED and job.queue_position is not None:
+            state += f" (#{job.queue_position + 1})"
+        text = f"**#{job.id}** {self.bot.model_name(job)}: {state}"
+        if link:
+            text += f" · [open]({where}{link})"
+        return f"{text}\n> {safe_text(job.prompt, 80) or '(no prompt)'}"
+
+
+def _choice_name(job: Job) -> str:
+    name = f"#{job.id} {job.state.label}: {job.prompt or job.command}"
+    return name if len(name) <= 100 else name[:99] + "…"
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(Jobs(cast(VideoBot, bot)))

@@ -1,0 +1,78 @@
+"""A Discord server (SimCord) with the real bot in it, and RunComfy (the simulator) behind it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+
+from bot.app import VideoBot
+from bot.jobs import Job
+from bot.simulator import Simulator
+
+
+class ManualClock:
+    """The simulator's clock, moved by the test: RunComfy time passes only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class World:
+    env: Any
+    bot: VideoBot
+    sim: Simulator
+    clock: ManualClock
+    guild: Any
+    channel: Any
+    alice: Any
+    bob: Any
+    mod: Any
+
+    @property
+    def poll_interval(self) -> float:
+        return self.bot.settings.jobs.poll_interval
+
+    def messages(self, channel: Any = None) -> list[discord.Message]:
+        return list((channel or self.channel).history())
+
+    def bot_messages(self, channel: Any = None) -> list[discord.Message]:
+        me = self.env.bot.user.id
+        return [m for m in self.messages(channel) if m.author.id == me]
+
+    def videos(self, channel: Any = None) -> list[discord.Message]:
+        return [m for m in self.bot_messages(channel) if "your video is ready" in m.content]
+
+    def card(self, job_id: int, channel: Any = None) -> discord.Message:
+        for message in self.bot_messages(channel):
+            if message.embeds and message.embeds[0].footer.text == f"Job #{job_id}":
+                return message
+        raise AssertionError(f"no card for job #{job_id}")
+
+    async def job(self, job_id: int) -> Job:
+        job = await self.bot.parts.store.get(job_id)
+        assert job is not None
+        return job
+
+    async def run_until(self, done: Callable[[], bool], *, limit: int = 40) -> None:
+        """Let RunComfy and the bot's poll loop run, one poll interval at a time."""
+        for _ in range(limit):
+            if done():
+                return
+            self.clock.advance(self.poll_interval)
+            await self.env.advance_time(self.poll_interval)
+        raise AssertionError("the condition never came true")
+
+    async def run_polls(self, count: int) -> None:
+        for _ in range(count):
+            self.clock.advance(self.poll_interval)
+            await self.env.advance_time(self.poll_interval)
