@@ -111,16 +111,21 @@ async def simcord_bot(bot_settings: Settings, catalog: Catalog) -> AsyncIterator
 
 
 @pytest.fixture
-def world(simcord_env: Any, simcord_bot: VideoBot, runcomfy: RunningSimulator,
-          sim_clock: ManualClock) -> World:
+async def world(simcord_env: Any, simcord_bot: VideoBot, runcomfy: RunningSimulator,
+                sim_clock: ManualClock, bot_settings: Settings, catalog: Catalog,
+                ) -> AsyncIterator[World]:
     env = simcord_env
     guild = env.create_guild()
     channel = guild.create_text_channel("videos")
     mods = guild.create_role("Mods", permissions=discord.Permissions(manage_messages=True,
                                                                      manage_guild=True))
-    return World(
+    world = World(
         env=env, bot=simcord_bot, sim=runcomfy.sim, clock=sim_clock, guild=guild,
         channel=channel, alice=guild.add_member(env.create_user("alice")),
         bob=guild.add_member(env.create_user("bob")),
         mod=guild.add_member(env.create_user("mod"), roles=[mods]),
+        make_bot=lambda: make_bot(bot_settings, catalog),
     )
+    yield world
+    if world.bot is not simcord_bot:
+        await world.bot.close()

@@ -37,6 +37,7 @@ class World:
     alice: Any
     bob: Any
     mod: Any
+    make_bot: Callable[[], VideoBot]
 
     @property
     def poll_interval(self) -> float:
@@ -58,6 +59,17 @@ class World:
                 return message
         raise AssertionError(f"no card for job #{job_id}")
 
+    @staticmethod
+    def buttons(message: discord.Message) -> list[str | None]:
+        return [child.label for row in message.components
+                if isinstance(row, discord.ActionRow) for child in row.children
+                if isinstance(child, discord.Button)]
+
+    @staticmethod
+    def replied_to(messages: list[discord.Message]) -> list[int]:
+        return [m.reference.message_id for m in messages
+                if m.reference is not None and m.reference.message_id is not None]
+
     async def job(self, job_id: int) -> Job:
         job = await self.bot.parts.store.get(job_id)
         assert job is not None
@@ -71,6 +83,12 @@ class World:
             self.clock.advance(self.poll_interval)
             await self.env.advance_time(self.poll_interval)
         raise AssertionError("the condition never came true")
+
+    async def restart(self) -> None:
+        """Stop this bot and start a new one on the same database, as after a crash."""
+        old, self.bot = self.bot, self.make_bot()
+        await self.env.restart_bot(self.bot)
+        await old.parts.db.close()
 
     async def run_polls(self, count: int) -> None:
         for _ in range(count):
