@@ -1,0 +1,63 @@
+"""Status cards: edited on state changes only, at most once per interval."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from bot.config import Settings
+from tests.conftest import RunningSimulator
+from tests.discord_world import ManualClock, World
+from tests.images import image_bytes
+
+PNG = image_bytes("png", 800, 600)
+
+
+@pytest.fixture
+async def runcomfy(start_simulator: Callable[..., Awaitable[RunningSimulator]],
+                   sim_clock: ManualClock) -> RunningSimulator:
+    """One job runs at a time, so the ones behind it move up the queue."""
+    return await start_simulator(clock=sim_clock, run_seconds=3, workers=1)
+
+
+@pytest.fixture
+def bot_settings(bot_settings: Settings) -> Settings:
+    """At most one card edit every 10 s, with a poll every 3 s."""
+    return bot_settings.model_copy(update={
+        "jobs": bot_settings.jobs.model_copy(update={"card_edit_interval": 10.0})})
+
+
+def card_edits(world: World, card_id: int) -> int:
+    return sum(1 for r in world.env.http_requests
+               if r.method == "PATCH" and r.path.endswith(f"/messages/{card_id}"))
+
+
+async def test_card_edits_are_throttled_to_state_changes(world: World) -> None:
+    for index in range(6):
+        await world.alice.slash(world.channel, "kling-2-1", prompt=f"job {index}",
+                                image=("z.png", PNG))
+    last = world.card(6).id
+    await world.run_polls(6)  # 18 s: its position changes at every poll
+    assert card_edits(world, last) <= 2
+    await world.run_until(lambda: len(world.videos()) == 6)
+    edits_after_done = card_edits(world, last)
+    await world.run_polls(3)
+    assert card_edits(world, last) == edits_after_done  # nothing changes, nothing is edited
+
+
+async def test_the_card_shows_requester_state_time_and_cost(world: World) -> None:
+    await world.alice.slash(world.channel, "kling-3-0", prompt="a cliff", duration=5,
+                            generate_audio=False, image=("z.png", PNG))
+    queued = world.card(1).embeds[0]
+    assert [(f.name, f.value) for f in queued.fields] == [
+        ("Requested by", f"<@{world.alice.id}>"), ("State", "Queued"),
+        ("Started", f"<t:{int((await world.job(1)).submitted_at or 0)}:R>"),
+        ("Cost", "about $0.42")]
+    await world.run_until(lambda: bool(world.videos()))
+    done = world.card(1).embeds[0]
+    assert done.title == "Kling 3.0 Standard · Done"
+    assert [(f.name, f.value) for f in done.fields] == [
+        ("Requested by", f"<@{world.alice.id}>"), ("State", "Done: posted below"),
+        ("Time", "3 s"), ("Cost", "$0.42")]
+    assert done.footer.text == "Job #1"
