@@ -12,7 +12,7 @@ import discord
 
 from bot.app import VideoBot
 from bot.catalog import CatalogError, load_catalog
-from bot.config import ConfigError, load_secrets, load_settings
+from bot.config import ConfigError, check_default_model, load_secrets, load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(args.config)
         secrets = load_secrets()
         catalog = load_catalog(*settings.bot.catalog_dirs).with_prices(settings.prices)
+        check_default_model(settings, catalog)
     except (ConfigError, CatalogError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

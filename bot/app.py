@@ -25,7 +25,7 @@ from bot.store.database import open_database
 from bot.store.jobs import JobStore
 
 log = logging.getLogger(__name__)
-EXTENSIONS = ("cogs.errors", "cogs.generate", "cogs.jobs")
+EXTENSIONS = ("cogs.errors", "cogs.generate", "cogs.jobs", "cogs.animate")
 COMMANDS_HASH_KEY = "synced_commands_sha256"
 
 
@@ -53,6 +53,7 @@ class VideoBot(commands.Bot):
         intents = discord.Intents.none()
         intents.guilds = True
         intents.guild_messages = True  # mentions carry their content without the privileged intent
+        intents.message_content = settings.bot.message_content_intent
         super().__init__(command_prefix=commands.when_mentioned, intents=intents,
                          allowed_mentions=discord.AllowedMentions.none(), help_command=None)
         self.settings = settings

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot.catalog import PriceSpec
+from bot.catalog import Catalog, PriceSpec
 from bot.runcomfy import DEFAULT_BASE_URL
 
 ENV_PREFIX = "BOT_"
@@ -34,6 +34,11 @@ class BotSection(_Section):
     database: Path = Path("data/bot.sqlite3")
     catalog_dirs: tuple[Path, ...] = ()
     log_level: LogLevel = "INFO"
+    # The model of Apps > Animate image, /animate and mentions when none is picked.
+    default_model: str = "kling-2-1"
+    # Turn on only if the bot's Message Content intent is enabled in the developer portal:
+    # then replying to someone else's image with a mention works too.
+    message_content_intent: bool = False
 
 
 class RunComfySection(_Section):
@@ -90,6 +95,16 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
         where = ".".join(str(p) for p in error["loc"])
         source = f" (in {file})" if file.exists() else ""
         raise ConfigError(f"setting {where}: {error['msg']}{source}") from None
+
+
+def check_default_model(settings: Settings, catalog: Catalog) -> None:
+    name = settings.bot.default_model
+    try:
+        model = catalog.by_command(name)
+    except KeyError:
+        raise ConfigError(f"setting bot.default_model: no model {name!r} in the catalog") from None
+    if model.kind != "image-to-video":
+        raise ConfigError(f"setting bot.default_model: {name!r} does not animate images")
 
 
 def load_secrets(environ: Mapping[str, str] | None = None, *, need_runcomfy: bool = True

@@ -19,11 +19,27 @@ import aiohttp
 import discord
 
 from bot.cards import card_view, render_card
+from bot.errors import UserError
 from bot.jobs import Job
 
 log = logging.getLogger(__name__)
 _NO_MENTIONS = discord.AllowedMentions.none()
 _HISTORY_CHECKED = 50
+
+
+NEEDED = discord.Permissions(view_channel=True, send_messages=True, embed_links=True,
+                             attach_files=True, read_message_history=True)
+
+
+def check_can_post(have: discord.Permissions, in_thread: bool) -> None:
+    """Refuse (before anything is paid for) when the bot could not deliver here."""
+    lacking = [name for name, wanted in NEEDED if wanted and not getattr(have, name)]
+    if in_thread and not have.send_messages_in_threads:
+        lacking.append("send_messages_in_threads")
+    if lacking:
+        names = ", ".join(name.replace("_", " ").title() for name in lacking)
+        raise UserError(f"I can't post videos in this channel: I need {names}. "
+                        "Ask a moderator to give me these permissions here.")
 
 
 class ChannelGone(Exception):

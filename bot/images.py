@@ -8,9 +8,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+import aiohttp
 from PIL import Image, UnidentifiedImageError
 
 from bot.catalog import ImageRules, ModelSpec
+from bot.errors import UserError
 
 _CONTENT_TYPES = {
     "image/jpeg": "jpeg",
@@ -131,3 +133,34 @@ async def inspect_attachments(
                                   attachment.read)
         for name, attachment in attachments.items()
     }
+
+
+@dataclass(frozen=True)
+class FetchedImage:
+    """An image known only by URL (an embed's image), downloaded to be checked."""
+
+    url: str
+    filename: str
+    size: int
+    content_type: str | None
+    data: bytes
+    width: int | None = None
+    height: int | None = None
+
+    async def read(self) -> bytes:
+        return self.data
+
+
+async def fetch_image(session: aiohttp.ClientSession, url: str, max_bytes: int) -> FetchedImage:
+    """Download an image by URL, refusing (as a ``UserError``) anything too large or broken."""
+    name = url.split("?")[0].rstrip("/").rsplit("/", 1)[-1] or "image"
+    try:
+        async with session.get(url, timeout=aiohttp.ClientTimeout(total=30)) as response:
+            response.raise_for_status()
+            data = await response.content.read(max_bytes + 1)
+            kind = response.headers.get("Content-Type")
+    except (aiohttp.ClientError, TimeoutError):
+        raise UserError(f"I could not download the image `{name}`.") from None
+    if len(data) > max_bytes:
+        raise UserError(f"The image `{name}` is larger than {max_bytes // (1024 * 1024)} MB.")
+    return FetchedImage(url=url, filename=name, size=len(data), content_type=kind, data=data)

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from bot.catalog import ModelSpec
 from bot.errors import UserError
+from bot.images import AttachmentLike, facts_of, inspect_attachments
 from bot.jobs import Job, JobState
 from bot.pricing import estimate_usd
 from bot.runcomfy import RunComfyClient, RunComfyError, SubmitOutcomeUnknown
 from bot.store.jobs import JobStore, NewJob
+from bot.validation import build_request
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,21 @@ class JobService:
         self.client = client
         self.on_change = on_change
         self.clock = clock
+
+    @staticmethod
+    def precheck(model: ModelSpec, options: Mapping[str, object],
+                 attachments: Mapping[str, AttachmentLike]) -> None:
+        """Everything that can be checked without downloading (fast enough to answer an
+        interaction before deferring it). Raises ``InvalidOptions``."""
+        build_request(model, options, {k: facts_of(v) for k, v in attachments.items()},
+                      headers_pending=True)
+
+    async def request(self, model: ModelSpec, options: Mapping[str, object],
+                      attachments: Mapping[str, AttachmentLike], who: Requester) -> Job:
+        """The way in for every entry point: validate fully (reading images where their
+        metadata is not enough), then start the job."""
+        body = build_request(model, options, await inspect_attachments(model, attachments))
+        return await self.start(model, body, who)
 
     async def start(self, model: ModelSpec, body: dict[str, Any], who: Requester) -> Job:
         """Write the job down, then submit it once. ``body`` comes from ``build_request``."""

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 UNEXPECTED = "Something went wrong on the bot's side; it has been logged."
 
 
-def explain(error: app_commands.AppCommandError) -> str:
+def explain(error: Exception) -> str:
     """What to tell the member; unexpected errors are logged, not shown."""
     cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
     if isinstance(cause, UserError):
@@ -29,8 +29,8 @@ def explain(error: app_commands.AppCommandError) -> str:
     return UNEXPECTED
 
 
-async def on_app_command_error(interaction: discord.Interaction,
-                               error: app_commands.AppCommandError) -> None:
+async def report(interaction: discord.Interaction, error: Exception) -> None:
+    """Answer the interaction (ephemerally) with what went wrong; for commands and modals."""
     message = explain(error)
     if interaction.response.is_done():
         await interaction.edit_original_response(content=message, embed=None, view=None)
@@ -44,7 +44,7 @@ class Errors(commands.Cog):
         self._previous = bot.tree.on_error
 
     async def cog_load(self) -> None:
-        self.bot.tree.on_error = on_app_command_error  # type: ignore[method-assign]
+        self.bot.tree.on_error = report  # type: ignore[method-assign]
 
     async def cog_unload(self) -> None:
         self.bot.tree.on_error = self._previous  # type: ignore[method-assign]

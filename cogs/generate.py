@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from typing import Any, Literal, cast
 
 import discord
@@ -11,15 +12,13 @@ from discord.ext import commands
 
 from bot.app import VideoBot
 from bot.catalog import FieldSpec, ModelSpec
-from bot.errors import UserError
-from bot.images import facts_of, inspect_attachments
+from bot.delivery import check_can_post
+from bot.images import AttachmentLike
 from bot.service import Requester
-from bot.validation import build_request
 
 MAX_DESCRIPTION = 100
 SEGMENTS_HELP = "Shots as `5: a cat walks | 5: it sits`; durations add up to duration"
 JSON_HELP = 'JSON list, e.g. [{"frontal_image_url": "https://…"}]'
-NEEDED = discord.Permissions(send_messages=True, embed_links=True, attach_files=True)
 
 
 class Generate(commands.Cog):
@@ -40,31 +39,27 @@ class Generate(commands.Cog):
         """Validate, then start the job; every refusal is raised for the error handler."""
         attachments = {k: v for k, v in values.items() if isinstance(v, discord.Attachment)}
         options = {k: v for k, v in values.items() if v is not None and k not in attachments}
-        # What the interaction already tells is checked at once, before deferring.
-        build_request(model, options, {k: facts_of(v) for k, v in attachments.items()},
-                      headers_pending=True)
-        missing = missing_permissions(interaction)
-        if missing:
-            raise UserError(f"I can't post videos in this channel: I need {missing}. "
-                            "Ask a moderator to give me these permissions here.")
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        body = build_request(model, options, await inspect_attachments(model, attachments))
-        assert interaction.guild_id is not None
-        assert interaction.channel_id is not None
-        job = await self.bot.parts.jobs.start(model, body, Requester(
-            interaction.guild_id, interaction.channel_id, interaction.user.id))
-        await interaction.edit_original_response(
-            content=f"Job #{job.id} is queued. Its card in this channel shows progress, and "
-                    "the video will be posted there.")
+        await start_from_interaction(self.bot, interaction, model, options, attachments)
 
 
-def missing_permissions(interaction: discord.Interaction) -> str:
-    """The permissions the bot lacks in the interaction's channel, as words."""
-    have = interaction.app_permissions
-    lacking = [name for name, wanted in NEEDED if wanted and not getattr(have, name)]
-    if isinstance(interaction.channel, discord.Thread) and not have.send_messages_in_threads:
-        lacking.append("send_messages_in_threads")
-    return ", ".join(name.replace("_", " ").title() for name in lacking)
+async def start_from_interaction(
+    bot: VideoBot, interaction: discord.Interaction, model: ModelSpec,
+    options: dict[str, object], attachments: Mapping[str, AttachmentLike], note: str = "",
+) -> None:
+    """Answer within Discord's 3 s: refusals at once, else defer, then start the job."""
+    bot.parts.jobs.precheck(model, options, attachments)
+    check_can_post(interaction.app_permissions, isinstance(interaction.channel, discord.Thread))
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    assert interaction.guild_id is not None
+    assert interaction.channel_id is not None
+    job = await bot.parts.jobs.request(model, options, attachments, Requester(
+        interaction.guild_id, interaction.channel_id, interaction.user.id))
+    await interaction.edit_original_response(content=queued_text(job.id) + note)
+
+
+def queued_text(job_id: int) -> str:
+    return (f"Job #{job_id} is queued. Its card in this channel shows progress, and the video "
+            "will be posted there.")
 
 
 def model_command(model: ModelSpec, run: Any) -> app_commands.Command[Any, ..., None]:

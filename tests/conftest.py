@@ -90,13 +90,19 @@ async def runcomfy(start_simulator: Callable[..., Awaitable[RunningSimulator]],
 
 
 @pytest.fixture
-def bot_settings(tmp_path: Path, runcomfy: RunningSimulator) -> Settings:
-    return Settings.model_validate({
+def bot_settings(tmp_path: Path, runcomfy: RunningSimulator,
+                 request: pytest.FixtureRequest) -> Settings:
+    """The bot's settings for a test; ``@pytest.mark.settings(jobs={...})`` changes them."""
+    data: dict[str, dict[str, Any]] = {
         "bot": {"database": str(tmp_path / "bot.sqlite3")},
         "runcomfy": {"base_url": runcomfy.url, "retry_attempts": 2, "retry_base_delay": 0.01,
                      "retry_max_delay": 0.02},
         "jobs": {"poll_interval": 3, "card_edit_interval": 0, "timeout_minutes": 30},
-    })
+    }
+    marker = request.node.get_closest_marker("settings")
+    for section, values in (marker.kwargs if marker else {}).items():
+        data.setdefault(section, {}).update(values)
+    return Settings.model_validate(data)
 
 
 def make_bot(settings: Settings, catalog: Catalog) -> VideoBot:

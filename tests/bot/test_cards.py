@@ -6,7 +6,6 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from bot.config import Settings
 from tests.conftest import RunningSimulator
 from tests.discord_world import ManualClock, World
 from tests.images import image_bytes
@@ -21,18 +20,12 @@ async def runcomfy(start_simulator: Callable[..., Awaitable[RunningSimulator]],
     return await start_simulator(clock=sim_clock, run_seconds=3, workers=1)
 
 
-@pytest.fixture
-def bot_settings(bot_settings: Settings) -> Settings:
-    """At most one card edit every 10 s, with a poll every 3 s."""
-    return bot_settings.model_copy(update={
-        "jobs": bot_settings.jobs.model_copy(update={"card_edit_interval": 10.0})})
-
-
 def card_edits(world: World, card_id: int) -> int:
     return sum(1 for r in world.env.http_requests
                if r.method == "PATCH" and r.path.endswith(f"/messages/{card_id}"))
 
 
+@pytest.mark.settings(jobs={"card_edit_interval": 10})  # and a poll every 3 s
 async def test_card_edits_are_throttled_to_state_changes(world: World) -> None:
     for index in range(6):
         await world.alice.slash(world.channel, "kling-2-1", prompt=f"job {index}",

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Settings
 from bot.jobs import JobState
 from bot.simulator import JobState as SimState
 from bot.simulator import Plan, pad_video
@@ -61,13 +60,7 @@ async def test_a_failed_job_shows_the_reason_and_tells_the_requester(world: Worl
     assert world.videos() == []
 
 
-@pytest.fixture
-def bot_settings(bot_settings: Settings) -> Settings:
-    """Give up on jobs after one minute in this module's timeout test."""
-    return bot_settings.model_copy(update={
-        "jobs": bot_settings.jobs.model_copy(update={"timeout_minutes": 1.0})})
-
-
+@pytest.mark.settings(jobs={"timeout_minutes": 1})
 async def test_a_job_that_runs_too_long_is_timed_out(world: World) -> None:
     world.sim.plan_next(Plan(run_seconds=3600))
     await start(world)

@@ -1,0 +1,205 @@
+"""Animating an image already in the channel: Apps > Animate image, ``/animate`` (with an
+upload field), and ``@Bot prompt --flags`` in a reply. All go through ``JobService.request``."""
+
+from __future__ import annotations
+
+import logging
+from typing import cast
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.app import VideoBot
+from bot.catalog import ModelSpec
+from bot.delivery import check_can_post
+from bot.errors import UserError
+from bot.images import AttachmentLike, fetch_image
+from bot.mentions import parse_mention
+from bot.service import Requester
+from cogs.errors import report
+from cogs.generate import start_from_interaction
+
+log = logging.getLogger(__name__)
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+NO_IMAGE = ("That message has no image to animate{detail}. Use Apps > Animate image on a "
+            "message with an image, or `/animate` to upload one.")
+THREAD_NAME = 90
+Text = discord.ui.TextInput[discord.ui.View]
+
+
+def is_image(attachment: discord.Attachment) -> bool:
+    kind = (attachment.content_type or "").lower()
+    return kind.startswith("image/") or attachment.filename.lower().endswith(IMAGE_EXTENSIONS)
+
+
+async def images_in(bot: VideoBot, message: discord.Message) -> list[AttachmentLike]:
+    """The message's images, attachments first, then embed images (downloaded to check)."""
+    found: list[AttachmentLike] = [a for a in message.attachments if is_image(a)]
+    if found:
+        return found
+    urls = [e.image.url or e.thumbnail.url for e in message.embeds if e.image.url or
+            e.thumbnail.url]
+    limit = 50 * 1024 * 1024
+    return [await fetch_image(bot.http_session(), url, limit) for url in urls if url]
+
+
+def no_image_error(message: discord.Message) -> UserError:
+    others = [a.filename for a in message.attachments]
+    detail = f" (`{others[0]}` is not an image)" if others else ""
+    return UserError(NO_IMAGE.format(detail=detail))
+
+
+def main_image_option(model: ModelSpec) -> str:
+    if model.main_image is None:
+        raise UserError(f"`{model.command}` makes videos from text only; it cannot animate an "
+                        "image.")
+    return model.field(model.main_image).option_name
+
+
+class AnimateModal(discord.ui.Modal):
+    """Prompt, model and duration; plus an upload field when there is no image yet."""
+
+    def __init__(self, bot: VideoBot, image: AttachmentLike | None, note: str = "") -> None:
+        super().__init__(title="Animate image", timeout=900)
+        self.bot = bot
+        self.image = image
+        self.note = note
+        default = bot.settings.bot.default_model
+        models = [m for m in bot.catalog if m.kind == "image-to-video"][:25]
+        self.prompt: Text = discord.ui.TextInput(
+            style=discord.TextStyle.paragraph, required=False, max_length=2000,
+            custom_id="prompt", placeholder="What should happen in the video?")
+        self.model = discord.ui.Select[discord.ui.View](custom_id="model", options=[
+            discord.SelectOption(label=m.name, value=m.command, description=m.description[:100],
+                                 default=m.command == default) for m in models])
+        self.duration: Text = discord.ui.TextInput(
+            required=False, max_length=3, custom_id="duration",
+            placeholder="Seconds; empty for the model's default")
+        self.add_item(discord.ui.Label(text="Prompt", component=self.prompt))
+        self.add_item(discord.ui.Label(text="Model", component=self.model))
+        self.add_item(discord.ui.Label(text="Duration", component=self.duration))
+        self.upload: discord.ui.FileUpload[discord.ui.View] | None = None
+        if image is None:
+            self.upload = discord.ui.FileUpload(custom_id="image", max_values=1)
+            self.add_item(discord.ui.Label(text="Image", component=self.upload,
+                                           description="The image to animate"))
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        model = self.bot.catalog.by_command(
+            self.model.values[0] if self.model.values else self.bot.settings.bot.default_model)
+        image = self.image or (self.upload.values[0] if self.upload and self.upload.values
+                               else None)
+        if image is None:
+            raise UserError("Pick an image to animate.")
+        options: dict[str, object] = {"prompt": self.prompt.value}
+        if self.duration.value.strip():
+            options["duration"] = self.duration.value
+        await start_from_interaction(self.bot, interaction, model, options,
+                                     {main_image_option(model): image}, self.note)
+
+    async def on_error(self, interaction: discord.Interaction,  # type: ignore[override]
+                       error: Exception) -> None:
+        await report(interaction, error)
+
+
+class Animate(commands.Cog):
+    def __init__(self, bot: VideoBot) -> None:
+        self.bot = bot
+        self.menu = app_commands.ContextMenu(name="Animate image", callback=self.animate_message)
+        self.menu.guild_only = True
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(self.menu)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
+
+    async def animate_message(self, interaction: discord.Interaction,
+                              message: discord.Message) -> None:
+        images = await images_in(self.bot, message)
+        if not images:
+            raise no_image_error(message)
+        note = (f"\nThat message has {len(images)} images; I used the first one."
+                if len(images) > 1 else "")
+        await interaction.response.send_modal(AnimateModal(self.bot, images[0], note))
+
+    @app_commands.command(name="animate", description="Animate an image: pick the model, "
+                          "prompt and duration in a form.")
+    @app_commands.describe(image="The image to animate (or upload it in the form)")
+    @app_commands.guild_only()
+    async def animate(self, interaction: discord.Interaction,
+                      image: discord.Attachment | None = None) -> None:
+        await interaction.response.send_modal(AnimateModal(self.bot, image))
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        me = self.bot.user
+        if message.author.bot or message.guild is None or me is None:
+            return
+        if me.id not in {user.id for user in message.mentions}:
+            return
+        try:
+            await self._animate_mention(message)
+        except UserError as exc:
+            await message.reply(str(exc), allowed_mentions=discord.AllowedMentions.none())
+        except Exception:
+            log.exception("a mention could not be handled")
+            await message.reply("Something went wrong on the bot's side; it has been logged.",
+                                allowed_mentions=discord.AllowedMentions.none())
+
+    async def _animate_mention(self, message: discord.Message) -> None:
+        request = parse_mention(message.content, self.bot.catalog,
+                                self.bot.settings.bot.default_model)
+        model = request.model
+        attachments: dict[str, AttachmentLike] = {}
+        if model.main_image is not None:
+            image = await self._mention_image(message)
+            attachments[main_image_option(model)] = image
+        self.bot.parts.jobs.precheck(model, request.options, attachments)
+        assert isinstance(message.author, discord.Member)
+        channel = message.channel
+        assert isinstance(channel, discord.TextChannel | discord.Thread)
+        check_can_post(channel.permissions_for(channel.guild.me),
+                       isinstance(channel, discord.Thread))
+        where = await self._thread_for(message, request.options.get("prompt"))
+        await self.bot.parts.jobs.request(model, request.options, attachments, Requester(
+            channel.guild.id, where.id, message.author.id))
+
+    async def _mention_image(self, message: discord.Message) -> AttachmentLike:
+        own = [a for a in message.attachments if is_image(a)]
+        if own:
+            return own[0]
+        reference = message.reference
+        if reference is None or reference.message_id is None:
+            raise UserError("Reply to a message with an image (or attach one) when you mention "
+                            "me, e.g. `@me a zebra turns its head --model kling-2-1`.")
+        target = reference.resolved
+        if not isinstance(target, discord.Message):
+            target = await message.channel.fetch_message(reference.message_id)
+        images = await images_in(self.bot, target)
+        if images:
+            return images[0]
+        if not self.bot.intents.message_content and target.author.id != message.author.id:
+            raise UserError(
+                "I can't see the images in other messages (the bot runs without Discord's "
+                "Message Content intent). Use Apps > Animate image on that message, or attach "
+                "the image to your mention.")
+        raise no_image_error(target)
+
+    async def _thread_for(self, message: discord.Message,
+                          prompt: object) -> discord.TextChannel | discord.Thread:
+        """A thread on the member's message for the card and the video, where allowed."""
+        channel = message.channel
+        assert isinstance(channel, discord.TextChannel | discord.Thread)
+        if isinstance(channel, discord.Thread):
+            return channel
+        name = f"Video: {prompt}" if isinstance(prompt, str) and prompt else "Video"
+        try:
+            return await message.create_thread(name=name[:THREAD_NAME])
+        except discord.HTTPException:
+            return channel
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(Animate(cast(VideoBot, bot)))
