@@ -18,6 +18,8 @@ from bot.catalog import Catalog
 from bot.config import Settings
 from bot.delivery import Delivery
 from bot.jobs import Job
+from bot.limits import Limits
+from bot.policy import PolicyStore
 from bot.poller import Poller, PollSettings
 from bot.runcomfy import RetryPolicy, RunComfyClient, Timeouts
 from bot.service import JobService
@@ -25,7 +27,8 @@ from bot.store.database import open_database
 from bot.store.jobs import JobStore
 
 log = logging.getLogger(__name__)
-EXTENSIONS = ("cogs.errors", "cogs.generate", "cogs.jobs", "cogs.animate")
+EXTENSIONS = ("cogs.errors", "cogs.generate", "cogs.jobs", "cogs.animate", "cogs.settings",
+              "cogs.usage")
 COMMANDS_HASH_KEY = "synced_commands_sha256"
 
 
@@ -44,6 +47,8 @@ class Parts:
     jobs: JobService
     poller: Poller
     delivery: Delivery
+    policies: PolicyStore
+    limits: Limits
 
 
 class VideoBot(commands.Bot):
@@ -100,8 +105,10 @@ class VideoBot(commands.Bot):
             timeout_seconds=s.jobs.timeout_minutes * 60,
             card_edit_interval=s.jobs.card_edit_interval,
         ), clock=self.clock)
-        jobs = JobService(store, runcomfy, poller.notify, clock=self.clock)
-        self._parts = Parts(db, store, runcomfy, jobs, poller, delivery)
+        policies = PolicyStore(db, s.limits, self.clock)
+        limits = Limits(db, policies, self.clock)
+        jobs = JobService(store, runcomfy, limits, poller.notify, clock=self.clock)
+        self._parts = Parts(db, store, runcomfy, jobs, poller, delivery, policies, limits)
         self.add_dynamic_items(CancelButton)
         for extension in EXTENSIONS:
             await self.load_extension(extension)

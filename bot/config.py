@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.catalog import Catalog, PriceSpec
+from bot.policy import Policy
 from bot.runcomfy import DEFAULT_BASE_URL
 
 ENV_PREFIX = "BOT_"
@@ -62,6 +63,7 @@ class Settings(_Section):
     bot: BotSection = BotSection()
     runcomfy: RunComfySection = RunComfySection()
     jobs: JobsSection = JobsSection()
+    limits: Policy = Policy()  # every guild's defaults; moderators change them with /settings
     prices: dict[str, PriceSpec] = {}
 
 

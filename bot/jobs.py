@@ -77,12 +77,18 @@ class Job:
     started_at: float | None
     finished_at: float | None
     updated_at: float
+    seconds: float | None = None
+    audio: bool | None = None
+    resolution: str | None = None
+    simulated: bool = False
 
     @classmethod
     def from_row(cls, row: Any) -> Job:
         data = dict(row)
         data["body"] = json.loads(data["body"])
         data["state"] = JobState(data["state"])
+        data["audio"] = None if data["audio"] is None else bool(data["audio"])
+        data["simulated"] = bool(data["simulated"])
         return cls(**data)
 
     @property

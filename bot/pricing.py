@@ -27,3 +27,17 @@ def estimate_usd(model: ModelSpec, body: Mapping[str, Any]) -> float | None:
     if not isinstance(seconds, int | float) or isinstance(seconds, bool):
         return None
     return round(usd * seconds, 6)
+
+
+def price_options(model: ModelSpec, body: Mapping[str, Any]) -> tuple[float | None, bool | None,
+                                                                     str | None]:
+    """The inputs that drive the price, for the usage ledger: seconds, sound, resolution."""
+    seconds = body.get(model.duration_field) if model.duration_field else None
+    audio = body.get(model.audio_field) if model.audio_field else None
+    resolution = body.get(model.resolution_field) if model.resolution_field else None
+    return (
+        float(seconds) if isinstance(seconds, int | float) and not isinstance(seconds, bool)
+        else None,
+        audio if isinstance(audio, bool) else None,
+        resolution if isinstance(resolution, str) else None,
+    )

@@ -3,8 +3,10 @@ mention) takes into RunComfy."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +15,8 @@ from bot.catalog import ModelSpec
 from bot.errors import UserError
 from bot.images import AttachmentLike, facts_of, inspect_attachments
 from bot.jobs import Job, JobState
-from bot.pricing import estimate_usd
+from bot.limits import Limits, Who
+from bot.pricing import estimate_usd, price_options
 from bot.runcomfy import RunComfyClient, RunComfyError, SubmitOutcomeUnknown
 from bot.store.jobs import JobStore, NewJob
 from bot.validation import build_request
@@ -26,6 +29,14 @@ class Requester:
     guild_id: int
     channel_id: int
     user_id: int
+    role_ids: frozenset[int] = frozenset()
+    parent_channel_id: int | None = None  # the channel a thread is in
+
+    @property
+    def who(self) -> Who:
+        channels = {self.channel_id} | ({self.parent_channel_id} if self.parent_channel_id
+                                        else set())
+        return Who(self.guild_id, self.user_id, frozenset(channels), self.role_ids)
 
 
 class JobRefused(UserError):
@@ -38,20 +49,28 @@ class JobRefused(UserError):
 
 
 class JobService:
-    def __init__(self, store: JobStore, client: RunComfyClient,
+    def __init__(self, store: JobStore, client: RunComfyClient, limits: Limits,
                  on_change: Callable[[Job], None], clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.client = client
+        self.limits = limits
         self.on_change = on_change
         self.clock = clock
+        self._admitting: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     @staticmethod
     def precheck(model: ModelSpec, options: Mapping[str, object],
-                 attachments: Mapping[str, AttachmentLike]) -> None:
+                 attachments: Mapping[str, AttachmentLike]) -> dict[str, Any]:
         """Everything that can be checked without downloading (fast enough to answer an
-        interaction before deferring it). Raises ``InvalidOptions``."""
-        build_request(model, options, {k: facts_of(v) for k, v in attachments.items()},
-                      headers_pending=True)
+        interaction before deferring it): the body, or ``InvalidOptions``."""
+        return build_request(model, options, {k: facts_of(v) for k, v in attachments.items()},
+                             headers_pending=True)
+
+    async def admit(self, model: ModelSpec, body: Mapping[str, Any], who: Requester) -> None:
+        """The guild's rules and the member's allowance; raises ``LimitReached``."""
+        prompt = body.get("prompt")
+        await self.limits.check(who.who, model, prompt if isinstance(prompt, str) else "",
+                                estimate_usd(model, body))
 
     async def request(self, model: ModelSpec, options: Mapping[str, object],
                       attachments: Mapping[str, AttachmentLike], who: Requester) -> Job:
@@ -61,14 +80,19 @@ class JobService:
         return await self.start(model, body, who)
 
     async def start(self, model: ModelSpec, body: dict[str, Any], who: Requester) -> Job:
-        """Write the job down, then submit it once. ``body`` comes from ``build_request``."""
+        """Admit and write the job down (one at a time per guild, so two requests can't both
+        take the last of a quota), then submit it once. ``body`` comes from ``build_request``."""
         prompt = body.get("prompt")
-        job = await self.store.add(NewJob(
-            guild_id=who.guild_id, channel_id=who.channel_id, user_id=who.user_id,
-            model_id=model.id, command=model.command,
-            prompt=prompt if isinstance(prompt, str) else "", body=body,
-            estimated_usd=estimate_usd(model, body),
-        ))
+        seconds, audio, resolution = price_options(model, body)
+        async with self._admitting[who.guild_id]:
+            await self.admit(model, body, who)
+            job = await self.store.add(NewJob(
+                guild_id=who.guild_id, channel_id=who.channel_id, user_id=who.user_id,
+                model_id=model.id, command=model.command,
+                prompt=prompt if isinstance(prompt, str) else "", body=body,
+                estimated_usd=estimate_usd(model, body), seconds=seconds, audio=audio,
+                resolution=resolution,
+            ))
         submitting = await self.store.move(job.id, {JobState.ACCEPTED}, JobState.SUBMITTING)
         assert submitting is not None
         log.info("job %d: submitting to %s (guild %d)", job.id, model.id, who.guild_id)

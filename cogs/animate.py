@@ -16,9 +16,9 @@ from bot.delivery import check_can_post
 from bot.errors import UserError
 from bot.images import AttachmentLike, fetch_image
 from bot.mentions import parse_mention
-from bot.service import Requester
+from bot.policy import Policy
 from cogs.errors import report
-from cogs.generate import start_from_interaction
+from cogs.generate import requester, start_from_interaction
 
 log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -60,13 +60,15 @@ def main_image_option(model: ModelSpec) -> str:
 class AnimateModal(discord.ui.Modal):
     """Prompt, model and duration; plus an upload field when there is no image yet."""
 
-    def __init__(self, bot: VideoBot, image: AttachmentLike | None, note: str = "") -> None:
+    def __init__(self, bot: VideoBot, policy: Policy, image: AttachmentLike | None,
+                 note: str = "") -> None:
         super().__init__(title="Animate image", timeout=900)
         self.bot = bot
         self.image = image
         self.note = note
-        default = bot.settings.bot.default_model
-        models = [m for m in bot.catalog if m.kind == "image-to-video"][:25]
+        self.default = default = policy.default_model or bot.settings.bot.default_model
+        models = [m for m in bot.catalog
+                  if m.kind == "image-to-video" and policy.model_enabled(m.command)][:25]
         self.prompt: Text = discord.ui.TextInput(
             style=discord.TextStyle.paragraph, required=False, max_length=2000,
             custom_id="prompt", placeholder="What should happen in the video?")
@@ -86,8 +88,8 @@ class AnimateModal(discord.ui.Modal):
                                            description="The image to animate"))
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
-        model = self.bot.catalog.by_command(
-            self.model.values[0] if self.model.values else self.bot.settings.bot.default_model)
+        model = self.bot.catalog.by_command(self.model.values[0] if self.model.values
+                                            else self.default)
         image = self.image or (self.upload.values[0] if self.upload and self.upload.values
                                else None)
         if image is None:
@@ -122,7 +124,8 @@ class Animate(commands.Cog):
             raise no_image_error(message)
         note = (f"\nThat message has {len(images)} images; I used the first one."
                 if len(images) > 1 else "")
-        await interaction.response.send_modal(AnimateModal(self.bot, images[0], note))
+        policy = await self.bot.parts.policies.get(interaction.guild_id or 0)
+        await interaction.response.send_modal(AnimateModal(self.bot, policy, images[0], note))
 
     @app_commands.command(name="animate", description="Animate an image: pick the model, "
                           "prompt and duration in a form.")
@@ -130,7 +133,8 @@ class Animate(commands.Cog):
     @app_commands.guild_only()
     async def animate(self, interaction: discord.Interaction,
                       image: discord.Attachment | None = None) -> None:
-        await interaction.response.send_modal(AnimateModal(self.bot, image))
+        policy = await self.bot.parts.policies.get(interaction.guild_id or 0)
+        await interaction.response.send_modal(AnimateModal(self.bot, policy, image))
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -149,22 +153,24 @@ class Animate(commands.Cog):
                                 allowed_mentions=discord.AllowedMentions.none())
 
     async def _animate_mention(self, message: discord.Message) -> None:
+        policy = await self.bot.parts.policies.get(message.guild.id if message.guild else 0)
         request = parse_mention(message.content, self.bot.catalog,
-                                self.bot.settings.bot.default_model)
+                                policy.default_model or self.bot.settings.bot.default_model)
         model = request.model
         attachments: dict[str, AttachmentLike] = {}
         if model.main_image is not None:
             image = await self._mention_image(message)
             attachments[main_image_option(model)] = image
-        self.bot.parts.jobs.precheck(model, request.options, attachments)
-        assert isinstance(message.author, discord.Member)
         channel = message.channel
         assert isinstance(channel, discord.TextChannel | discord.Thread)
+        body = self.bot.parts.jobs.precheck(model, request.options, attachments)
+        await self.bot.parts.jobs.admit(model, body, requester(channel.guild.id, channel,
+                                                               message.author))
         check_can_post(channel.permissions_for(channel.guild.me),
                        isinstance(channel, discord.Thread))
         where = await self._thread_for(message, request.options.get("prompt"))
-        await self.bot.parts.jobs.request(model, request.options, attachments, Requester(
-            channel.guild.id, where.id, message.author.id))
+        await self.bot.parts.jobs.request(model, request.options, attachments,
+                                          requester(channel.guild.id, where, message.author))
 
     async def _mention_image(self, message: discord.Message) -> AttachmentLike:
         own = [a for a in message.attachments if is_image(a)]

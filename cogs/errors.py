@@ -11,6 +11,7 @@ from discord.ext import commands
 from bot.errors import UserError
 
 log = logging.getLogger(__name__)
+PERMISSION_NAMES = {"manage_guild": "Manage Server"}
 UNEXPECTED = "Something went wrong on the bot's side; it has been logged."
 
 
@@ -22,7 +23,9 @@ def explain(error: Exception) -> str:
     if isinstance(cause, app_commands.NoPrivateMessage):
         return "This command only works in a server."
     if isinstance(cause, app_commands.MissingPermissions):
-        return f"You need {', '.join(cause.missing_permissions)} to do that."
+        names = [PERMISSION_NAMES.get(p, p.replace("_", " ").title())
+                 for p in cause.missing_permissions]
+        return f"You need the {' and '.join(names)} permission to do that."
     if isinstance(cause, app_commands.CheckFailure):
         return str(cause) or "You can't use this command here."
     log.error("command failed", exc_info=cause)

@@ -47,14 +47,24 @@ async def start_from_interaction(
     options: dict[str, object], attachments: Mapping[str, AttachmentLike], note: str = "",
 ) -> None:
     """Answer within Discord's 3 s: refusals at once, else defer, then start the job."""
-    bot.parts.jobs.precheck(model, options, attachments)
+    assert interaction.guild_id is not None
+    assert interaction.channel is not None
+    who = requester(interaction.guild_id, interaction.channel, interaction.user)
+    body = bot.parts.jobs.precheck(model, options, attachments)
+    await bot.parts.jobs.admit(model, body, who)
     check_can_post(interaction.app_permissions, isinstance(interaction.channel, discord.Thread))
     await interaction.response.defer(ephemeral=True, thinking=True)
-    assert interaction.guild_id is not None
-    assert interaction.channel_id is not None
-    job = await bot.parts.jobs.request(model, options, attachments, Requester(
-        interaction.guild_id, interaction.channel_id, interaction.user.id))
+    job = await bot.parts.jobs.request(model, options, attachments, who)
     await interaction.edit_original_response(content=queued_text(job.id) + note)
+
+
+def requester(guild_id: int, channel: object, user: discord.abc.User) -> Requester:
+    """Who asks, where: with their roles, and the parent of a thread (for the policy)."""
+    return Requester(
+        guild_id=guild_id, channel_id=getattr(channel, "id", 0), user_id=user.id,
+        role_ids=frozenset(role.id for role in getattr(user, "roles", ())),
+        parent_channel_id=channel.parent_id if isinstance(channel, discord.Thread) else None,
+    )
 
 
 def queued_text(job_id: int) -> str:

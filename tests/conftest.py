@@ -98,6 +98,7 @@ def bot_settings(tmp_path: Path, runcomfy: RunningSimulator,
         "runcomfy": {"base_url": runcomfy.url, "retry_attempts": 2, "retry_base_delay": 0.01,
                      "retry_max_delay": 0.02},
         "jobs": {"poll_interval": 3, "card_edit_interval": 0, "timeout_minutes": 30},
+        "limits": {"max_concurrent": 0},
     }
     marker = request.node.get_closest_marker("settings")
     for section, values in (marker.kwargs if marker else {}).items():

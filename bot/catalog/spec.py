@@ -134,6 +134,8 @@ class ModelSpec(_Strict):
     main_image: str | None = None
     end_image: str | None = None
     duration_field: str | None = "duration"
+    audio_field: str | None = None  # the yes/no input that adds sound (it changes the price)
+    resolution_field: str | None = None
     rules: tuple[SegmentsSumRule, ...] = ()
     price: PriceSpec
     output_key: str = "video"
@@ -170,8 +172,11 @@ class ModelSpec(_Strict):
         for ref in (self.main_image, self.end_image):
             if ref is not None and (ref not in names or self.field(ref).type != "image"):
                 raise ValueError(f"{ref!r} is not an image field of this model")
-        if self.duration_field is not None and self.duration_field not in names:
-            raise ValueError(f"duration_field {self.duration_field!r} is not a field")
+        for label, ref in (("duration_field", self.duration_field),
+                           ("audio_field", self.audio_field),
+                           ("resolution_field", self.resolution_field)):
+            if ref is not None and ref not in names:
+                raise ValueError(f"{label} {ref!r} is not a field")
         for rule in self.rules:
             for ref in (rule.segments, rule.total):
                 if ref not in names:

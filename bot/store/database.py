@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
 log = logging.getLogger(__name__)
 _MIGRATION = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+async def run(db: aiosqlite.Connection, sql: str, params: tuple[Any, ...] = ()) -> None:
+    """Execute a statement that returns no rows, closing its cursor."""
+    async with db.execute(sql, params):
+        pass
+
+
+@contextlib.asynccontextmanager
+async def transaction(db: aiosqlite.Connection) -> AsyncIterator[None]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on any error."""
+    await run(db, "BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        await run(db, "ROLLBACK")
+        raise
+    await run(db, "COMMIT")
 
 
 def migrations() -> list[tuple[int, str, str]]:

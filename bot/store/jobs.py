@@ -12,6 +12,7 @@ from typing import Any
 import aiosqlite
 
 from bot.jobs import OPEN, Job, JobState
+from bot.store.database import run
 
 _UPDATABLE = frozenset({
     "request_id", "queue_position", "card_message_id", "result_message_id", "delivered_as",
@@ -29,6 +30,10 @@ class NewJob:
     prompt: str
     body: dict[str, Any]
     estimated_usd: float | None
+    seconds: float | None = None
+    audio: bool | None = None
+    resolution: str | None = None
+    simulated: bool = False
 
 
 class JobStore:
@@ -40,10 +45,11 @@ class JobStore:
         now = self.clock()
         async with self.db.execute(
             "INSERT INTO jobs (guild_id, channel_id, user_id, model_id, command, prompt, body,"
-            " state, estimated_usd, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+            " state, estimated_usd, seconds, audio, resolution, simulated, created_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
             (new.guild_id, new.channel_id, new.user_id, new.model_id, new.command, new.prompt,
-             json.dumps(new.body), JobState.ACCEPTED, new.estimated_usd, now, now),
+             json.dumps(new.body), JobState.ACCEPTED, new.estimated_usd, new.seconds,
+             new.audio, new.resolution, new.simulated, now, now),
         ) as cursor:
             row = await cursor.fetchone()
         assert row is not None
@@ -95,10 +101,8 @@ class JobStore:
         return None if row is None else str(row[0])
 
     async def set_meta(self, key: str, value: str) -> None:
-        async with self.db.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value)):
-            pass
+        await run(self.db, "INSERT INTO meta (key, value) VALUES (?, ?)"
+                  " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
 
     def _assignments(self, fields: dict[str, Any]) -> tuple[str, list[Any]]:
         unknown = set(fields) - _UPDATABLE

@@ -1,0 +1,150 @@
+"""Enforcing a guild's policy before anything is paid for: access, quota, budget.
+
+The budget counts each job of the month at its estimate while it runs (a reservation), at its
+real cost (else the estimate) once made, and not at all when it failed or was cancelled.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import aiosqlite
+
+from bot.cards import duration_text
+from bot.catalog import ModelSpec
+from bot.errors import UserError
+from bot.policy import Policy, PolicyStore
+
+# Open states (bot.jobs.OPEN) count at their estimate; failed and cancelled ones are free.
+SPENT_SQL = """
+    SELECT COALESCE(SUM(CASE
+        WHEN state IN ('accepted', 'submitting', 'queued', 'running', 'fetched', 'delivering')
+            THEN COALESCE(estimated_usd, 0)
+        WHEN state IN ('failed', 'cancelled') THEN 0
+        ELSE COALESCE(cost_usd, estimated_usd, 0) END), 0)
+    FROM jobs WHERE guild_id = ? AND created_at >= ? AND simulated = 0"""
+STANDING_SQL = """
+    SELECT SUM(CASE WHEN created_at >= ? AND state NOT IN ('failed', 'cancelled')
+                    THEN 1 ELSE 0 END),
+           SUM(CASE WHEN state IN ('accepted', 'submitting', 'queued', 'running', 'fetched',
+                                   'delivering') THEN 1 ELSE 0 END),
+           MAX(created_at)
+    FROM jobs WHERE guild_id = ? AND user_id = ? AND created_at >= ?"""
+
+
+OPEN_HORIZON = 2 * 86400  # open jobs are younger than this (they time out long before)
+
+
+class LimitReached(UserError):
+    """The member may not start this video now; the message says why and until when."""
+
+
+@dataclass(frozen=True)
+class Who:
+    guild_id: int
+    user_id: int
+    channel_ids: frozenset[int]  # the channel, and its parent when it is a thread
+    role_ids: frozenset[int]
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A member's allowance right now, for ``/quota`` and the refusals."""
+
+    policy: Policy
+    today: int
+    active: int
+    next_allowed_at: float | None
+    spent_this_month: float
+    day_resets_at: float
+    month_resets_at: float
+
+    @property
+    def budget_left(self) -> float | None:
+        budget = self.policy.monthly_budget_usd
+        return max(budget - self.spent_this_month, 0.0) if budget else None
+
+
+class Limits:
+    def __init__(self, db: aiosqlite.Connection, policies: PolicyStore,
+                 clock: Callable[[], float]) -> None:
+        self.db = db
+        self.policies = policies
+        self.clock = clock
+
+    async def standing(self, guild_id: int, user_id: int) -> Standing:
+        now = self.clock()
+        day, month, next_day, next_month = _boundaries(now)
+        policy = await self.policies.get(guild_id)
+        since = min(day, now - policy.cooldown_seconds, now - OPEN_HORIZON)
+        async with self.db.execute(STANDING_SQL, (day, guild_id, user_id, since)) as cursor:
+            row = await cursor.fetchone()
+        async with self.db.execute(SPENT_SQL, (guild_id, month)) as cursor:
+            spent = await cursor.fetchone()
+        today, active, last = (row[0] or 0, row[1] or 0, row[2]) if row else (0, 0, None)
+        cooldown = policy.cooldown_seconds
+        return Standing(
+            policy=policy, today=int(today), active=int(active),
+            next_allowed_at=last + cooldown if last is not None and cooldown else None,
+            spent_this_month=float(spent[0]) if spent else 0.0,
+            day_resets_at=next_day, month_resets_at=next_month,
+        )
+
+    async def check(self, who: Who, model: ModelSpec, prompt: str,
+                    estimate: float | None) -> None:
+        """Raise ``LimitReached`` with the first rule this request breaks."""
+        standing = await self.standing(who.guild_id, who.user_id)
+        policy = standing.policy
+        now = self.clock()
+        if who.user_id in policy.blocked_users:
+            raise LimitReached("You are not allowed to make videos on this server.")
+        if policy.allowed_channels and not who.channel_ids & set(policy.allowed_channels):
+            where = ", ".join(f"<#{c}>" for c in policy.allowed_channels)
+            raise LimitReached(f"Videos can't be made in this channel; use {where}.")
+        if policy.allowed_roles and not who.role_ids & set(policy.allowed_roles):
+            roles = ", ".join(f"<@&{r}>" for r in policy.allowed_roles)
+            raise LimitReached(f"Making videos needs one of these roles: {roles}.")
+        if not policy.model_enabled(model.command):
+            raise LimitReached(f"`{model.command}` is turned off on this server.")
+        blocked = policy.blocked_text(prompt)
+        if blocked is not None:
+            raise LimitReached(f"Your prompt contains “{blocked}”, which is not allowed here.")
+        if standing.next_allowed_at is not None and standing.next_allowed_at > now:
+            raise LimitReached(
+                f"Please wait {duration_text(standing.next_allowed_at - now)} before your next "
+                f"video (cooldown {duration_text(policy.cooldown_seconds)}).")
+        if policy.max_concurrent and standing.active >= policy.max_concurrent:
+            raise LimitReached(f"You already have {standing.active} videos in progress (limit "
+                               f"{policy.max_concurrent}); wait for one to finish.")
+        if policy.daily_quota and standing.today >= policy.daily_quota:
+            raise LimitReached(
+                f"daily quota reached: {standing.today} of {policy.daily_quota}, resets in "
+                f"{hours_text(standing.day_resets_at - now)}")
+        left = standing.budget_left
+        if left is not None and (left <= 0 or (estimate or 0) > left):
+            reset = datetime.fromtimestamp(standing.month_resets_at, UTC)
+            spent = (f"${standing.spent_this_month:.2f} of ${policy.monthly_budget_usd:.2f} "
+                     f"spent; it resets on {reset.day} {reset:%B}")
+            if left <= 0:
+                raise LimitReached(f"This server's monthly video budget is used up: {spent}.")
+            raise LimitReached(f"This video (about ${estimate:.2f}) would go over this server's "
+                               f"monthly video budget: {spent}.")
+
+
+def hours_text(seconds: float) -> str:
+    minutes = max(int(seconds // 60), 1)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+
+
+def _boundaries(now: float) -> tuple[float, float, float, float]:
+    """Start of today and of this month (UTC), and when each ends."""
+    moment = datetime.fromtimestamp(now, UTC)
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    month = day.replace(day=1)
+    days = calendar.monthrange(month.year, month.month)[1]
+    return (day.timestamp(), month.timestamp(), (day + timedelta(days=1)).timestamp(),
+            (month + timedelta(days=days)).timestamp())

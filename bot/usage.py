@@ -1,0 +1,158 @@
+"""Usage reports for moderators (and a member's own): from the daily rollup the database keeps,
+so a report reads a few rows however many jobs there were."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Literal
+
+import aiosqlite
+
+from bot.errors import UserError
+
+PeriodName = Literal["today", "7 days", "30 days", "this month", "custom"]
+GroupBy = Literal["user", "model", "day"]
+_KEYS: dict[GroupBy, str] = {"user": "user_id", "model": "command", "day": "day"}
+MAX_CUSTOM_DAYS = 366
+
+
+@dataclass(frozen=True)
+class Period:
+    first: date
+    last: date  # inclusive
+    label: str
+
+
+@dataclass(frozen=True)
+class Line:
+    key: str
+    jobs: int
+    seconds: float
+    cost_usd: float
+    failures: int
+    cancellations: int
+    unpriced: int
+    simulated: int
+
+
+@dataclass(frozen=True)
+class Report:
+    period: Period
+    group_by: GroupBy
+    lines: list[Line]
+    total: Line
+    cost_by_day: dict[str, dict[str, float]]  # day -> model -> USD
+
+
+def period(name: PeriodName, now: float, start: str | None = None,
+           end: str | None = None) -> Period:
+    today = datetime.fromtimestamp(now, UTC).date()
+    if name == "today":
+        return Period(today, today, "today")
+    if name in ("7 days", "30 days"):
+        days = int(name.split()[0])
+        return Period(today - timedelta(days=days - 1), today, f"the last {days} days")
+    if name == "this month":
+        return Period(today.replace(day=1), today, f"{today:%B %Y}")
+    if not start or not end:
+        raise UserError("A custom period needs `start` and `end` dates, like 2026-11-01.")
+    try:
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+    except ValueError:
+        raise UserError("Dates are written YYYY-MM-DD, like 2026-11-01.") from None
+    if first > last:
+        raise UserError("`start` is after `end`.")
+    if (last - first).days >= MAX_CUSTOM_DAYS:
+        raise UserError(f"A report covers at most {MAX_CUSTOM_DAYS} days.")
+    return Period(first, last, f"{first:%Y-%m-%d} to {last:%Y-%m-%d}")
+
+
+class UsageReports:
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+
+    async def report(self, guild_id: int, span: Period, group_by: GroupBy,
+                     user_id: int | None = None) -> Report:
+        """The guild's usage in ``span`` (only ``user_id``'s when given), grouped."""
+        where = "guild_id = ? AND day BETWEEN ? AND ?"
+        params: list[object] = [guild_id, span.first.isoformat(), span.last.isoformat()]
+        if user_id is not None:
+            where += " AND user_id = ?"
+            params.append(user_id)
+        key = _KEYS[group_by]
+        sums = ("SUM(jobs), SUM(seconds), SUM(cost_usd), SUM(failures), SUM(cancellations),"
+                " SUM(unpriced), SUM(simulated * jobs)")
+        order = "key" if group_by == "day" else "SUM(cost_usd) DESC, key"
+        async with self.db.execute(
+            f"SELECT {key} AS key, {sums} FROM usage_daily WHERE {where}"  # noqa: S608
+            f" GROUP BY key ORDER BY {order}", params,
+        ) as cursor:
+            lines = [_line(row) for row in await cursor.fetchall()]
+        async with self.db.execute(
+            f"SELECT day, command, SUM(cost_usd) FROM usage_daily WHERE {where}"  # noqa: S608
+            " GROUP BY day, command ORDER BY day", params,
+        ) as cursor:
+            by_day: dict[str, dict[str, float]] = {}
+            for day, command, cost in await cursor.fetchall():
+                by_day.setdefault(day, {})[command] = float(cost)
+        total = Line("total", *(sum(getattr(line, f) for line in lines) for f in
+                                ("jobs", "seconds", "cost_usd", "failures", "cancellations",
+                                 "unpriced", "simulated")))
+        return Report(span, group_by, lines, total, by_day)
+
+
+def _line(row: aiosqlite.Row) -> Line:
+    return Line(str(row[0]), int(row[1]), float(row[2]), float(row[3]), int(row[4]),
+                int(row[5]), int(row[6]), int(row[7]))
+
+
+def to_csv(report: Report, name: Callable[[str], str]) -> bytes:
+    """The report's lines (and a total) as CSV; ``name`` turns a user id into a name."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([report.group_by, "jobs", "seconds", "cost_usd", "failures",
+                     "cancellations", "unpriced_jobs", "simulated_jobs"])
+    for line in [*report.lines, report.total]:
+        key = name(line.key) if report.group_by == "user" and line is not report.total \
+            else line.key
+        writer.writerow([key, line.jobs, f"{line.seconds:g}", f"{line.cost_usd:.4f}",
+                         line.failures, line.cancellations, line.unpriced, line.simulated])
+    return out.getvalue().encode()
+
+
+def chart_png(report: Report) -> bytes:
+    """Cost per day, stacked by model, as a PNG (matplotlib, without a display)."""
+    import matplotlib  # imported here: only reports need it, and it is slow to load
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    days = []
+    current = report.period.first
+    while current <= report.period.last:
+        days.append(current.isoformat())
+        current += timedelta(days=1)
+    models = sorted({m for per_day in report.cost_by_day.values() for m in per_day})
+    figure, axes = plt.subplots(figsize=(8, 3.5), dpi=100)
+    try:
+        bottom = [0.0] * len(days)
+        for model in models:
+            values = [report.cost_by_day.get(day, {}).get(model, 0.0) for day in days]
+            axes.bar(days, values, bottom=bottom, label=model)
+            bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+        axes.set_ylabel("USD")
+        axes.set_title(f"Cost per day, {report.period.label}")
+        if models:
+            axes.legend(fontsize="small")
+        step = max(len(days) // 10, 1)
+        axes.set_xticks(range(0, len(days), step), [d[5:] for d in days[::step]])
+        figure.tight_layout()
+        out = io.BytesIO()
+        figure.savefig(out, format="png")
+        return out.getvalue()
+    finally:
+        plt.close(figure)

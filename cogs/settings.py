@@ -1,0 +1,189 @@
+"""``/settings``: what moderators (Manage Server) can change for their server."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, cast
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.app import VideoBot
+from bot.errors import UserError
+from bot.policy import BlockRule, Policy
+
+
+def _toggle(values: tuple[int, ...] | tuple[str, ...], item: Any, on: bool) -> list[Any]:
+    kept = [v for v in values if v != item]
+    return [*kept, item] if on else kept
+
+
+@app_commands.default_permissions(manage_guild=True)  # what Discord shows; checked below too
+@app_commands.guild_only()
+class Settings(commands.GroupCog, group_name="settings",
+               group_description="Server settings for videos (Manage Server)"):
+    def __init__(self, bot: VideoBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        """Checked here, on the server: Discord's default permissions can be changed."""
+        if interaction.guild_id is None:
+            raise app_commands.NoPrivateMessage()
+        if not interaction.permissions.manage_guild:
+            raise app_commands.MissingPermissions(["manage_guild"])
+        return True
+
+    async def _set(self, interaction: discord.Interaction, key: str, value: Any) -> Policy:
+        assert interaction.guild_id is not None
+        return await self.bot.parts.policies.set(interaction.guild_id, interaction.user.id,
+                                                 key, value)
+
+    async def _policy(self, interaction: discord.Interaction) -> Policy:
+        assert interaction.guild_id is not None
+        return await self.bot.parts.policies.get(interaction.guild_id)
+
+    async def _done(self, interaction: discord.Interaction, text: str) -> None:
+        await interaction.response.send_message(text, ephemeral=True,
+                                                allowed_mentions=discord.AllowedMentions.none())
+
+    async def model_names(self, interaction: discord.Interaction,
+                          current: str) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name=f"{m.command} ({m.name})", value=m.command)
+                for m in self.bot.catalog if current.lower() in m.command][:25]
+
+    @app_commands.command(name="show", description="Show this server's video settings.")
+    async def show(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(embed=describe(await self._policy(interaction),
+                                                               self.bot), ephemeral=True)
+
+    @app_commands.command(name="model", description="Turn a model on or off for this server.")
+    @app_commands.describe(model="The model's slash command", enabled="On or off")
+    @app_commands.autocomplete(model=model_names)
+    async def model(self, interaction: discord.Interaction, model: str, enabled: bool) -> None:
+        commands_ = [m.command for m in self.bot.catalog]
+        if model not in commands_:
+            raise UserError(f"There is no model `{model}`.")
+        policy = await self._policy(interaction)
+        current = list(policy.enabled_models or commands_)
+        chosen = _toggle(tuple(current), model, enabled)
+        if not chosen:
+            raise UserError("At least one model must stay on.")
+        await self._set(interaction, "enabled_models",
+                        [] if set(chosen) == set(commands_) else sorted(chosen))
+        await self._done(interaction, f"`{model}` is now {'on' if enabled else 'off'}.")
+
+    @app_commands.command(name="role", description="Allow a role to make videos (none: all).")
+    async def role(self, interaction: discord.Interaction, role: discord.Role,
+                   allowed: bool) -> None:
+        policy = await self._policy(interaction)
+        await self._set(interaction, "allowed_roles",
+                        _toggle(policy.allowed_roles, role.id, allowed))
+        await self._done(interaction, f"{role.mention} {'may' if allowed else 'no longer may'}"
+                         " make videos (when no role is listed, everyone may).")
+
+    @app_commands.command(name="channel",
+                          description="Allow videos in a channel (none listed: everywhere).")
+    async def channel(self, interaction: discord.Interaction, channel: discord.TextChannel,
+                      allowed: bool) -> None:
+        policy = await self._policy(interaction)
+        await self._set(interaction, "allowed_channels",
+                        _toggle(policy.allowed_channels, channel.id, allowed))
+        await self._done(interaction, f"Videos are {'allowed' if allowed else 'not allowed'} in "
+                         f"{channel.mention} (when no channel is listed, everywhere).")
+
+    @app_commands.command(name="block", description="Stop (or let again) a member making videos.")
+    async def block(self, interaction: discord.Interaction, member: discord.Member,
+                    blocked: bool) -> None:
+        policy = await self._policy(interaction)
+        await self._set(interaction, "blocked_users",
+                        _toggle(policy.blocked_users, member.id, blocked))
+        state = "blocked" if blocked else "unblocked"
+        await self._done(interaction, f"{member.mention} is {state}.")
+
+    @app_commands.command(name="blocklist",
+                          description="Add or remove a word or regular expression for prompts.")
+    @app_commands.describe(pattern="A word, or a regular expression with regex:true")
+    async def blocklist(self, interaction: discord.Interaction, action: Literal["add", "remove"],
+                        pattern: app_commands.Range[str, 1, 200], regex: bool = False) -> None:
+        rule = BlockRule(pattern=pattern.strip(), regex=regex)
+        rule.compiled()  # a broken expression is refused here, not at the next prompt
+        policy = await self._policy(interaction)
+        rules = [r for r in policy.prompt_blocklist if r != rule]
+        if action == "add":
+            rules.append(rule)
+        elif len(rules) == len(policy.prompt_blocklist):
+            raise UserError(f"`{rule.label}` is not on the blocklist.")
+        await self._set(interaction, "prompt_blocklist", [r.model_dump() for r in rules])
+        done = "added to" if action == "add" else "removed from"
+        await self._done(interaction, f"`{rule.label}` {done} the prompt blocklist.")
+
+    @app_commands.command(name="limits", description="Quota, concurrency, cooldown and budget "
+                          "(0 means no limit).")
+    @app_commands.describe(daily_quota="Videos per member per UTC day",
+                           max_concurrent="Videos a member may have in progress at once",
+                           cooldown_seconds="Seconds between two videos of a member",
+                           monthly_budget_usd="What the server may spend per month, in USD")
+    async def limits(self, interaction: discord.Interaction,
+                     daily_quota: app_commands.Range[int, 0, 10_000] | None = None,
+                     max_concurrent: app_commands.Range[int, 0, 100] | None = None,
+                     cooldown_seconds: app_commands.Range[int, 0, 86_400] | None = None,
+                     monthly_budget_usd: app_commands.Range[float, 0, 1_000_000] | None = None,
+                     ) -> None:
+        given = {"daily_quota": daily_quota, "max_concurrent": max_concurrent,
+                 "cooldown_seconds": cooldown_seconds, "monthly_budget_usd": monthly_budget_usd}
+        changes = {k: v for k, v in given.items() if v is not None}
+        if not changes:
+            raise UserError("Give at least one of the limits to change.")
+        for key, value in changes.items():
+            policy = await self._set(interaction, key, value)
+        await interaction.response.send_message(embed=describe(policy, self.bot),
+                                                ephemeral=True)
+
+    @app_commands.command(name="default-model",
+                          description="The model of the Animate form and of mentions.")
+    @app_commands.autocomplete(model=model_names)
+    async def default_model(self, interaction: discord.Interaction, model: str) -> None:
+        found = [m for m in self.bot.catalog if m.command == model]
+        if not found or found[0].kind != "image-to-video":
+            raise UserError(f"`{model}` is not a model that animates images.")
+        await self._set(interaction, "default_model", model)
+        await self._done(interaction, f"The default model is now `{model}`.")
+
+    @app_commands.command(name="audit", description="Who changed which setting, and when.")
+    async def audit(self, interaction: discord.Interaction) -> None:
+        assert interaction.guild_id is not None
+        changes = await self.bot.parts.policies.audit(interaction.guild_id)
+        lines = [f"<t:{int(c.at)}:f> <@{c.user_id}> `{c.key}`: {c.old or '(default)'} → {c.new}"
+                 for c in changes] or ["No changes yet."]
+        await interaction.response.send_message(
+            embed=discord.Embed(title="Settings changes", description="\n".join(lines)[:4000]),
+            ephemeral=True)
+
+
+def describe(policy: Policy, bot: VideoBot) -> discord.Embed:
+    def listing(items: list[str]) -> str:
+        return ", ".join(items) if items else "any"
+
+    default = policy.default_model or bot.settings.bot.default_model
+    embed = discord.Embed(title="Video settings", colour=discord.Colour.blurple())
+    embed.add_field(name="Models", value=listing([f"`{m}`" for m in policy.enabled_models]))
+    embed.add_field(name="Default model", value=f"`{default}`")
+    embed.add_field(name="Roles", value=listing([f"<@&{r}>" for r in policy.allowed_roles]))
+    embed.add_field(name="Channels",
+                    value=listing([f"<#{c}>" for c in policy.allowed_channels]))
+    embed.add_field(name="Blocked members",
+                    value=", ".join(f"<@{u}>" for u in policy.blocked_users) or "none")
+    embed.add_field(name="Prompt blocklist",
+                    value=", ".join(f"`{r.label}`" for r in policy.prompt_blocklist) or "none")
+    embed.add_field(name="Daily quota", value=str(policy.daily_quota or "none"))
+    embed.add_field(name="At once", value=str(policy.max_concurrent or "no limit"))
+    embed.add_field(name="Cooldown", value=f"{policy.cooldown_seconds} s"
+                    if policy.cooldown_seconds else "none")
+    embed.add_field(name="Monthly budget", value=f"${policy.monthly_budget_usd:.2f}"
+                    if policy.monthly_budget_usd else "none")
+    return embed
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(Settings(cast(VideoBot, bot)))

@@ -1,0 +1,112 @@
+"""``/usage`` reports (moderators: the server; anyone: ``/usage me``) and ``/quota``."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import cast
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.app import VideoBot
+from bot.cards import duration_text
+from bot.limits import hours_text
+from bot.usage import GroupBy, Line, PeriodName, Report, UsageReports, chart_png, period, to_csv
+
+SHOWN = 10
+
+
+class Usage(commands.Cog):
+    usage = app_commands.Group(name="usage", description="What the videos cost", guild_only=True)
+
+    def __init__(self, bot: VideoBot) -> None:
+        self.bot = bot
+        self.reports = UsageReports(bot.parts.db)
+
+    @usage.command(name="server", description="This server's usage (Manage Server).")
+    @app_commands.describe(period_="Which days", group_by="One line per user, model or day",
+                           start="First day of a custom period (YYYY-MM-DD)",
+                           end="Last day of a custom period (YYYY-MM-DD)")
+    @app_commands.rename(period_="period")
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def server(self, interaction: discord.Interaction, period_: PeriodName = "30 days",
+                     group_by: GroupBy = "user", start: str | None = None,
+                     end: str | None = None) -> None:
+        assert interaction.guild_id is not None
+        span = period(period_, self.bot.clock(), start, end)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        report = await self.reports.report(interaction.guild_id, span, group_by)
+        await self._send(interaction, report, "Server usage")
+
+    @usage.command(name="me", description="Your own usage.")
+    @app_commands.rename(period_="period")
+    async def me(self, interaction: discord.Interaction, period_: PeriodName = "30 days",
+                 start: str | None = None, end: str | None = None) -> None:
+        assert interaction.guild_id is not None
+        span = period(period_, self.bot.clock(), start, end)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        report = await self.reports.report(interaction.guild_id, span, "model",
+                                           user_id=interaction.user.id)
+        await self._send(interaction, report, "Your usage")
+
+    async def _send(self, interaction: discord.Interaction, report: Report, title: str) -> None:
+        guild = interaction.guild
+
+        def name(user_id: str) -> str:
+            member = guild.get_member(int(user_id)) if guild else None
+            return member.display_name if member else user_id
+
+        chart = await asyncio.to_thread(chart_png, report)
+        embed = discord.Embed(title=f"{title}: {report.period.label}, by {report.group_by}",
+                              description=summary(report.total),
+                              colour=discord.Colour.blurple())
+        for line in report.lines[:SHOWN]:
+            label = f"<@{line.key}>" if report.group_by == "user" else line.key
+            embed.add_field(name="\u200b", value=f"{label}: {summary(line)}", inline=False)
+        if len(report.lines) > SHOWN:
+            embed.set_footer(text=f"{len(report.lines) - SHOWN} more lines in the CSV")
+        embed.set_image(url="attachment://usage.png")
+        stem = f"usage-{report.period.first}-{report.period.last}"
+        await interaction.edit_original_response(embed=embed, attachments=[
+            discord.File(io.BytesIO(to_csv(report, name)), filename=f"{stem}.csv"),
+            discord.File(io.BytesIO(chart), filename="usage.png"),
+        ])
+
+    @app_commands.command(name="quota", description="What you can still make here.")
+    @app_commands.guild_only()
+    async def quota(self, interaction: discord.Interaction) -> None:
+        assert interaction.guild_id is not None
+        standing = await self.bot.parts.limits.standing(interaction.guild_id, interaction.user.id)
+        policy, now = standing.policy, self.bot.clock()
+        lines = []
+        if policy.daily_quota:
+            lines.append(f"Today: {standing.today} of {policy.daily_quota} videos (resets in "
+                         f"{hours_text(standing.day_resets_at - now)}).")
+        else:
+            lines.append(f"Today: {standing.today} videos (no daily quota).")
+        if policy.max_concurrent:
+            lines.append(f"In progress: {standing.active} of {policy.max_concurrent}.")
+        wait = (standing.next_allowed_at or 0) - now
+        if wait > 0:
+            lines.append(f"Next video in {duration_text(wait)} (cooldown).")
+        left = standing.budget_left
+        if left is not None:
+            lines.append(f"Server budget: ${left:.2f} left of ${policy.monthly_budget_usd:.2f} "
+                         "this month.")
+        await interaction.response.send_message("\n".join(lines), ephemeral=True)
+
+
+def summary(line: Line) -> str:
+    text = (f"{line.jobs} jobs · {line.seconds:g} s of video · ${line.cost_usd:.2f} · "
+            f"{line.failures} failed · {line.cancellations} cancelled")
+    if line.unpriced:
+        text += f" · {line.unpriced} without a known price"
+    if line.simulated:
+        text += f" · {line.simulated} simulated"
+    return text
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(Usage(cast(VideoBot, bot)))
