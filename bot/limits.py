@@ -18,14 +18,16 @@ from bot.catalog import ModelSpec
 from bot.errors import UserError
 from bot.policy import Policy, PolicyStore
 
-# Open states (bot.jobs.OPEN) count at their estimate; failed and cancelled ones are free.
+# Finished jobs count as the daily rollup has them (real cost, else the estimate; nothing when
+# failed or cancelled), open ones (bot.jobs.OPEN) at their estimate.
 SPENT_SQL = """
-    SELECT COALESCE(SUM(CASE
-        WHEN state IN ('accepted', 'submitting', 'queued', 'running', 'fetched', 'delivering')
-            THEN COALESCE(estimated_usd, 0)
-        WHEN state IN ('failed', 'cancelled') THEN 0
-        ELSE COALESCE(cost_usd, estimated_usd, 0) END), 0)
-    FROM jobs WHERE guild_id = ? AND created_at >= ? AND simulated = 0"""
+    SELECT (SELECT COALESCE(SUM(cost_usd), 0) FROM usage_daily
+            WHERE guild_id = :guild AND day >= :day AND simulated = 0)
+         + (SELECT COALESCE(SUM(COALESCE(cost_usd, estimated_usd, 0)), 0)
+            FROM jobs INDEXED BY jobs_open
+            WHERE state IN ('accepted', 'submitting', 'queued', 'running', 'fetched',
+                            'delivering')
+              AND guild_id = :guild AND created_at >= :since AND simulated = 0)"""
 STANDING_SQL = """
     SELECT SUM(CASE WHEN created_at >= ? AND state NOT IN ('failed', 'cancelled')
                     THEN 1 ELSE 0 END),
@@ -82,7 +84,9 @@ class Limits:
         since = min(day, now - policy.cooldown_seconds, now - OPEN_HORIZON)
         async with self.db.execute(STANDING_SQL, (day, guild_id, user_id, since)) as cursor:
             row = await cursor.fetchone()
-        async with self.db.execute(SPENT_SQL, (guild_id, month)) as cursor:
+        month_day = datetime.fromtimestamp(month, UTC).date().isoformat()
+        async with self.db.execute(SPENT_SQL, {"guild": guild_id, "day": month_day,
+                                               "since": month}) as cursor:
             spent = await cursor.fetchone()
         today, active, last = (row[0] or 0, row[1] or 0, row[2]) if row else (0, 0, None)
         cooldown = policy.cooldown_seconds
@@ -117,7 +121,8 @@ class Limits:
                 f"Please wait {duration_text(standing.next_allowed_at - now)} before your next "
                 f"video (cooldown {duration_text(policy.cooldown_seconds)}).")
         if policy.max_concurrent and standing.active >= policy.max_concurrent:
-            raise LimitReached(f"You already have {standing.active} videos in progress (limit "
+            videos = "video" if standing.active == 1 else "videos"
+            raise LimitReached(f"You already have {standing.active} {videos} in progress (limit "
                                f"{policy.max_concurrent}); wait for one to finish.")
         if policy.daily_quota and standing.today >= policy.daily_quota:
             raise LimitReached(

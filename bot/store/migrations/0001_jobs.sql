@@ -25,7 +25,7 @@ CREATE TABLE jobs (
     updated_at        REAL    NOT NULL
 );
 
-CREATE INDEX jobs_open ON jobs (state)
+CREATE INDEX jobs_open ON jobs (guild_id, state)
     WHERE state IN ('accepted', 'submitting', 'queued', 'running', 'fetched', 'delivering');
 CREATE INDEX jobs_by_user ON jobs (guild_id, user_id, created_at);
 CREATE INDEX jobs_by_guild ON jobs (guild_id, created_at);

@@ -5,10 +5,6 @@ ALTER TABLE jobs ADD COLUMN audio INTEGER;                      -- 1 with sound,
 ALTER TABLE jobs ADD COLUMN resolution TEXT;
 ALTER TABLE jobs ADD COLUMN simulated INTEGER NOT NULL DEFAULT 0;
 
--- What a job counts against the budget: the estimate while open, the real cost (else the
--- estimate) once made, nothing when it failed or was cancelled.
-CREATE INDEX jobs_budget ON jobs (guild_id, created_at, state, user_id);
-
 CREATE TABLE usage_daily (
     guild_id      INTEGER NOT NULL,
     day           TEXT    NOT NULL,     -- UTC date of the request, YYYY-MM-DD
@@ -21,7 +17,7 @@ CREATE TABLE usage_daily (
     failures      INTEGER NOT NULL DEFAULT 0,
     cancellations INTEGER NOT NULL DEFAULT 0,
     unpriced      INTEGER NOT NULL DEFAULT 0,   -- made, but with no known price
-    PRIMARY KEY (guild_id, day, user_id, command, simulated)
+    PRIMARY KEY (guild_id, day, command, user_id, simulated)
 ) WITHOUT ROWID;
 
 CREATE TRIGGER jobs_usage_on_end AFTER UPDATE OF state ON jobs
@@ -44,7 +40,7 @@ BEGIN
         CASE WHEN NEW.state NOT IN ('failed', 'cancelled')
               AND NEW.cost_usd IS NULL AND NEW.estimated_usd IS NULL THEN 1 ELSE 0 END
     )
-    ON CONFLICT (guild_id, day, user_id, command, simulated) DO UPDATE SET
+    ON CONFLICT (guild_id, day, command, user_id, simulated) DO UPDATE SET
         jobs = jobs + excluded.jobs,
         seconds = seconds + excluded.seconds,
         cost_usd = cost_usd + excluded.cost_usd,
