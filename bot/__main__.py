@@ -1,10 +1,11 @@
-"""``python -m bot``: run the bot; ``python -m bot sync``: push the slash commands now."""
+"""``python -m bot``: run the bot; ``sync``: push the slash commands now; ``check``: is all well?"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -12,26 +13,39 @@ import discord
 
 from bot.app import VideoBot
 from bot.catalog import CatalogError, load_catalog
+from bot.check import render, run_check
 from bot.config import ConfigError, check_default_model, load_secrets, load_settings
+from bot.logs import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     parser.add_argument("--config", type=Path, default=None,
                         help="settings file (default: config.toml here, or $BOT_CONFIG)")
-    parser.add_argument("command", nargs="?", choices=["run", "sync"], default="run",
-                        help="run the bot (default), or sync the slash commands and exit")
+    parser.add_argument("--simulate", action="store_true",
+                        help="use the built-in RunComfy simulator: nothing is paid")
+    parser.add_argument("--offline", action="store_true",
+                        help="with check: do not call RunComfy")
+    parser.add_argument("command", nargs="?", choices=["run", "sync", "check"], default="run",
+                        help="run the bot (default), sync the slash commands, or check the set-up")
     args = parser.parse_args(argv)
+    if args.command == "check":
+        lines = asyncio.run(run_check(args.config, os.environ, offline=args.offline,
+                                      simulate=args.simulate))
+        print(render(lines))
+        return 0 if all(line.ok for line in lines) else 1
     try:
         settings = load_settings(args.config)
-        secrets = load_secrets()
+        if args.simulate:
+            settings = settings.model_copy(update={"simulation": settings.simulation.model_copy(
+                update={"enabled": True})})
+        secrets = load_secrets(need_runcomfy=not settings.simulation.enabled)
         catalog = load_catalog(*settings.bot.catalog_dirs).with_prices(settings.prices)
         check_default_model(settings, catalog)
     except (ConfigError, CatalogError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.bot.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(settings.bot.log_level, [secrets.discord_token, secrets.runcomfy_token])
     bot = VideoBot(settings, catalog, secrets.runcomfy_token, run_jobs=args.command == "run")
     try:
         if args.command == "sync":
@@ -51,4 +65,5 @@ async def _sync(bot: VideoBot, token: str) -> None:
 
 
 if __name__ == "__main__":
+    logging.captureWarnings(True)
     sys.exit(main())

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import aiohttp
 import aiosqlite
 import discord
+from aiohttp import web
 from discord.ext import commands
 
 from bot.cards import CancelButton
@@ -23,6 +24,7 @@ from bot.policy import PolicyStore
 from bot.poller import Poller, PollSettings
 from bot.runcomfy import RetryPolicy, RunComfyClient, Timeouts
 from bot.service import JobService
+from bot.simulator import Simulator, SimulatorConfig
 from bot.store.database import open_database
 from bot.store.jobs import JobStore
 
@@ -68,6 +70,7 @@ class VideoBot(commands.Bot):
         self._runcomfy_token = runcomfy_token
         self._parts: Parts | None = None
         self._http_session: aiohttp.ClientSession | None = None
+        self._simulator: web.AppRunner | None = None
 
     @property
     def parts(self) -> Parts:
@@ -87,12 +90,31 @@ class VideoBot(commands.Bot):
         except KeyError:
             return job.model_id
 
+    @property
+    def simulated(self) -> bool:
+        return self.settings.simulation.enabled
+
+    async def _start_simulator(self) -> str:
+        """Serve the RunComfy simulator on 127.0.0.1 inside this process; its base URL."""
+        sim = self.settings.simulation
+        simulator = Simulator(SimulatorConfig(
+            token=self._runcomfy_token, workers=sim.workers, queue_seconds=sim.queue_seconds,
+            run_seconds=sim.run_seconds, close_connections=True, clock=self.clock),
+            catalog=self.catalog)
+        self._simulator = web.AppRunner(simulator.app(), access_log=None)
+        await self._simulator.setup()
+        await web.TCPSite(self._simulator, "127.0.0.1", 0).start()
+        host, port = self._simulator.addresses[0][:2]
+        log.info("simulation mode: RunComfy is simulated at http://%s:%d", host, port)
+        return f"http://{host}:{port}"
+
     async def setup_hook(self) -> None:
         s = self.settings
         db = await open_database(s.bot.database)
         store = JobStore(db, clock=self.clock)
+        base_url = await self._start_simulator() if self.simulated else s.runcomfy.base_url
         runcomfy = RunComfyClient(
-            self._runcomfy_token, s.runcomfy.base_url, session=self.http_session(),
+            self._runcomfy_token, base_url, session=self.http_session(),
             retry=RetryPolicy(attempts=s.runcomfy.retry_attempts,
                               base_delay=s.runcomfy.retry_base_delay,
                               max_delay=s.runcomfy.retry_max_delay),
@@ -107,7 +129,8 @@ class VideoBot(commands.Bot):
         ), clock=self.clock)
         policies = PolicyStore(db, s.limits, self.clock)
         limits = Limits(db, policies, self.clock)
-        jobs = JobService(store, runcomfy, limits, poller.notify, clock=self.clock)
+        jobs = JobService(store, runcomfy, limits, poller.notify, clock=self.clock,
+                          simulated=self.simulated)
         self._parts = Parts(db, store, runcomfy, jobs, poller, delivery, policies, limits)
         self.add_dynamic_items(CancelButton)
         for extension in EXTENSIONS:
@@ -140,6 +163,8 @@ class VideoBot(commands.Bot):
             await self._parts.db.close()
         if self._http_session is not None:
             await self._http_session.close()
+        if self._simulator is not None:
+            await self._simulator.cleanup()
         await super().close()
 
 

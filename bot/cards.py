@@ -10,6 +10,7 @@ import discord
 from bot.jobs import TERMINAL, Job, JobState
 
 PROMPT_SHOWN = 300
+SIMULATED = " · simulated: no credits are spent"
 _COLOURS = {
     JobState.DELIVERED: discord.Colour.green(),
     JobState.FAILED: discord.Colour.red(),
@@ -44,7 +45,7 @@ def render_card(job: Job, model_name: str) -> discord.Embed:
     cost = _cost_text(job)
     if cost:
         embed.add_field(name="Cost", value=cost)
-    embed.set_footer(text=f"Job #{job.id}")
+    embed.set_footer(text=f"Job #{job.id}" + (SIMULATED if job.simulated else ""))
     return embed
 
 

@@ -7,6 +7,7 @@ environment only, and a token written into the file is refused as an unknown set
 from __future__ import annotations
 
 import os
+import secrets
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -59,10 +60,20 @@ class JobsSection(_Section):
     max_download_mb: float = Field(default=500.0, gt=0)
 
 
+class SimulationSection(_Section):
+    """The built-in RunComfy simulator instead of RunComfy: try the bot without paying."""
+
+    enabled: bool = False
+    run_seconds: float = Field(default=20.0, ge=0)
+    queue_seconds: float = Field(default=3.0, ge=0)
+    workers: int = Field(default=2, ge=1)
+
+
 class Settings(_Section):
     bot: BotSection = BotSection()
     runcomfy: RunComfySection = RunComfySection()
     jobs: JobsSection = JobsSection()
+    simulation: SimulationSection = SimulationSection()
     limits: Policy = Policy()  # every guild's defaults; moderators change them with /settings
     prices: dict[str, PriceSpec] = {}
 
@@ -111,12 +122,14 @@ def check_default_model(settings: Settings, catalog: Catalog) -> None:
 
 def load_secrets(environ: Mapping[str, str] | None = None, *, need_runcomfy: bool = True
                  ) -> Secrets:
+    """The tokens; in simulation mode no RunComfy token is needed (a made-up one is used)."""
     env = os.environ if environ is None else environ
     wanted = ["DISCORD_TOKEN"] + (["RUNCOMFY_API_TOKEN"] if need_runcomfy else [])
     missing = [name for name in wanted if not env.get(name, "").strip()]
     if missing:
         raise ConfigError(f"{' and '.join(missing)} must be set in the environment")
-    return Secrets(env["DISCORD_TOKEN"].strip(), env.get("RUNCOMFY_API_TOKEN", "").strip())
+    runcomfy = env.get("RUNCOMFY_API_TOKEN", "").strip() or secrets.token_urlsafe(16)
+    return Secrets(env["DISCORD_TOKEN"].strip(), runcomfy)
 
 
 def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:

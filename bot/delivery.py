@@ -29,6 +29,8 @@ _HISTORY_CHECKED = 50
 
 NEEDED = discord.Permissions(view_channel=True, send_messages=True, embed_links=True,
                              attach_files=True, read_message_history=True)
+# What the invite asks for: the above, and threads for the answers to mentions.
+INVITE = NEEDED | discord.Permissions(create_public_threads=True, send_messages_in_threads=True)
 
 
 def check_can_post(have: discord.Permissions, in_thread: bool) -> None:
@@ -153,6 +155,8 @@ class Delivery:
     async def _send(self, channel: discord.abc.Messageable, job: Job, *,
                     file: Path | None) -> Posted:
         ready = f"<@{job.user_id}> your video is ready ({self._model_name(job)}, job #{job.id})."
+        if job.simulated:
+            ready += " (Simulated: a sample video, no credits were spent.)"
         with _discord_errors():
             if file is not None:
                 message = await channel.send(

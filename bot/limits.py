@@ -97,9 +97,10 @@ class Limits:
             day_resets_at=next_day, month_resets_at=next_month,
         )
 
-    async def check(self, who: Who, model: ModelSpec, prompt: str,
-                    estimate: float | None) -> None:
-        """Raise ``LimitReached`` with the first rule this request breaks."""
+    async def check(self, who: Who, model: ModelSpec, prompt: str, estimate: float | None, *,
+                    budgeted: bool = True) -> None:
+        """Raise ``LimitReached`` with the first rule this request breaks (``budgeted=False``
+        for simulated jobs, which never count against the budget)."""
         standing = await self.standing(who.guild_id, who.user_id)
         policy = standing.policy
         now = self.clock()
@@ -129,7 +130,7 @@ class Limits:
                 f"daily quota reached: {standing.today} of {policy.daily_quota}, resets in "
                 f"{hours_text(standing.day_resets_at - now)}")
         left = standing.budget_left
-        if left is not None and (left <= 0 or (estimate or 0) > left):
+        if budgeted and left is not None and (left <= 0 or (estimate or 0) > left):
             reset = datetime.fromtimestamp(standing.month_resets_at, UTC)
             spent = (f"${standing.spent_this_month:.2f} of ${policy.monthly_budget_usd:.2f} "
                      f"spent; it resets on {reset.day} {reset:%B}")

@@ -18,7 +18,6 @@ import aiohttp
 import discord
 from discord.ext import tasks
 
-from bot.cards import duration_text
 from bot.catalog import Catalog
 from bot.delivery import CannotPost, ChannelGone, Delivery
 from bot.jobs import WAITING, Job, JobState
@@ -131,12 +130,9 @@ class Poller:
             urls = result.urls(self.catalog.by_id(job.model_id).output_key)
             if not urls:
                 return await self._end(job, JobState.FAILED, "RunComfy finished without a video.")
-            fetched = await self.store.move(job.id, WAITING, JobState.FETCHED, video_url=urls[0],
-                                            cost_usd=result.cost, finished_at=self.clock(),
-                                            queue_position=None)
-            if fetched:
-                log.info("job %d: finished, video ready to post", job.id)
-            return fetched
+            return await self.store.move(job.id, WAITING, JobState.FETCHED, video_url=urls[0],
+                                         cost_usd=result.cost, finished_at=self.clock(),
+                                         queue_position=None)
         if outcome is Outcome.FAILED:
             return await self._end(job, JobState.FAILED, result.error_text)
         if outcome is Outcome.CANCELLED:
@@ -156,7 +152,6 @@ class Poller:
                                       finished_at=self.clock(), queue_position=None)
         if ended is None:
             return None
-        log.info("job %d: %s%s", job.id, state.value, f" ({reason})" if reason else "")
         if state is not JobState.CANCELLED:
             self._news[job.id] = f"your video could not be made: {reason}"
         self._enqueue(ended)
@@ -241,8 +236,6 @@ class Poller:
         done = await self.store.move(job.id, {JobState.DELIVERING}, JobState.DELIVERED,
                                      result_message_id=message_id, delivered_as=delivered_as)
         if done is not None:
-            log.info("job %d: delivered as %s in %s", job.id, delivered_as,
-                     duration_text(done.elapsed or 0))
             await self._refresh_card(done, force=True)
 
     async def _undeliverable(self, job: Job, reason: str) -> None:

@@ -50,7 +50,10 @@ class JobRefused(UserError):
 
 class JobService:
     def __init__(self, store: JobStore, client: RunComfyClient, limits: Limits,
-                 on_change: Callable[[Job], None], clock: Callable[[], float] = time.time) -> None:
+                 on_change: Callable[[Job], None], clock: Callable[[], float] = time.time,
+                 simulated: bool = False) -> None:
+        """``simulated``: RunComfy is the built-in simulator; jobs are marked so."""
+        self.simulated = simulated
         self.store = store
         self.client = client
         self.limits = limits
@@ -70,7 +73,7 @@ class JobService:
         """The guild's rules and the member's allowance; raises ``LimitReached``."""
         prompt = body.get("prompt")
         await self.limits.check(who.who, model, prompt if isinstance(prompt, str) else "",
-                                estimate_usd(model, body))
+                                estimate_usd(model, body), budgeted=not self.simulated)
 
     async def request(self, model: ModelSpec, options: Mapping[str, object],
                       attachments: Mapping[str, AttachmentLike], who: Requester) -> Job:
@@ -91,11 +94,10 @@ class JobService:
                 model_id=model.id, command=model.command,
                 prompt=prompt if isinstance(prompt, str) else "", body=body,
                 estimated_usd=estimate_usd(model, body), seconds=seconds, audio=audio,
-                resolution=resolution,
+                resolution=resolution, simulated=self.simulated,
             ))
         submitting = await self.store.move(job.id, {JobState.ACCEPTED}, JobState.SUBMITTING)
         assert submitting is not None
-        log.info("job %d: submitting to %s (guild %d)", job.id, model.id, who.guild_id)
         try:
             submitted = await self.client.submit(model.id, body)
         except SubmitOutcomeUnknown as exc:
@@ -111,7 +113,6 @@ class JobService:
                                        request_id=submitted.request_id,
                                        submitted_at=self.clock())
         assert queued is not None
-        log.info("job %d: queued as request %s", job.id, submitted.request_id)
         self.on_change(queued)
         return queued
 
@@ -142,6 +143,5 @@ class JobService:
                                           JobState.CANCELLED, finished_at=self.clock())
         if cancelled is None:
             return f"Job #{job_id} changed state meanwhile; see its card."
-        log.info("job %d: cancelled by user %d", job_id, user_id)
         self.on_change(cancelled)
         return f"Job #{job_id} is cancelled; nothing is charged for it."

@@ -55,7 +55,8 @@ class World:
 
     def card(self, job_id: int, channel: Any = None) -> discord.Message:
         for message in self.bot_messages(channel):
-            if message.embeds and message.embeds[0].footer.text == f"Job #{job_id}":
+            footer = message.embeds[0].footer.text if message.embeds else None
+            if footer and footer.split(" · ")[0] == f"Job #{job_id}":
                 return message
         raise AssertionError(f"no card for job #{job_id}")
 

@@ -13,3 +13,10 @@ def test_ci_runs_the_readme_test_command() -> None:
     command = "python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' && .venv/bin/pytest"
     assert f"\n{command}\n" in readme
     assert f"\n{command}\n" in ci
+
+
+def test_the_invite_asks_for_what_the_bot_needs() -> None:
+    from bot.delivery import INVITE
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"scope=bot+applications.commands&permissions={INVITE.value}`" in readme

@@ -39,6 +39,8 @@ class SimulatorConfig:
     balance_usd: float | None = None  # None: unlimited credits
     # The status and result words RunComfy may use instead of the documented ones.
     alternate_vocabulary: bool = False
+    # Close every connection after its answer: no idle keep-alive connections inside the bot.
+    close_connections: bool = False
     clock: Callable[[], float] = time.monotonic
 
 
@@ -102,6 +104,8 @@ class Simulator:
         except web.HTTPException as exc:
             response = exc
         self.calls.append(Call(request.method, request.path, response.status))
+        if self.config.close_connections:
+            response.force_close()
         if isinstance(response, web.HTTPException):
             raise response
         return response

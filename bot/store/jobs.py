@@ -4,6 +4,7 @@ job is still in a state it may leave, so the poller, a cancel and a restart neve
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ import aiosqlite
 from bot.jobs import Job, JobState
 from bot.store.database import run
 
+log = logging.getLogger(__name__)
 _UPDATABLE = frozenset({
     "request_id", "queue_position", "card_message_id", "result_message_id", "delivered_as",
     "video_url", "error", "cost_usd", "submitted_at", "started_at", "finished_at",
@@ -60,15 +62,23 @@ class JobStore:
 
     async def move(self, job_id: int, allowed_from: Collection[JobState], to: JobState,
                    **fields: Any) -> Job | None:
-        """Move the job to ``to`` if it is in one of ``allowed_from``; ``None`` if it was not."""
+        """Move the job to ``to`` if it is in one of ``allowed_from``; ``None`` if it was not.
+
+        Every transition is logged here, once, as one line.
+        """
         assignments, values = self._assignments(fields)
         states = list(allowed_from)
         marks = ", ".join("?" * len(states))
-        return await self._one(
+        moved = await self._one(
             f"UPDATE jobs SET state = ?, {assignments}"  # noqa: S608 - names are whitelisted
             f" WHERE id = ? AND state IN ({marks}) RETURNING *",
             (to, *values, job_id, *states),
         )
+        if moved is not None:
+            reason = f": {moved.error}" if moved.error and moved.state.is_terminal else ""
+            log.info("job %d -> %s (guild %d, model %s, request %s)%s", moved.id, moved.state,
+                     moved.guild_id, moved.command, moved.request_id or "-", reason)
+        return moved
 
     async def note(self, job_id: int, **fields: Any) -> Job | None:
         """Record facts that are not a state change (queue position, card message)."""

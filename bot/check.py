@@ -1,0 +1,100 @@
+"""``python -m bot check``: is everything in place to run? Config, tokens, catalog, database,
+and (unless ``--offline``) RunComfy itself, model by model, with its prices."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.catalog import Catalog, CatalogError, load_catalog
+from bot.config import ConfigError, Settings, check_default_model, load_secrets, load_settings
+from bot.runcomfy import RetryPolicy, RunComfyClient, RunComfyError, Timeouts
+from bot.store.database import open_database
+
+
+@dataclass(frozen=True)
+class Line:
+    item: str
+    ok: bool
+    detail: str
+
+
+async def run_check(config: Path | None, environ: Mapping[str, str], *, offline: bool,
+                    simulate: bool = False) -> list[Line]:
+    lines: list[Line] = []
+    try:
+        settings = load_settings(config, environ)
+    except ConfigError as exc:
+        return [Line("config", False, str(exc))]
+    if simulate:
+        settings = settings.model_copy(update={"simulation": settings.simulation.model_copy(
+            update={"enabled": True})})
+    source = config or Path(environ.get("BOT_CONFIG", "config.toml"))
+    lines.append(Line("config", True, str(source) if source.exists() else "defaults"))
+    simulated = settings.simulation.enabled
+    token = None
+    try:
+        token = load_secrets(environ, need_runcomfy=not simulated).runcomfy_token
+        names = "DISCORD_TOKEN" + ("" if simulated else ", RUNCOMFY_API_TOKEN")
+        lines.append(Line("secrets", True, f"{names} set"))
+    except ConfigError as exc:
+        lines.append(Line("secrets", False, str(exc)))
+    catalog = None
+    try:
+        catalog = load_catalog(*settings.bot.catalog_dirs).with_prices(settings.prices)
+        check_default_model(settings, catalog)
+        lines.append(Line("catalog", True, f"{len(catalog)} models"))
+    except (CatalogError, ConfigError) as exc:
+        lines.append(Line("catalog", False, str(exc)))
+    lines.append(await _database(settings))
+    if simulated:
+        lines.append(Line("runcomfy", True, "simulation mode: the built-in simulator"))
+    elif not offline and token and catalog is not None:
+        lines.extend(await _models(settings, catalog, token))
+    return lines
+
+
+async def _database(settings: Settings) -> Line:
+    path = settings.bot.database
+    try:
+        db = await open_database(path)
+    except (OSError, sqlite3.Error) as exc:
+        return Line("database", False, f"{path}: {exc}")
+    try:
+        async with db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+    finally:
+        await db.close()
+    return Line("database", True, f"{path} (schema {row[0] if row else 0})")
+
+
+async def _models(settings: Settings, catalog: Catalog, token: str) -> list[Line]:
+    """Ask RunComfy about each enabled model: the token works, and what it costs."""
+    enabled = [m for m in catalog if settings.limits.model_enabled(m.command)]
+    lines = []
+    async with RunComfyClient(token, settings.runcomfy.base_url,
+                              retry=RetryPolicy(attempts=2, base_delay=0.5),
+                              timeouts=Timeouts(read=settings.runcomfy.request_timeout)) as client:
+        for model in enabled:
+            try:
+                info = await client.model_info(model.id)
+            except RunComfyError as exc:
+                lines.append(Line(model.command, False, str(exc)))
+                continue
+            published = (f"${info.base_price_usd:g}/{info.price_unit or '?'}"
+                         if info.base_price_usd is not None else "no published price")
+            ours = model.price
+            used = (f"${ours.usd:g}/{ours.unit}" if ours.usd is not None
+                    else f"unknown: set prices.{model.command} to budget it")
+            lines.append(Line(model.command, True, f"RunComfy: {published}; bot uses {used}"))
+    return lines
+
+
+def render(lines: list[Line]) -> str:
+    width = max(len(line.item) for line in lines)
+    rows = [f"{'check':<{width}}  result  detail"]
+    rows += [f"{line.item:<{width}}  {'ok' if line.ok else 'FAIL':<6}  {line.detail}"
+             for line in lines]
+    return "\n".join(rows)
