@@ -29,7 +29,7 @@ async def test_one_line_per_transition_and_no_secrets(world: World,
              if r.name == "bot.store.jobs" and r.getMessage().startswith("job 1 ")]
     tail = f"(guild {world.guild.id}, model kling-2-1, request {request})"
     assert lines == [
-        "job 1 -> submitting (guild %d, model kling-2-1, request -)" % world.guild.id,
+        f"job 1 -> submitting (guild {world.guild.id}, model kling-2-1, request -)",
         f"job 1 -> queued {tail}", f"job 1 -> running {tail}", f"job 1 -> fetched {tail}",
         f"job 1 -> delivering {tail}", f"job 1 -> delivered {tail}",
     ]
