@@ -27,6 +27,7 @@ from bot.service import JobService
 from bot.simulator import Simulator, SimulatorConfig
 from bot.store.database import open_database
 from bot.store.jobs import JobStore
+from bot.store.notices import NoticeStore
 
 log = logging.getLogger(__name__)
 EXTENSIONS = ("cogs.errors", "cogs.generate", "cogs.jobs", "cogs.animate", "cogs.settings",
@@ -51,6 +52,7 @@ class Parts:
     delivery: Delivery
     policies: PolicyStore
     limits: Limits
+    notices: NoticeStore
 
 
 class VideoBot(commands.Bot):
@@ -122,7 +124,8 @@ class VideoBot(commands.Bot):
         )
         delivery = Delivery(self, self.http_session, self.model_name,
                             int(s.jobs.max_download_mb * 1024 * 1024))
-        poller = Poller(self.catalog, store, runcomfy, delivery, PollSettings(
+        notices = NoticeStore(db, self.clock)
+        poller = Poller(self.catalog, store, notices, runcomfy, delivery, PollSettings(
             interval=s.jobs.poll_interval, max_concurrent=s.jobs.max_concurrent_polls,
             timeout_seconds=s.jobs.timeout_minutes * 60,
             card_edit_interval=s.jobs.card_edit_interval,
@@ -131,7 +134,8 @@ class VideoBot(commands.Bot):
         limits = Limits(db, policies, self.clock)
         jobs = JobService(store, runcomfy, limits, poller.notify, clock=self.clock,
                           simulated=self.simulated)
-        self._parts = Parts(db, store, runcomfy, jobs, poller, delivery, policies, limits)
+        self._parts = Parts(db, store, runcomfy, jobs, poller, delivery, policies, limits,
+                            notices)
         self.add_dynamic_items(CancelButton)
         for extension in EXTENSIONS:
             await self.load_extension(extension)

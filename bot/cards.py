@@ -66,7 +66,10 @@ def duration_text(seconds: float) -> str:
 def _state_text(job: Job) -> str:
     if job.state is JobState.QUEUED:
         return "Queued" if job.queue_position is None else f"Queued, #{job.queue_position + 1}"
-    if job.state in (JobState.FAILED, JobState.OUTCOME_UNKNOWN, JobState.UNDELIVERABLE):
+    if job.state is JobState.OUTCOME_UNKNOWN:
+        return (f"{job.state.label}: {safe_text(job.error or '', 500)} A moderator can start it "
+                f"again with `/retry job:{job.id}`.")
+    if job.state in (JobState.FAILED, JobState.UNDELIVERABLE):
         return f"{job.state.label}: {safe_text(job.error or 'no reason given', 500)}"
     if job.state is JobState.DELIVERED:
         return "Done: posted below" if job.delivered_as == "file" else "Done: link below"

@@ -126,10 +126,21 @@ class Delivery:
                 return message.id
         return None
 
-    async def post_video(self, job: Job) -> Posted:
+    async def direct_message(self, user_id: int, text: str) -> bool:
+        """Whether the member could be told by DM (they may not accept DMs)."""
+        try:
+            user = self.client.get_user(user_id) or await self.client.fetch_user(user_id)
+            await user.send(text, allowed_mentions=_NO_MENTIONS)
+        except discord.HTTPException:
+            return False
+        return True
+
+    async def post_video(self, job: Job, *, as_link: bool = False) -> Posted:
         """Post the video as a file when it fits the guild's limit, else as a link."""
         assert job.video_url is not None
         channel = await self.channel(job.channel_id)
+        if as_link:
+            return await self._send(channel, job, file=None)
         limit = getattr(getattr(channel, "guild", None), "filesize_limit", 10 * 1024 * 1024)
         handle, name = tempfile.mkstemp(prefix=f"job-{job.id}-", suffix=".mp4")
         os.close(handle)

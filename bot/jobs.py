@@ -31,6 +31,26 @@ class JobState(StrEnum):
         return _LABELS[self]
 
 
+# The only moves a job can make. A job caught mid-submit ends as OUTCOME_UNKNOWN for good: a
+# moderator's retry is a new job, so a possible double charge stays visible in the ledger.
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.ACCEPTED: frozenset({JobState.SUBMITTING, JobState.FAILED}),
+    JobState.SUBMITTING: frozenset({JobState.QUEUED, JobState.FAILED, JobState.OUTCOME_UNKNOWN}),
+    JobState.QUEUED: frozenset({JobState.RUNNING, JobState.FETCHED, JobState.FAILED,
+                                JobState.CANCELLED, JobState.TIMED_OUT,
+                                JobState.UNDELIVERABLE}),
+    JobState.RUNNING: frozenset({JobState.FETCHED, JobState.FAILED, JobState.CANCELLED,
+                                 JobState.TIMED_OUT, JobState.UNDELIVERABLE}),
+    JobState.FETCHED: frozenset({JobState.DELIVERING, JobState.UNDELIVERABLE}),
+    JobState.DELIVERING: frozenset({JobState.DELIVERED, JobState.UNDELIVERABLE}),
+}
+
+
+def sources(target: JobState) -> frozenset[JobState]:
+    """The states a job may be in to move to ``target``."""
+    return frozenset(state for state, targets in TRANSITIONS.items() if target in targets)
+
+
 OPEN = frozenset({JobState.ACCEPTED, JobState.SUBMITTING, JobState.QUEUED, JobState.RUNNING,
                   JobState.FETCHED, JobState.DELIVERING})
 WAITING = frozenset({JobState.QUEUED, JobState.RUNNING})

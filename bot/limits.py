@@ -129,8 +129,18 @@ class Limits:
             raise LimitReached(
                 f"daily quota reached: {standing.today} of {policy.daily_quota}, resets in "
                 f"{hours_text(standing.day_resets_at - now)}")
+        if budgeted:
+            self._check_budget(standing, estimate)
+
+    async def check_budget(self, guild_id: int, estimate: float | None) -> None:
+        """Only the server's budget (for a moderator's retry, which no member rule limits)."""
+        self._check_budget(await self.standing(guild_id, 0), estimate)
+
+    @staticmethod
+    def _check_budget(standing: Standing, estimate: float | None) -> None:
+        policy = standing.policy
         left = standing.budget_left
-        if budgeted and left is not None and (left <= 0 or (estimate or 0) > left):
+        if left is not None and (left <= 0 or (estimate or 0) > left):
             reset = datetime.fromtimestamp(standing.month_resets_at, UTC)
             spent = (f"${standing.spent_this_month:.2f} of ${policy.monthly_budget_usd:.2f} "
                      f"spent; it resets on {reset.day} {reset:%B}")

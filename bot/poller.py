@@ -23,8 +23,10 @@ from bot.delivery import CannotPost, ChannelGone, Delivery
 from bot.jobs import WAITING, Job, JobState
 from bot.runcomfy import NotFound, Outcome, Phase, Result, RunComfyClient, RunComfyError
 from bot.store.jobs import JobStore
+from bot.store.notices import NoticeStore
 
 log = logging.getLogger(__name__)
+MAX_UPLOAD_FAILURES = 3  # then the video is posted as a link
 
 
 @dataclass(frozen=True)
@@ -36,11 +38,12 @@ class PollSettings:
 
 
 class Poller:
-    def __init__(self, catalog: Catalog, store: JobStore, client: RunComfyClient,
-                 delivery: Delivery, settings: PollSettings,
+    def __init__(self, catalog: Catalog, store: JobStore, notices: NoticeStore,
+                 client: RunComfyClient, delivery: Delivery, settings: PollSettings,
                  clock: Callable[[], float] = time.time) -> None:
         self.catalog = catalog
         self.store = store
+        self.notices = notices
         self.client = client
         self.delivery = delivery
         self.settings = settings
@@ -50,6 +53,8 @@ class Poller:
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._shown: dict[int, tuple[tuple[object, ...], float]] = {}  # job -> (card, when)
         self._news: dict[int, str] = {}  # job -> what to tell the requester once
+        self._upload_failures: dict[int, int] = {}
+        self._retry_at: dict[int, float] = {}
         # discord.py's task loop: reconnect-safe, and one task however many jobs wait.
         self._loop = tasks.loop(seconds=settings.interval)(self._tick_safely)
         self._loop.before_loop(self.recover)
@@ -117,7 +122,7 @@ class Poller:
         if result is not None:
             job = await self._finish(job, result) or job
         elif status.phase is Phase.RUNNING:
-            job = await self.store.move(job.id, {JobState.QUEUED}, JobState.RUNNING,
+            job = await self.store.move(job.id, JobState.RUNNING, only_from={JobState.QUEUED},
                                         queue_position=None, started_at=self.clock()) or job
         elif job.state is JobState.QUEUED and job.queue_position != status.queue_position:
             job = await self.store.note(job.id, queue_position=status.queue_position) or job
@@ -130,7 +135,7 @@ class Poller:
             urls = result.urls(self.catalog.by_id(job.model_id).output_key)
             if not urls:
                 return await self._end(job, JobState.FAILED, "RunComfy finished without a video.")
-            return await self.store.move(job.id, WAITING, JobState.FETCHED, video_url=urls[0],
+            return await self.store.move(job.id, JobState.FETCHED, video_url=urls[0],
                                          cost_usd=result.cost, finished_at=self.clock(),
                                          queue_position=None)
         if outcome is Outcome.FAILED:
@@ -148,7 +153,7 @@ class Poller:
                 await self.client.cancel(job.request_id)  # spare the charge if still queued
 
     async def _end(self, job: Job, state: JobState, reason: str | None) -> Job | None:
-        ended = await self.store.move(job.id, {job.state}, state, error=reason,
+        ended = await self.store.move(job.id, state, only_from={job.state}, error=reason,
                                       finished_at=self.clock(), queue_position=None)
         if ended is None:
             return None
@@ -190,15 +195,14 @@ class Poller:
                 self._shown[job.id] = (self._card_of(job), time.monotonic())
             else:
                 await self._refresh_card(job)
-            if job.state in (JobState.FETCHED, JobState.DELIVERING):
-                await self._deliver(job)
             news = self._news.pop(job.id, None)
             if news:
                 await self.delivery.tell(job, news)
-        except ChannelGone:
-            await self._undeliverable(job, "The channel is gone.")
-        except CannotPost:
-            await self._undeliverable(job, "The bot is not allowed to post in the channel.")
+        except (ChannelGone, CannotPost, discord.HTTPException) as exc:
+            # The card can wait; the video cannot be lost: see _deliver.
+            log.warning("job %d: could not update its card (%s)", job.id, type(exc).__name__)
+        if job.state in (JobState.FETCHED, JobState.DELIVERING):
+            await self._deliver(job)
         if job.state.is_terminal:
             self._shown.pop(job.id, None)
 
@@ -214,34 +218,62 @@ class Poller:
         self._shown[job.id] = (card, time.monotonic())
 
     async def _deliver(self, job: Job) -> None:
-        if job.state is JobState.FETCHED:
-            moved = await self.store.move(job.id, {JobState.FETCHED}, JobState.DELIVERING)
-            if moved is None:
-                return
-            job = moved
-        else:
-            earlier = await self.delivery.find_posted(job)
-            if earlier is not None:
-                log.info("job %d: video was already posted as %d", job.id, earlier)
-                await self._delivered(job, earlier, "file")
-                return
-        try:
-            posted = await self.delivery.post_video(job)
-        except (aiohttp.ClientError, TimeoutError, discord.HTTPException) as exc:
-            log.warning("job %d: posting failed (%s); will try again", job.id, exc)
+        """Post the video once: after a crash, look for it before posting again; after
+        failed uploads, try again later (backing off), and at last post a link."""
+        failures = self._upload_failures.get(job.id, 0)
+        if failures and time.monotonic() < self._retry_at.get(job.id, 0.0):
             return
+        try:
+            if job.state is JobState.FETCHED:
+                moved = await self.store.move(job.id, JobState.DELIVERING)
+                if moved is None:
+                    return
+                job = moved
+            else:
+                earlier = await self.delivery.find_posted(job)
+                if earlier is not None:
+                    log.info("job %d: its video was already posted (message %d)", job.id,
+                             earlier)
+                    await self._delivered(job, earlier, "found")
+                    return
+            posted = await self.delivery.post_video(
+                job, as_link=failures >= MAX_UPLOAD_FAILURES)
+        except ChannelGone:
+            await self._undeliverable(job, "The channel was deleted or hidden from the bot.")
+            return
+        except CannotPost:
+            await self._undeliverable(job, "The bot may no longer post in the channel.")
+            return
+        except (aiohttp.ClientError, TimeoutError, discord.HTTPException) as exc:
+            self._upload_failures[job.id] = failures + 1
+            delay = self.settings.interval * 2 ** failures
+            self._retry_at[job.id] = time.monotonic() + delay
+            log.warning("job %d: posting failed (%s); trying again in %.0f s", job.id,
+                        type(exc).__name__, delay)
+            return
+        self._upload_failures.pop(job.id, None)
+        self._retry_at.pop(job.id, None)
         await self._delivered(job, posted.message_id, posted.delivered_as)
 
     async def _delivered(self, job: Job, message_id: int, delivered_as: str) -> None:
-        done = await self.store.move(job.id, {JobState.DELIVERING}, JobState.DELIVERED,
+        done = await self.store.move(job.id, JobState.DELIVERED,
                                      result_message_id=message_id, delivered_as=delivered_as)
         if done is not None:
-            await self._refresh_card(done, force=True)
+            with contextlib.suppress(ChannelGone, CannotPost, discord.HTTPException):
+                await self._refresh_card(done, force=True)
 
     async def _undeliverable(self, job: Job, reason: str) -> None:
-        if not job.state.is_terminal:
-            await self.store.move(job.id, {job.state}, JobState.UNDELIVERABLE, error=reason)
-        log.warning("job %d: undeliverable: %s", job.id, reason)
+        """The video exists but the channel is out of reach: tell the requester elsewhere."""
+        ended = await self.store.move(job.id, JobState.UNDELIVERABLE, only_from={job.state},
+                                      error=reason)
+        if ended is None:
+            return
+        text = (f"Your video (job #{job.id}) is ready, but I could not post it in <#"
+                f"{job.channel_id}>: {reason}")
+        if job.video_url:
+            text += f" Download it here (the link expires): {job.video_url}"
+        if not await self.delivery.direct_message(job.user_id, text):
+            await self.notices.add(job.guild_id, job.user_id, text)
 
     @staticmethod
     def _card_of(job: Job) -> tuple[object, ...]:

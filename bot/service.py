@@ -43,7 +43,12 @@ class JobRefused(UserError):
     """The job was written down but RunComfy refused it; ``job`` says how it ended."""
 
     def __init__(self, job: Job, error: RunComfyError) -> None:
-        super().__init__(f"Job #{job.id} did not start. {error}")
+        if isinstance(error, SubmitOutcomeUnknown):
+            text = (f"Job #{job.id}: {error} A moderator can start it again with "
+                    f"`/retry job:{job.id}`.")
+        else:
+            text = f"Job #{job.id} did not start. {error}"
+        super().__init__(text)
         self.job = job
         self.error = error
 
@@ -82,13 +87,30 @@ class JobService:
         body = build_request(model, options, await inspect_attachments(model, attachments))
         return await self.start(model, body, who)
 
-    async def start(self, model: ModelSpec, body: dict[str, Any], who: Requester) -> Job:
+    async def retry(self, job_id: int, model_of: Callable[[str], ModelSpec], *,
+                    guild_id: int) -> Job:
+        """A moderator starts a job whose outcome is unknown again, as a new job (so that if
+        the first ran after all, both charges show). Only the server's budget applies."""
+        job = await self.store.get(job_id)
+        if job is None or job.guild_id != guild_id:
+            raise UserError(f"There is no job #{job_id} in this server.")
+        if job.state is not JobState.OUTCOME_UNKNOWN:
+            raise UserError(f"Only a job whose outcome is unknown can be retried; job "
+                            f"#{job_id} is {job.state.label.lower()}.")
+        who = Requester(job.guild_id, job.channel_id, job.user_id)
+        return await self.start(model_of(job.model_id), job.body, who, moderator_retry=True)
+
+    async def start(self, model: ModelSpec, body: dict[str, Any], who: Requester, *,
+                    moderator_retry: bool = False) -> Job:
         """Admit and write the job down (one at a time per guild, so two requests can't both
         take the last of a quota), then submit it once. ``body`` comes from ``build_request``."""
         prompt = body.get("prompt")
         seconds, audio, resolution = price_options(model, body)
         async with self._admitting[who.guild_id]:
-            await self.admit(model, body, who)
+            if not moderator_retry:
+                await self.admit(model, body, who)
+            elif not self.simulated:
+                await self.limits.check_budget(who.guild_id, estimate_usd(model, body))
             job = await self.store.add(NewJob(
                 guild_id=who.guild_id, channel_id=who.channel_id, user_id=who.user_id,
                 model_id=model.id, command=model.command,
@@ -96,20 +118,20 @@ class JobService:
                 estimated_usd=estimate_usd(model, body), seconds=seconds, audio=audio,
                 resolution=resolution, simulated=self.simulated,
             ))
-        submitting = await self.store.move(job.id, {JobState.ACCEPTED}, JobState.SUBMITTING)
+        submitting = await self.store.move(job.id, JobState.SUBMITTING)
         assert submitting is not None
         try:
             submitted = await self.client.submit(model.id, body)
         except SubmitOutcomeUnknown as exc:
-            ended = await self.store.move(job.id, {JobState.SUBMITTING},
-                                          JobState.OUTCOME_UNKNOWN, error=str(exc),
+            ended = await self.store.move(job.id, JobState.OUTCOME_UNKNOWN, error=str(exc),
                                           finished_at=self.clock())
+            self.on_change(ended or submitting)
             raise JobRefused(ended or submitting, exc) from None
         except RunComfyError as exc:
-            ended = await self.store.move(job.id, {JobState.SUBMITTING}, JobState.FAILED,
+            ended = await self.store.move(job.id, JobState.FAILED, only_from={JobState.SUBMITTING},
                                           error=str(exc), finished_at=self.clock())
             raise JobRefused(ended or submitting, exc) from None
-        queued = await self.store.move(job.id, {JobState.SUBMITTING}, JobState.QUEUED,
+        queued = await self.store.move(job.id, JobState.QUEUED,
                                        request_id=submitted.request_id,
                                        submitted_at=self.clock())
         assert queued is not None
@@ -139,8 +161,7 @@ class JobService:
         if not answer.cancelled:
             return (f"Job #{job_id} is already running: it can't be stopped and will be "
                     "charged. The video will be posted when it is ready.")
-        cancelled = await self.store.move(job_id, {JobState.QUEUED, JobState.RUNNING},
-                                          JobState.CANCELLED, finished_at=self.clock())
+        cancelled = await self.store.move(job_id, JobState.CANCELLED, finished_at=self.clock())
         if cancelled is None:
             return f"Job #{job_id} changed state meanwhile; see its card."
         self.on_change(cancelled)

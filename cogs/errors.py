@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from typing import cast
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.app import VideoBot
 from bot.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,17 @@ async def report(interaction: discord.Interaction, error: Exception) -> None:
         await interaction.edit_original_response(content=message, embed=None, view=None)
     else:
         await interaction.response.send_message(message, ephemeral=True)
+    await flush_notices(interaction)
+
+
+async def flush_notices(interaction: discord.Interaction) -> None:
+    """What the bot could not tell this member earlier (e.g. a video it could not post)."""
+    bot = cast(VideoBot, interaction.client)
+    if interaction.guild_id is None or not interaction.response.is_done():
+        return
+    for text in await bot.parts.notices.take(interaction.guild_id, interaction.user.id):
+        await interaction.followup.send(text, ephemeral=True,
+                                        allowed_mentions=discord.AllowedMentions.none())
 
 
 class Errors(commands.Cog):
@@ -51,6 +64,11 @@ class Errors(commands.Cog):
 
     async def cog_unload(self) -> None:
         self.bot.tree.on_error = self._previous  # type: ignore[method-assign]
+
+    @commands.Cog.listener()
+    async def on_app_command_completion(self, interaction: discord.Interaction,
+                                        command: object) -> None:
+        await flush_notices(interaction)
 
 
 async def setup(bot: commands.Bot) -> None:

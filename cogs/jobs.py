@@ -36,6 +36,19 @@ class Jobs(commands.Cog):
         return [app_commands.Choice(name=_choice_name(job), value=job.id) for job in jobs
                 if current.strip().lstrip("#") in str(job.id)]
 
+    @app_commands.command(name="retry",
+                          description="Start again a job whose outcome is unknown (moderators).")
+    @app_commands.describe(job="The job's number, shown on its card")
+    @app_commands.guild_only()
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def retry(self, interaction: discord.Interaction, job: int) -> None:
+        new = await self.bot.parts.jobs.retry(job, self.bot.catalog.by_id,
+                                              guild_id=interaction.guild_id or 0)
+        await interaction.response.send_message(
+            f"Job #{job} was started again as job #{new.id}. If the first one ran after all, "
+            "both are charged.", ephemeral=True)
+
     @app_commands.command(name="jobs", description="Your recent videos and how they went.")
     @app_commands.guild_only()
     async def jobs(self, interaction: discord.Interaction) -> None:

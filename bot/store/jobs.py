@@ -12,7 +12,7 @@ from typing import Any
 
 import aiosqlite
 
-from bot.jobs import Job, JobState
+from bot.jobs import Job, JobState, sources
 from bot.store.database import run
 
 log = logging.getLogger(__name__)
@@ -60,14 +60,20 @@ class JobStore:
     async def get(self, job_id: int) -> Job | None:
         return await self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
 
-    async def move(self, job_id: int, allowed_from: Collection[JobState], to: JobState,
-                   **fields: Any) -> Job | None:
-        """Move the job to ``to`` if it is in one of ``allowed_from``; ``None`` if it was not.
+    async def move(self, job_id: int, to: JobState, *,
+                   only_from: Collection[JobState] | None = None, **fields: Any) -> Job | None:
+        """Move the job to ``to`` if the state machine allows it from the job's state (and it
+        is one of ``only_from``, when given); ``None`` if not: someone else moved it first.
 
-        Every transition is logged here, once, as one line.
+        One statement, so one transaction; every transition is logged here, once.
         """
+        allowed = sources(to)
+        if only_from is not None:
+            if not set(only_from) <= allowed:
+                raise ValueError(f"no move from {sorted(set(only_from) - allowed)} to {to}")
+            allowed = frozenset(only_from)
         assignments, values = self._assignments(fields)
-        states = list(allowed_from)
+        states = sorted(allowed)
         marks = ", ".join("?" * len(states))
         moved = await self._one(
             f"UPDATE jobs SET state = ?, {assignments}"  # noqa: S608 - names are whitelisted

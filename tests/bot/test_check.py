@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from bot.check import render, run_check
+from bot.store.database import migrations
 from tests.conftest import TOKEN, RunningSimulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +27,8 @@ async def test_all_well_with_prices_from_runcomfy(tmp_path: Path,
     details = {line.item: line.detail for line in lines}
     assert details["secrets"] == "DISCORD_TOKEN, RUNCOMFY_API_TOKEN set"
     assert details["catalog"] == "5 models"
-    assert details["database"] == f"{tmp_path / 'data' / 'bot.sqlite3'} (schema 2)"
+    database = tmp_path / "data" / "bot.sqlite3"
+    assert details["database"] == f"{database} (schema {len(migrations())})"
     assert details["kling-3-0"] == "RunComfy: $0.084/second; bot uses $0.084/second"
     assert details["wan-2-2"] == ("RunComfy: no published price; bot uses unknown: set "
                                   "prices.wan-2-2 to budget it")

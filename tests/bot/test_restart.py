@@ -46,7 +46,7 @@ async def test_a_job_caught_mid_submit_is_not_sent_again(world: World) -> None:
                                  user_id=world.alice.id, model_id="kling/kling-2-1/pro/"
                                  "image-to-video", command="kling-2-1", prompt="lost",
                                  body={"prompt": "lost"}, estimated_usd=None))
-    await store.move(job.id, {JobState.ACCEPTED}, JobState.SUBMITTING)
+    await store.move(job.id, JobState.SUBMITTING)
     await world.restart()
     await world.run_polls(1)
     ended = await world.job(job.id)

@@ -34,9 +34,14 @@ async def test_ending_a_job_adds_it_to_the_daily_rollup_once(tmp_path: Path) -> 
         job = await store.add(NewJob(guild_id=1, channel_id=2, user_id=3, model_id="m",
                                      command="wan-2-2", prompt="", body={}, estimated_usd=0.4,
                                      seconds=5))
-        await store.move(job.id, {JobState.ACCEPTED}, JobState.RUNNING)
-        await store.move(job.id, {JobState.RUNNING}, state, cost_usd=cost)
-        await store.move(job.id, {state}, state)  # no second count for the same end
+        await store.move(job.id, JobState.SUBMITTING)
+        await store.move(job.id, JobState.QUEUED, request_id=f"r{job.id}")
+        await store.move(job.id, JobState.RUNNING)
+        if state is JobState.DELIVERED:
+            await store.move(job.id, JobState.FETCHED, cost_usd=cost)
+            await store.move(job.id, JobState.DELIVERING)
+        assert await store.move(job.id, state) is not None
+        assert await store.move(job.id, state) is None  # over: it moves no more
     async with db.execute("SELECT day, jobs, seconds, cost_usd, failures, cancellations"
                           " FROM usage_daily") as cursor:
         assert [tuple(row) for row in await cursor.fetchall()] == [
