@@ -161,7 +161,8 @@ class VideoBot(commands.Bot):
             moderator=is_moderator(interaction))
         await interaction.response.send_message(answer, ephemeral=True)
 
-    async def close(self) -> None:
+    async def release(self) -> None:
+        """Stop the poller and close the database, the HTTP session and the simulator."""
         if self._parts is not None:
             await self._parts.poller.stop()
             await self._parts.db.close()
@@ -169,6 +170,9 @@ class VideoBot(commands.Bot):
             await self._http_session.close()
         if self._simulator is not None:
             await self._simulator.cleanup()
+
+    async def close(self) -> None:
+        await self.release()
         await super().close()
 
 

@@ -86,10 +86,12 @@ class World:
         raise AssertionError("the condition never came true")
 
     async def restart(self) -> None:
-        """Stop this bot and start a new one on the same database, as after a crash."""
+        """Stop this bot and start a new one on the same database, as after a crash: the old
+        one's database connection goes first, so whatever it had not committed is lost."""
         old, self.bot = self.bot, self.make_bot()
-        await self.env.restart_bot(self.bot)
         await old.parts.db.close()
+        await self.env.restart_bot(self.bot)
+        await old.release()
 
     async def run_polls(self, count: int) -> None:
         for _ in range(count):

@@ -9,7 +9,7 @@ from simcord.backend.models.channel import Overwrite
 from simcord.enums import OverwriteType
 
 from bot.jobs import JobState
-from bot.simulator import Fault, Plan
+from bot.simulator import Fault
 from tests.conftest import TOKEN
 from tests.discord_world import World
 from tests.images import image_bytes
