@@ -139,7 +139,7 @@ class Poller:
                                          cost_usd=result.cost, finished_at=self.clock(),
                                          queue_position=None)
         if outcome is Outcome.FAILED:
-            return await self._end(job, JobState.FAILED, result.error_text)
+            return await self._end(job, JobState.FAILED, self.client.scrub(result.error_text))
         if outcome is Outcome.CANCELLED:
             return await self._end(job, JobState.CANCELLED, None)
         return None  # the result still says queued or running: poll again

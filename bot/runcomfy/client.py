@@ -92,6 +92,10 @@ class RunComfyClient:
     def __repr__(self) -> str:
         return f"RunComfyClient(base_url={self.base_url!r})"
 
+    def scrub(self, text: str) -> str:
+        """``text`` (from RunComfy) without the token, should RunComfy ever echo it."""
+        return text.replace(self._token, "***") if self._token else text
+
     async def __aenter__(self) -> Self:
         return self
 
@@ -168,7 +172,8 @@ class RunComfyClient:
             raise NetworkError(f"({type(exc).__name__})") from None
         log.debug("%s %s -> %s", method, path.split("?")[0], status)
         payload = _parse_json(raw)
-        error = _error_from(status, payload, retry_after, submitting=submitting)
+        error = _error_from(status, payload, retry_after, submitting=submitting,
+                            scrub=self.scrub)
         if error is not None:
             raise error
         if not isinstance(payload, dict):
@@ -221,7 +226,8 @@ _UNREADABLE = object()
 
 
 def _error_from(
-    status: int, payload: object, retry_after: str | None, *, submitting: bool
+    status: int, payload: object, retry_after: str | None, *, submitting: bool,
+    scrub: Callable[[str], str],
 ) -> RunComfyError | None:
     """The error an answer stands for, or ``None`` for a good answer."""
     body = payload if isinstance(payload, dict) else {}
@@ -232,6 +238,7 @@ def _error_from(
             return ServerError("(the answer was not JSON)", status=status)
         return None
     message = _message(body)
+    message = scrub(message) if message else None
     if code in _CODES:
         kind = _CODES[code]
         detail = message if kind is InvalidInput else None
