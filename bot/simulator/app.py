@@ -59,6 +59,8 @@ class Simulator:
     catalog: Catalog = field(default_factory=load_catalog)
     faults: FaultInjector = field(default_factory=FaultInjector)
     calls: list[Call] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0  # the most calls it was answering at once
     _plans: deque[Plan] = field(default_factory=deque)
     _expired: set[str] = field(default_factory=set)
 
@@ -99,10 +101,14 @@ class Simulator:
     @web.middleware
     async def _record(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         response: web.StreamResponse
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             response = await handler(request)
         except web.HTTPException as exc:
             response = exc
+        finally:
+            self.in_flight -= 1
         self.calls.append(Call(request.method, request.path, response.status))
         if self.config.close_connections:
             response.force_close()
