@@ -25,23 +25,25 @@ from bot.catalog import load_catalog
 from bot.config import Settings
 from bot.simulator import Simulator, SimulatorConfig
 
-TOKEN = "bench-token"
+STEP = 0.25  # seconds of real time the bot's clock is moved by at once
+TOKEN = "bench-token"  # noqa: S105 - the simulator's, not a secret
 
 
 class StartableClock:
-    """The simulator's clock: stopped at 0 until ``start``, then real seconds since."""
+    """The simulator's clock: stopped at 0 until ``start``, then seconds of ``source`` since."""
 
-    def __init__(self) -> None:
+    def __init__(self, source: Callable[[], float] = time.perf_counter) -> None:
+        self.source = source
         self.started_at: float | None = None
 
     def start(self) -> None:
-        self.started_at = time.perf_counter()
+        self.started_at = self.source()
 
     def __call__(self) -> float:
-        return 0.0 if self.started_at is None else time.perf_counter() - self.started_at
+        return 0.0 if self.started_at is None else self.source() - self.started_at
 
-    def to_real(self, moment: float) -> float:
-        """A moment of this clock as a ``time.perf_counter`` reading."""
+    def absolute(self, moment: float) -> float:
+        """A moment of this clock as a reading of ``source``."""
         assert self.started_at is not None
         return self.started_at + moment
 
@@ -61,7 +63,7 @@ class Bench:
         start = time.perf_counter()
         virtual = 0.0
         while (elapsed := time.perf_counter() - start) < seconds and not until():
-            if elapsed - virtual >= 0.05:
+            if elapsed - virtual >= STEP:
                 await self.env.advance_time(elapsed - virtual)
                 virtual = elapsed
             else:
@@ -76,20 +78,23 @@ def png(width: int = 640, height: int = 480) -> bytes:
 
 @asynccontextmanager
 async def running_bot(*, sim: SimulatorConfig, jobs: dict[str, Any] | None = None,
-                      members: int = 10) -> AsyncIterator[Bench]:
-    """The bot (real discord.py in SimCord) against the simulator over 127.0.0.1."""
-    clock = StartableClock()
+                      members: int = 10, clock: StartableClock | None = None,
+                      runcomfy_url: str | None = None, runcomfy: dict[str, Any] | None = None,
+                      ) -> AsyncIterator[Bench]:
+    """The bot (real discord.py in SimCord) against the simulator over 127.0.0.1: served
+    here, or already running elsewhere at ``runcomfy_url``."""
+    clock = clock or StartableClock()
     sim.clock = clock
     sim.token = TOKEN
     simulator = Simulator(sim)
     runner = web.AppRunner(simulator.app(), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    url = runcomfy_url or f"http://127.0.0.1:{runner.addresses[0][1]}"
     with tempfile.TemporaryDirectory() as folder:
         settings = Settings.model_validate({
             "bot": {"database": str(Path(folder) / "bench.sqlite3"), "log_level": "WARNING"},
-            "runcomfy": {"base_url": url},
+            "runcomfy": {"base_url": url, **(runcomfy or {})},
             "jobs": {"poll_interval": 3.0, **(jobs or {})},
             "limits": {"max_concurrent": 0},
         })
@@ -97,7 +102,7 @@ async def running_bot(*, sim: SimulatorConfig, jobs: dict[str, Any] | None = Non
         try:
             # Settling waits for timers due within settle_timeout: keep it under aiohttp's
             # 15 s keep-alive timer, which would otherwise be waited out at every step.
-            async with simcord.run(bot, settle_timeout=10, check_errors=False) as env:
+            async with simcord.run(bot, settle_timeout=5, check_errors=False) as env:
                 guild = env.create_guild()
                 people = [guild.add_member(env.create_user(f"member{i}"))
                           for i in range(members)]

@@ -27,6 +27,9 @@ from bot.store.notices import NoticeStore
 
 log = logging.getLogger(__name__)
 MAX_UPLOAD_FAILURES = 3  # then the video is posted as a link
+TICKS_PER_INTERVAL = 12  # how often, per poll interval, the loop looks for jobs due a poll
+PHASES = 16  # jobs found in the database are spread over this many slots of an interval
+DEEP_IN_QUEUE = 10  # from this queue position on, a job is polled half as often
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,10 @@ class PollSettings:
 
 
 class Poller:
+    """Each waiting job is polled on its own schedule, one poll interval after the last (twice
+    that deep in a queue), so polls spread evenly instead of coming in bursts: a job is seen
+    finished at most one interval after it finishes, however many jobs there are."""
+
     def __init__(self, catalog: Catalog, store: JobStore, notices: NoticeStore,
                  client: RunComfyClient, delivery: Delivery, settings: PollSettings,
                  clock: Callable[[], float] = time.time) -> None:
@@ -49,6 +56,9 @@ class Poller:
         self.settings = settings
         self.clock = clock
         self._limit = asyncio.Semaphore(settings.max_concurrent)
+        self._waiting: dict[int, Job] = {}  # as of the last look at the database
+        self._due: dict[int, float] = {}  # job -> when to poll it next (monotonic)
+        self._refresh_at = 0.0
         self._queues: dict[int, dict[int, None]] = {}  # channel -> ordered set of job ids
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._shown: dict[int, tuple[tuple[object, ...], float]] = {}  # job -> (card, when)
@@ -56,7 +66,8 @@ class Poller:
         self._upload_failures: dict[int, int] = {}
         self._retry_at: dict[int, float] = {}
         # discord.py's task loop: reconnect-safe, and one task however many jobs wait.
-        self._loop = tasks.loop(seconds=settings.interval)(self._tick_safely)
+        tick = settings.interval / TICKS_PER_INTERVAL
+        self._loop = tasks.loop(seconds=tick)(self._tick_safely)
         self._loop.before_loop(self.recover)
 
     def start(self) -> None:
@@ -78,7 +89,8 @@ class Poller:
             log.exception("poll tick failed; the next one will try again")
 
     def notify(self, job: Job) -> None:
-        """A job changed outside the poller (started, cancelled): update its card."""
+        """A job changed outside the poller (started, cancelled): follow it, update its card."""
+        self._follow(job, first_poll=time.monotonic() + self._phase(job, 0.5))
         self._enqueue(job)
 
     async def recover(self) -> None:
@@ -95,22 +107,57 @@ class Poller:
                 self._enqueue(job)
 
     async def tick(self) -> None:
+        now = time.monotonic()
+        if now >= self._refresh_at:
+            await self._refresh(now)
+        due = [job for job_id, job in self._waiting.items() if self._due[job_id] <= now]
+        for job in due:
+            self._due[job.id] = now + self._interval_for(job)
+        await asyncio.gather(*(self._poll(job) for job in due))
+
+    async def _refresh(self, now: float) -> None:
+        """Once per interval, the database's word on which jobs are open (it is the truth:
+        jobs may have moved outside the poller, or in an earlier life of the process)."""
+        self._refresh_at = now + self.settings.interval
         jobs = await self.store.open_jobs()
-        await asyncio.gather(*(self._poll(job) for job in jobs if job.state in WAITING))
+        self._waiting = {}
         for job in jobs:
+            self._follow(job, first_poll=now + self._phase(job))
             if job.state in (JobState.FETCHED, JobState.DELIVERING):
                 self._enqueue(job)
+        for job_id in [j for j in self._due if j not in self._waiting]:
+            del self._due[job_id]
+
+    def _follow(self, job: Job, first_poll: float) -> None:
+        if job.state in WAITING:
+            self._waiting[job.id] = job
+            self._due.setdefault(job.id, first_poll)
+        else:
+            self._waiting.pop(job.id, None)
+            self._due.pop(job.id, None)
+
+    def _phase(self, job: Job, after: float = 0.0) -> float:
+        """When to poll a job first, in seconds from now: jobs asked for together are spread
+        over an interval, so that their polls (and their deliveries) do not come in bursts."""
+        return (after + (job.id % PHASES) / PHASES) * self.settings.interval
+
+    def _interval_for(self, job: Job) -> float:
+        deep = job.state is JobState.QUEUED and (job.queue_position or 0) >= DEEP_IN_QUEUE
+        return self.settings.interval * (2 if deep else 1)
 
     async def _poll(self, job: Job) -> None:
+        """Queued: the status (it has the queue position). Running: the result, which is the
+        current state until the video is there, and then the video: one call, not two."""
         assert job.request_id is not None
         if job.submitted_at and self.clock() - job.submitted_at > self.settings.timeout_seconds:
             await self._time_out(job)
             return
+        status = result = None
         try:
             async with self._limit:
-                status = await self.client.status(job.request_id)
-                result = None
-                if status.phase is Phase.FINISHED:
+                if job.state is JobState.QUEUED:
+                    status = await self.client.status(job.request_id)
+                if status is None or status.phase is Phase.FINISHED:
                     result = await self.client.result(job.request_id)
         except NotFound:
             await self._end(job, JobState.FAILED, "RunComfy no longer knows this request "
@@ -119,13 +166,14 @@ class Poller:
         except RunComfyError as exc:
             log.warning("job %d: poll failed (%s); will try again", job.id, type(exc).__name__)
             return
-        if result is not None:
+        if result is not None and result.outcome not in (Outcome.QUEUED, Outcome.RUNNING):
             job = await self._finish(job, result) or job
-        elif status.phase is Phase.RUNNING:
+        elif status is not None and status.phase is Phase.RUNNING:
             job = await self.store.move(job.id, JobState.RUNNING, only_from={JobState.QUEUED},
                                         queue_position=None, started_at=self.clock()) or job
-        elif job.state is JobState.QUEUED and job.queue_position != status.queue_position:
+        elif status is not None and job.queue_position != status.queue_position:
             job = await self.store.note(job.id, queue_position=status.queue_position) or job
+        self._follow(job, first_poll=time.monotonic() + self.settings.interval)
         if self._card_of(job) != self._shown.get(job.id, ((), 0.0))[0]:
             self._enqueue(job)
 
@@ -142,7 +190,7 @@ class Poller:
             return await self._end(job, JobState.FAILED, self.client.scrub(result.error_text))
         if outcome is Outcome.CANCELLED:
             return await self._end(job, JobState.CANCELLED, None)
-        return None  # the result still says queued or running: poll again
+        return None
 
     async def _time_out(self, job: Job) -> None:
         minutes = self.settings.timeout_seconds / 60

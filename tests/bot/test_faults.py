@@ -31,11 +31,11 @@ async def still_works(world: World) -> None:
 
 
 @pytest.mark.parametrize("fault", [
-    Fault("status", status=503, times=4, path="/status"),
-    Fault("status", status=429, retry_after=0.01, times=4, path="/status"),
-    Fault("status", status=429, times=4, path="/status"),  # without Retry-After
-    Fault("status", status=408, times=4, path="/status"),  # a gateway's request timeout
-    Fault("slow", delay=0.2, times=2, path="/status"),
+    Fault("status", status=503, times=4, path="/v1/requests/"),
+    Fault("status", status=429, retry_after=0.01, times=4, path="/v1/requests/"),
+    Fault("status", status=429, times=4, path="/v1/requests/"),  # without Retry-After
+    Fault("status", status=408, times=4, path="/v1/requests/"),  # a gateway's timeout
+    Fault("slow", delay=0.2, times=2, path="/v1/requests/"),
     Fault("malformed", times=3, path="/result"),
 ], ids=["5xx-burst", "429-retry-after", "429", "timeout-408", "slow", "malformed-json"])
 async def test_runcomfy_faults_while_polling_only_delay_the_video(world: World,
