@@ -52,5 +52,5 @@ async def test_the_card_shows_requester_state_time_and_cost(world: World) -> Non
     assert done.title == "Kling 3.0 Standard · Done"
     assert [(f.name, f.value) for f in done.fields] == [
         ("Requested by", f"<@{world.alice.id}>"), ("State", "Done: posted below"),
-        ("Time", "3 s"), ("Cost", "$0.42")]
+        ("Time", "2 s"), ("Cost", "$0.42")]
     assert done.footer.text == "Job #1"
