@@ -2,8 +2,8 @@
 peak RSS <= 120 MB, average CPU <= 10 % of one core).
 
 The simulator runs in a process of its own; this process holds the bot and SimCord (the
-simulated Discord). The same minute is measured twice, with the poller stopped and running,
-so that the poller's own cost shows apart from SimCord's.
+simulated Discord). The same minute is measured with the poller stopped and running, and
+then the poller alone, without SimCord, so that the bot's own cost shows apart from SimCord's.
 
     .venv/bin/python -m bench.footprint [--jobs 1000 --seconds 60]
 """
@@ -17,14 +17,25 @@ import resource
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import cast
 
 import aiohttp
 
 from bench.delivery import ask
 from bench.harness import TOKEN, Bench, png, running_bot
+from bot.catalog import load_catalog
+from bot.delivery import Delivery
+from bot.jobs import JobState
+from bot.poller import Poller, PollSettings
+from bot.runcomfy import RunComfyClient
 from bot.simulator import SimulatorConfig
+from bot.store.database import open_database
+from bot.store.jobs import JobStore, NewJob
+from bot.store.notices import NoticeStore
 
 
 def rss_mb() -> float:
@@ -68,7 +79,44 @@ async def measure(bench: Bench, seconds: float) -> tuple[float, float]:
     return ((time.process_time() - cpu) / (time.perf_counter() - wall) * 100, peak)
 
 
+async def poller_alone(url: str, jobs: int, seconds: float) -> tuple[float, float, float]:
+    """The same poll, without SimCord: the bot's store, client and poller only (no cards:
+    there is no Discord here). RSS at start and peak (MB), and CPU (% of a core), measured
+    after one interval of warm-up (the first polls move every job to running)."""
+    with tempfile.TemporaryDirectory() as folder:
+        db = await open_database(Path(folder) / "alone.sqlite3")
+        store = JobStore(db)
+        async with RunComfyClient(TOKEN, url) as client:
+            model = load_catalog().by_command("kling-2-1")
+            body = {"prompt": "a zebra", "image_url": "https://cdn.example/zebra.png"}
+            for index in range(jobs):
+                submitted = await client.submit(model.id, body)
+                job = await store.add(NewJob(1, index % 100, 2, model.id, model.command,
+                                             "a zebra", body, None))
+                await store.move(job.id, JobState.SUBMITTING)
+                await store.move(job.id, JobState.QUEUED, request_id=submitted.request_id,
+                                 submitted_at=time.time())
+                await store.note(job.id, card_message_id=1)
+            poller = Poller(load_catalog(), store, NoticeStore(db, time.time), client,
+                            cast(Delivery, None), PollSettings(interval=3.0))
+            poller._enqueue = lambda job: None  # type: ignore[method-assign]  # no cards
+            start = rss_mb()
+            end = time.perf_counter() + 3.0 + seconds
+            cpu = wall = 0.0
+            peak = start
+            while (now := time.perf_counter()) < end:
+                if not wall and now > end - seconds:
+                    cpu, wall = time.process_time(), now
+                await poller.tick()
+                peak = max(peak, rss_mb())
+                await asyncio.sleep(3.0 / 12)
+        await db.close()
+    return start, peak, (time.process_time() - cpu) / (time.perf_counter() - wall) * 100
+
+
 async def main(jobs: int, seconds: float) -> None:
+    async with simulator_process(jobs) as url:  # first, while this process is still small
+        alone_start, alone_peak, alone_cpu = await poller_alone(url, jobs, seconds)
     async with simulator_process(jobs) as url, running_bot(
         sim=SimulatorConfig(), jobs={"poll_interval": 3.0}, runcomfy_url=url,
     ) as bench:
@@ -82,8 +130,8 @@ async def main(jobs: int, seconds: float) -> None:
         poller.start()
         cpu, peak = await measure(bench, seconds)
     max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{pending} pending jobs, poll every 3 s, {seconds:g} s each way; RSS at start "
-          f"{start_rss:.0f} MB")
+    print(f"{pending} pending jobs, poll every 3 s, {seconds:g} s each measure; RSS before the "
+          f"bot: {alone_start:.0f} MB alone, {start_rss:.0f} MB with SimCord")
     print(f"{'figure':<46} {'value':>8} {'target':>8}")
     for name, value, target in [
         ("peak RSS, poller running (MB)", f"{peak:.0f}", "<= 120"),
@@ -92,6 +140,10 @@ async def main(jobs: int, seconds: float) -> None:
         ("average CPU, poller stopped (% of a core)", f"{idle_cpu:.1f}", ""),
         ("the poller's own CPU (difference)", f"{cpu - idle_cpu:.1f}", ""),
         ("RSS growth while polling (MB)", f"{peak - idle_peak:.1f}", ""),
+        ("without SimCord: peak RSS (MB)", f"{alone_peak:.0f}", "<= 120"),
+        ("without SimCord: RSS growth while polling (MB)", f"{alone_peak - alone_start:.1f}",
+         ""),
+        ("without SimCord: average CPU (% of a core)", f"{alone_cpu:.1f}", "<= 10"),
     ]:
         print(f"{name:<46} {value:>8} {target:>8}")
 
