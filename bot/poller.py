@@ -30,6 +30,9 @@ MAX_UPLOAD_FAILURES = 3  # then the video is posted as a link
 TICKS_PER_INTERVAL = 12  # how often, per poll interval, the loop looks for jobs due a poll
 PHASES = 16  # jobs found in the database are spread over this many slots of an interval
 DEEP_IN_QUEUE = 10  # from this queue position on, a job is polled half as often
+EARLY_SHARE = 0.5  # before this share of its model's usual run time, likewise
+LEARN_DAYS = 7  # the usual run times are learned from this many days of finished jobs
+DAY = 86400.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class Poller:
         self._limit = asyncio.Semaphore(settings.max_concurrent)
         self._waiting: dict[int, Job] = {}  # as of the last look at the database
         self._due: dict[int, float] = {}  # job -> when to poll it next (monotonic)
+        self._usual_run: dict[str, float] = {}  # model -> seconds its jobs usually run
         self._refresh_at = 0.0
         self._queues: dict[int, dict[int, None]] = {}  # channel -> ordered set of job ids
         self._workers: dict[int, asyncio.Task[None]] = {}
@@ -95,6 +99,7 @@ class Poller:
 
     async def recover(self) -> None:
         """After a (re)start: settle what a crash interrupted, then resume everything open."""
+        self._usual_run.update(await self.store.usual_run_seconds(self.clock() - LEARN_DAYS * DAY))
         for job in await self.store.open_jobs():
             if job.state is JobState.ACCEPTED:
                 job = await self._end(job, JobState.FAILED, "The bot restarted before sending "
@@ -142,8 +147,23 @@ class Poller:
         return (after + (job.id % PHASES) / PHASES) * self.settings.interval
 
     def _interval_for(self, job: Job) -> float:
-        deep = job.state is JobState.QUEUED and (job.queue_position or 0) >= DEEP_IN_QUEUE
-        return self.settings.interval * (2 if deep else 1)
+        """Twice the interval deep in a queue, and while a running job is far from the run
+        time usual for its model: fewer calls, and no later a video."""
+        if job.state is JobState.QUEUED:
+            slow = (job.queue_position or 0) >= DEEP_IN_QUEUE
+        else:
+            usual = self._usual_run.get(job.model_id)
+            running = self.clock() - (job.started_at or self.clock())
+            slow = usual is not None and running < usual * EARLY_SHARE
+        return self.settings.interval * (2 if slow else 1)
+
+    def _learn(self, job: Job) -> None:
+        """How long the model's jobs run, from a finished one (a moving average)."""
+        if job.started_at is None or job.finished_at is None:
+            return
+        took = job.finished_at - job.started_at
+        usual = self._usual_run.get(job.model_id)
+        self._usual_run[job.model_id] = took if usual is None else 0.8 * usual + 0.2 * took
 
     async def _poll(self, job: Job) -> None:
         """Queued: the status (it has the queue position). Running: the result, which is the
@@ -183,9 +203,12 @@ class Poller:
             urls = result.urls(self.catalog.by_id(job.model_id).output_key)
             if not urls:
                 return await self._end(job, JobState.FAILED, "RunComfy finished without a video.")
-            return await self.store.move(job.id, JobState.FETCHED, video_url=urls[0],
-                                         cost_usd=result.cost, finished_at=self.clock(),
-                                         queue_position=None)
+            fetched = await self.store.move(job.id, JobState.FETCHED, video_url=urls[0],
+                                            cost_usd=result.cost, finished_at=self.clock(),
+                                            queue_position=None)
+            if fetched is not None:
+                self._learn(fetched)
+            return fetched
         if outcome is Outcome.FAILED:
             return await self._end(job, JobState.FAILED, self.client.scrub(result.error_text))
         if outcome is Outcome.CANCELLED:

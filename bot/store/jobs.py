@@ -100,6 +100,15 @@ class JobStore:
             "SELECT * FROM jobs INDEXED BY jobs_open WHERE state IN ('accepted', 'submitting',"
             " 'queued', 'running', 'fetched', 'delivering') ORDER BY id", ())
 
+    async def usual_run_seconds(self, since: float) -> dict[str, float]:
+        """Per model, how long its jobs finished since ``since`` ran (seen by the poller)."""
+        async with self.db.execute(
+            "SELECT model_id, AVG(finished_at - started_at) FROM jobs"
+            " WHERE created_at >= ? AND state = 'delivered' AND started_at IS NOT NULL"
+            " GROUP BY model_id", (since,),
+        ) as cursor:
+            return {str(row[0]): float(row[1]) for row in await cursor.fetchall()}
+
     async def for_user(self, guild_id: int, user_id: int, *, states: Collection[JobState] = (),
                        limit: int = 10) -> list[Job]:
         """The member's newest jobs in this guild, optionally only in ``states``."""

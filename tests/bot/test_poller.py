@@ -32,3 +32,15 @@ async def test_a_failing_channel_does_not_hold_up_another(world: World) -> None:
     world.env.backend.faults.clear()
     await world.run_until(lambda: len(world.videos()) == 1)
     assert len(world.videos(other)) == 1
+
+
+async def test_running_jobs_are_polled_less_until_near_their_usual_run_time(
+        world: World) -> None:
+    world.sim.plan_next(Plan(run_seconds=30), Plan(run_seconds=30))
+    await start(world, world.channel, "first")
+    await world.run_until(lambda: len(world.videos()) == 1)
+    first = len(world.sim.calls_to(f"/{world.sim.submits[0].request_id}/"))
+    await start(world, world.channel, "second")  # the model now usually runs about 30 s
+    await world.run_until(lambda: len(world.videos()) == 2)
+    second = len(world.sim.calls_to(f"/{world.sim.submits[1].request_id}/"))
+    assert second < first, (first, second)
