@@ -1,8 +1,8 @@
-"""The background work: one loop polls every waiting request, and a worker per busy channel
-keeps that channel's cards current and posts its videos in the order they finished.
+"""The background poll: one loop asks RunComfy about every waiting request, on a schedule per
+job, and hands what changed to the channels (``bot.channel_work``).
 
-The loop never holds a job in memory that the database does not have: after a restart it
-picks up exactly where the file says things are.
+The database is the truth: the loop reads it again every interval, so after a restart (or a
+change made elsewhere) it picks up exactly where the file says things are.
 """
 
 from __future__ import annotations
@@ -14,19 +14,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import aiohttp
-import discord
 from discord.ext import tasks
 
 from bot.catalog import Catalog
-from bot.delivery import CannotPost, ChannelGone, Delivery
+from bot.channel_work import ChannelWork
+from bot.delivery import Delivery
 from bot.jobs import WAITING, Job, JobState
 from bot.runcomfy import NotFound, Outcome, Phase, Result, RunComfyClient, RunComfyError
 from bot.store.jobs import JobStore
 from bot.store.notices import NoticeStore
 
 log = logging.getLogger(__name__)
-MAX_UPLOAD_FAILURES = 3  # then the video is posted as a link
 TICKS_PER_INTERVAL = 12  # how often, per poll interval, the loop looks for jobs due a poll
 PHASES = 16  # jobs found in the database are spread over this many slots of an interval
 DEEP_IN_QUEUE = 10  # from this queue position on, a job is polled half as often
@@ -45,8 +43,9 @@ class PollSettings:
 
 class Poller:
     """Each waiting job is polled on its own schedule, one poll interval after the last (twice
-    that deep in a queue), so polls spread evenly instead of coming in bursts: a job is seen
-    finished at most one interval after it finishes, however many jobs there are."""
+    that deep in a queue, or early in a run), so polls spread evenly instead of coming in
+    bursts: a job is seen finished about one interval after it finishes, however many jobs
+    there are."""
 
     def __init__(self, catalog: Catalog, store: JobStore, notices: NoticeStore,
                  client: RunComfyClient, delivery: Delivery, settings: PollSettings,
@@ -63,12 +62,7 @@ class Poller:
         self._due: dict[int, float] = {}  # job -> when to poll it next (monotonic)
         self._usual_run: dict[str, float] = {}  # model -> seconds its jobs usually run
         self._refresh_at = 0.0
-        self._queues: dict[int, dict[int, None]] = {}  # channel -> ordered set of job ids
-        self._workers: dict[int, asyncio.Task[None]] = {}
-        self._shown: dict[int, tuple[tuple[object, ...], float]] = {}  # job -> (card, when)
-        self._news: dict[int, str] = {}  # job -> what to tell the requester once
-        self._upload_failures: dict[int, int] = {}
-        self._retry_at: dict[int, float] = {}
+        self.channels = ChannelWork(store, notices, delivery, settings)
         # discord.py's task loop: reconnect-safe, and one task however many jobs wait.
         tick = settings.interval / TICKS_PER_INTERVAL
         self._loop = tasks.loop(seconds=tick)(self._tick_safely)
@@ -79,12 +73,7 @@ class Poller:
 
     async def stop(self) -> None:
         self._loop.cancel()
-        workers = list(self._workers.values())
-        for worker in workers:
-            worker.cancel()
-        for worker in workers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+        await self.channels.stop()
 
     async def _tick_safely(self) -> None:
         try:
@@ -95,7 +84,7 @@ class Poller:
     def notify(self, job: Job) -> None:
         """A job changed outside the poller (started, cancelled): follow it, update its card."""
         self._follow(job, first_poll=time.monotonic() + self._phase(job, 0.5))
-        self._enqueue(job)
+        self.channels.update(job)
 
     async def recover(self) -> None:
         """After a (re)start: settle what a crash interrupted, then resume everything open."""
@@ -109,7 +98,7 @@ class Poller:
                                       "sending the job; it may or may not have started, and it "
                                       "was not sent again.") or job
             if job.card_message_id is None or job.state not in WAITING:
-                self._enqueue(job)
+                self.channels.update(job)
 
     async def tick(self) -> None:
         now = time.monotonic()
@@ -129,7 +118,7 @@ class Poller:
         for job in jobs:
             self._follow(job, first_poll=now + self._phase(job))
             if job.state in (JobState.FETCHED, JobState.DELIVERING):
-                self._enqueue(job)
+                self.channels.update(job)
         for job_id in [j for j in self._due if j not in self._waiting]:
             del self._due[job_id]
 
@@ -194,8 +183,8 @@ class Poller:
         elif status is not None and job.queue_position != status.queue_position:
             job = await self.store.note(job.id, queue_position=status.queue_position) or job
         self._follow(job, first_poll=time.monotonic() + self.settings.interval)
-        if self._card_of(job) != self._shown.get(job.id, ((), 0.0))[0]:
-            self._enqueue(job)
+        if self.channels.shows_stale(job):
+            self.channels.update(job)
 
     async def _finish(self, job: Job, result: Result) -> Job | None:
         outcome = result.outcome
@@ -228,124 +217,7 @@ class Poller:
                                       finished_at=self.clock(), queue_position=None)
         if ended is None:
             return None
-        if state is not JobState.CANCELLED:
-            self._news[job.id] = f"your video could not be made: {reason}"
-        self._enqueue(ended)
+        news = None if state is JobState.CANCELLED else f"your video could not be made: {reason}"
+        self.channels.update(ended, news=news)
         return ended
 
-    def _enqueue(self, job: Job) -> None:
-        self._queues.setdefault(job.channel_id, {})[job.id] = None
-        if job.channel_id not in self._workers:
-            self._workers[job.channel_id] = asyncio.create_task(
-                self._work(job.channel_id), name=f"channel-{job.channel_id}")
-
-    async def _work(self, channel_id: int) -> None:
-        """Handle this channel's jobs one at a time, in the order they were queued."""
-        try:
-            while queue := self._queues.get(channel_id):
-                job_id = next(iter(queue))
-                del queue[job_id]
-                try:
-                    await self._reconcile(job_id)
-                except Exception:
-                    log.exception("job %d: could not update the channel", job_id)
-        finally:
-            self._workers.pop(channel_id, None)
-            if not self._queues.get(channel_id):
-                self._queues.pop(channel_id, None)
-
-    async def _reconcile(self, job_id: int) -> None:
-        """Make the channel show what the database says about the job."""
-        job = await self.store.get(job_id)
-        if job is None or job.state in (JobState.ACCEPTED, JobState.SUBMITTING):
-            return
-        try:
-            if job.card_message_id is None:
-                card = await self.delivery.post_card(job)
-                job = await self.store.note(job.id, card_message_id=card) or job
-                self._shown[job.id] = (self._card_of(job), time.monotonic())
-            else:
-                await self._refresh_card(job)
-            news = self._news.pop(job.id, None)
-            if news:
-                await self.delivery.tell(job, news)
-        except (ChannelGone, CannotPost, discord.HTTPException) as exc:
-            # The card can wait; the video cannot be lost: see _deliver.
-            log.warning("job %d: could not update its card (%s)", job.id, type(exc).__name__)
-        if job.state in (JobState.FETCHED, JobState.DELIVERING):
-            await self._deliver(job)
-        if job.state.is_terminal:
-            self._shown.pop(job.id, None)
-
-    async def _refresh_card(self, job: Job, *, force: bool = False) -> None:
-        card = self._card_of(job)
-        shown, when = self._shown.get(job.id, ((), 0.0))
-        if card == shown:
-            return
-        soon = time.monotonic() - when < self.settings.card_edit_interval
-        if soon and not force and not job.state.is_terminal:
-            return  # the next poll brings it back
-        await self.delivery.edit_card(job)
-        self._shown[job.id] = (card, time.monotonic())
-
-    async def _deliver(self, job: Job) -> None:
-        """Post the video once: after a crash, look for it before posting again; after
-        failed uploads, try again later (backing off), and at last post a link."""
-        failures = self._upload_failures.get(job.id, 0)
-        if failures and time.monotonic() < self._retry_at.get(job.id, 0.0):
-            return
-        try:
-            if job.state is JobState.FETCHED:
-                moved = await self.store.move(job.id, JobState.DELIVERING)
-                if moved is None:
-                    return
-                job = moved
-            else:
-                earlier = await self.delivery.find_posted(job)
-                if earlier is not None:
-                    log.info("job %d: its video was already posted (message %d)", job.id,
-                             earlier)
-                    await self._delivered(job, earlier, "found")
-                    return
-            posted = await self.delivery.post_video(
-                job, as_link=failures >= MAX_UPLOAD_FAILURES)
-        except ChannelGone:
-            await self._undeliverable(job, "The channel was deleted or hidden from the bot.")
-            return
-        except CannotPost:
-            await self._undeliverable(job, "The bot may no longer post in the channel.")
-            return
-        except (aiohttp.ClientError, TimeoutError, discord.HTTPException) as exc:
-            self._upload_failures[job.id] = failures + 1
-            delay = self.settings.interval * 2 ** failures
-            self._retry_at[job.id] = time.monotonic() + delay
-            log.warning("job %d: posting failed (%s); trying again in %.0f s", job.id,
-                        type(exc).__name__, delay)
-            return
-        self._upload_failures.pop(job.id, None)
-        self._retry_at.pop(job.id, None)
-        await self._delivered(job, posted.message_id, posted.delivered_as)
-
-    async def _delivered(self, job: Job, message_id: int, delivered_as: str) -> None:
-        done = await self.store.move(job.id, JobState.DELIVERED,
-                                     result_message_id=message_id, delivered_as=delivered_as)
-        if done is not None:
-            with contextlib.suppress(ChannelGone, CannotPost, discord.HTTPException):
-                await self._refresh_card(done, force=True)
-
-    async def _undeliverable(self, job: Job, reason: str) -> None:
-        """The video exists but the channel is out of reach: tell the requester elsewhere."""
-        ended = await self.store.move(job.id, JobState.UNDELIVERABLE, only_from={job.state},
-                                      error=reason)
-        if ended is None:
-            return
-        text = (f"Your video (job #{job.id}) is ready, but I could not post it in <#"
-                f"{job.channel_id}>: {reason}")
-        if job.video_url:
-            text += f" Download it here (the link expires): {job.video_url}"
-        if not await self.delivery.direct_message(job.user_id, text):
-            await self.notices.add(job.guild_id, job.user_id, text)
-
-    @staticmethod
-    def _card_of(job: Job) -> tuple[object, ...]:
-        return (job.state, job.queue_position, job.cost_usd)

@@ -75,7 +75,7 @@ async def test_a_crash_before_the_upload_posts_it_once(world: World) -> None:
 @pytest.mark.settings(jobs={"poll_interval": 3, "card_edit_interval": 0})
 async def test_fifty_jobs_and_crashes_at_random_points(world: World,
                                                        caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, "bot.poller")
+    caplog.set_level(logging.INFO, "bot.channel_work")
     rng = random.Random(20261121)
     other = world.guild.create_text_channel("more-videos")
     channels = [world.channel, other]

@@ -1,0 +1,175 @@
+"""A worker per busy channel: it makes the channel show what the database says about each of
+its jobs (the card, news for the requester) and posts the videos, one at a time, in the order
+they finished, so that a slow channel never holds up another."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import aiohttp
+import discord
+
+from bot.delivery import CannotPost, ChannelGone, Delivery
+from bot.jobs import Job, JobState
+from bot.store.jobs import JobStore
+from bot.store.notices import NoticeStore
+
+if TYPE_CHECKING:
+    from bot.poller import PollSettings
+
+log = logging.getLogger(__name__)
+MAX_UPLOAD_FAILURES = 3  # then the video is posted as a link
+
+
+class ChannelWork:
+    def __init__(self, store: JobStore, notices: NoticeStore, delivery: Delivery,
+                 settings: PollSettings) -> None:
+        self.store = store
+        self.notices = notices
+        self.delivery = delivery
+        self.settings = settings
+        self._queues: dict[int, dict[int, None]] = {}  # channel -> ordered set of job ids
+        self._workers: dict[int, asyncio.Task[None]] = {}
+        self._shown: dict[int, tuple[tuple[object, ...], float]] = {}  # job -> (card, when)
+        self._news: dict[int, str] = {}  # job -> what to tell the requester once
+        self._upload_failures: dict[int, int] = {}
+        self._retry_at: dict[int, float] = {}
+
+    def update(self, job: Job, news: str | None = None) -> None:
+        """Bring the job's channel up to date with it (and tell the requester ``news``)."""
+        if news:
+            self._news[job.id] = news
+        self._enqueue(job)
+
+    def shows_stale(self, job: Job) -> bool:
+        """Whether the job's card shows something else than ``job``."""
+        return self._card_of(job) != self._shown.get(job.id, ((), 0.0))[0]
+
+    async def stop(self) -> None:
+        workers = list(self._workers.values())
+        for worker in workers:
+            worker.cancel()
+        for worker in workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+
+    def _enqueue(self, job: Job) -> None:
+        self._queues.setdefault(job.channel_id, {})[job.id] = None
+        if job.channel_id not in self._workers:
+            self._workers[job.channel_id] = asyncio.create_task(
+                self._work(job.channel_id), name=f"channel-{job.channel_id}")
+
+    async def _work(self, channel_id: int) -> None:
+        """Handle this channel's jobs one at a time, in the order they were queued."""
+        try:
+            while queue := self._queues.get(channel_id):
+                job_id = next(iter(queue))
+                del queue[job_id]
+                try:
+                    await self._reconcile(job_id)
+                except Exception:
+                    log.exception("job %d: could not update the channel", job_id)
+        finally:
+            self._workers.pop(channel_id, None)
+            if not self._queues.get(channel_id):
+                self._queues.pop(channel_id, None)
+
+    async def _reconcile(self, job_id: int) -> None:
+        """Make the channel show what the database says about the job."""
+        job = await self.store.get(job_id)
+        if job is None or job.state in (JobState.ACCEPTED, JobState.SUBMITTING):
+            return
+        try:
+            if job.card_message_id is None:
+                card = await self.delivery.post_card(job)
+                job = await self.store.note(job.id, card_message_id=card) or job
+                self._shown[job.id] = (self._card_of(job), time.monotonic())
+            else:
+                await self._refresh_card(job)
+            news = self._news.pop(job.id, None)
+            if news:
+                await self.delivery.tell(job, news)
+        except (ChannelGone, CannotPost, discord.HTTPException) as exc:
+            # The card can wait; the video cannot be lost: see _deliver.
+            log.warning("job %d: could not update its card (%s)", job.id, type(exc).__name__)
+        if job.state in (JobState.FETCHED, JobState.DELIVERING):
+            await self._deliver(job)
+        if job.state.is_terminal:
+            self._shown.pop(job.id, None)
+
+    async def _refresh_card(self, job: Job, *, force: bool = False) -> None:
+        card = self._card_of(job)
+        shown, when = self._shown.get(job.id, ((), 0.0))
+        if card == shown:
+            return
+        soon = time.monotonic() - when < self.settings.card_edit_interval
+        if soon and not force and not job.state.is_terminal:
+            return  # the next poll brings it back
+        await self.delivery.edit_card(job)
+        self._shown[job.id] = (card, time.monotonic())
+
+    async def _deliver(self, job: Job) -> None:
+        """Post the video once: after a crash, look for it before posting again; after
+        failed uploads, try again later (backing off), and at last post a link."""
+        failures = self._upload_failures.get(job.id, 0)
+        if failures and time.monotonic() < self._retry_at.get(job.id, 0.0):
+            return
+        try:
+            if job.state is JobState.FETCHED:
+                moved = await self.store.move(job.id, JobState.DELIVERING)
+                if moved is None:
+                    return
+                job = moved
+            else:
+                earlier = await self.delivery.find_posted(job)
+                if earlier is not None:
+                    log.info("job %d: its video was already posted (message %d)", job.id,
+                             earlier)
+                    await self._delivered(job, earlier, "found")
+                    return
+            posted = await self.delivery.post_video(
+                job, as_link=failures >= MAX_UPLOAD_FAILURES)
+        except ChannelGone:
+            await self._undeliverable(job, "The channel was deleted or hidden from the bot.")
+            return
+        except CannotPost:
+            await self._undeliverable(job, "The bot may no longer post in the channel.")
+            return
+        except (aiohttp.ClientError, TimeoutError, discord.HTTPException) as exc:
+            self._upload_failures[job.id] = failures + 1
+            delay = self.settings.interval * 2 ** failures
+            self._retry_at[job.id] = time.monotonic() + delay
+            log.warning("job %d: posting failed (%s); trying again in %.0f s", job.id,
+                        type(exc).__name__, delay)
+            return
+        self._upload_failures.pop(job.id, None)
+        self._retry_at.pop(job.id, None)
+        await self._delivered(job, posted.message_id, posted.delivered_as)
+
+    async def _delivered(self, job: Job, message_id: int, delivered_as: str) -> None:
+        done = await self.store.move(job.id, JobState.DELIVERED,
+                                     result_message_id=message_id, delivered_as=delivered_as)
+        if done is not None:
+            with contextlib.suppress(ChannelGone, CannotPost, discord.HTTPException):
+                await self._refresh_card(done, force=True)
+
+    async def _undeliverable(self, job: Job, reason: str) -> None:
+        """The video exists but the channel is out of reach: tell the requester elsewhere."""
+        ended = await self.store.move(job.id, JobState.UNDELIVERABLE, only_from={job.state},
+                                      error=reason)
+        if ended is None:
+            return
+        text = (f"Your video (job #{job.id}) is ready, but I could not post it in <#"
+                f"{job.channel_id}>: {reason}")
+        if job.video_url:
+            text += f" Download it here (the link expires): {job.video_url}"
+        if not await self.delivery.direct_message(job.user_id, text):
+            await self.notices.add(job.guild_id, job.user_id, text)
+
+    @staticmethod
+    def _card_of(job: Job) -> tuple[object, ...]:
+        return (job.state, job.queue_position, job.cost_usd)
