@@ -25,6 +25,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".
 NO_IMAGE = ("That message has no image to animate{detail}. Use Apps > Animate image on a "
             "message with an image, or `/animate` to upload one.")
 THREAD_NAME = 90
+EMBED_IMAGE_MAX = 50 * 1024 * 1024
 Text = discord.ui.TextInput[discord.ui.View]
 
 
@@ -33,15 +34,23 @@ def is_image(attachment: discord.Attachment) -> bool:
     return kind.startswith("image/") or attachment.filename.lower().endswith(IMAGE_EXTENSIONS)
 
 
-async def images_in(bot: VideoBot, message: discord.Message) -> list[AttachmentLike]:
-    """The message's images, attachments first, then embed images (downloaded to check)."""
-    found: list[AttachmentLike] = [a for a in message.attachments if is_image(a)]
+ImageSource = AttachmentLike | str  # an attachment, or an embed image's URL (not yet fetched)
+
+
+def images_in(message: discord.Message) -> list[ImageSource]:
+    """The message's images, attachments first, then embed images by URL: nothing is
+    downloaded here, so an interaction can be answered at once."""
+    found: list[ImageSource] = [a for a in message.attachments if is_image(a)]
     if found:
         return found
-    urls = [e.image.url or e.thumbnail.url for e in message.embeds if e.image.url or
-            e.thumbnail.url]
-    limit = 50 * 1024 * 1024
-    return [await fetch_image(bot.http_session(), url, limit) for url in urls if url]
+    return [url for e in message.embeds if (url := e.image.url or e.thumbnail.url)]
+
+
+async def fetched(bot: VideoBot, source: ImageSource) -> AttachmentLike:
+    """An embed image downloaded (to be checked like an attachment); attachments as they are."""
+    if isinstance(source, str):
+        return await fetch_image(bot.http_session(), source, EMBED_IMAGE_MAX)
+    return source
 
 
 def no_image_error(message: discord.Message) -> UserError:
@@ -60,7 +69,7 @@ def main_image_option(model: ModelSpec) -> str:
 class AnimateModal(discord.ui.Modal):
     """Prompt, model and duration; plus an upload field when there is no image yet."""
 
-    def __init__(self, bot: VideoBot, policy: Policy, image: AttachmentLike | None,
+    def __init__(self, bot: VideoBot, policy: Policy, image: ImageSource | None,
                  note: str = "") -> None:
         super().__init__(title="Animate image", timeout=900)
         self.bot = bot
@@ -90,10 +99,13 @@ class AnimateModal(discord.ui.Modal):
     async def on_submit(self, interaction: discord.Interaction) -> None:
         model = self.bot.catalog.by_command(self.model.values[0] if self.model.values
                                             else self.default)
-        image = self.image or (self.upload.values[0] if self.upload and self.upload.values
-                               else None)
-        if image is None:
+        source = self.image or (self.upload.values[0] if self.upload and self.upload.values
+                                else None)
+        if source is None:
             raise UserError("Pick an image to animate.")
+        if isinstance(source, str):  # downloading may take a while: answer Discord first
+            await interaction.response.defer(ephemeral=True, thinking=True)
+        image = await fetched(self.bot, source)
         options: dict[str, object] = {"prompt": self.prompt.value}
         if self.duration.value.strip():
             options["duration"] = self.duration.value
@@ -119,7 +131,7 @@ class Animate(commands.Cog):
 
     async def animate_message(self, interaction: discord.Interaction,
                               message: discord.Message) -> None:
-        images = await images_in(self.bot, message)
+        images = images_in(message)
         if not images:
             raise no_image_error(message)
         note = (f"\nThat message has {len(images)} images; I used the first one."
@@ -183,9 +195,9 @@ class Animate(commands.Cog):
         target = reference.resolved
         if not isinstance(target, discord.Message):
             target = await message.channel.fetch_message(reference.message_id)
-        images = await images_in(self.bot, target)
+        images = images_in(target)
         if images:
-            return images[0]
+            return await fetched(self.bot, images[0])
         if not self.bot.intents.message_content and target.author.id != message.author.id:
             raise UserError(
                 "I can't see the images in other messages (the bot runs without Discord's "

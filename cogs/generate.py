@@ -53,7 +53,8 @@ async def start_from_interaction(
     body = bot.parts.jobs.precheck(model, options, attachments)
     await bot.parts.jobs.admit(model, body, who)
     check_can_post(interaction.app_permissions, isinstance(interaction.channel, discord.Thread))
-    await interaction.response.defer(ephemeral=True, thinking=True)
+    if not interaction.response.is_done():
+        await interaction.response.defer(ephemeral=True, thinking=True)
     job = await bot.parts.jobs.request(model, options, attachments, who)
     await interaction.edit_original_response(content=queued_text(job.id) + note)
 
