@@ -20,7 +20,7 @@ from simcord.enums import InteractionType
 from simcord.http.client import FakeWebhookAdapter
 
 from bench.harness import percentile, png, running_bot
-from bot.simulator import SimulatorConfig
+from bench.remote import simulator_process
 
 
 async def main(count: int) -> None:
@@ -37,7 +37,8 @@ async def main(count: int) -> None:
 
     FakeWebhookAdapter.request = timed  # type: ignore[method-assign]
     image = png()
-    async with running_bot(sim=SimulatorConfig(run_seconds=600), members=count) as bench:
+    async with simulator_process({"run_seconds": 600}) as sim, running_bot(
+            runcomfy_url=sim.url, members=count) as bench:
         channel = bench.guild.create_text_channel("videos")
         arrived: dict[str, float] = {}
         backend = bench.env.backend
@@ -56,7 +57,7 @@ async def main(count: int) -> None:
             backend.emit("INTERACTION_CREATE", payload)  # all arrive before any is handled
         await bench.env.settle()
         latencies = [(answered[i] - arrived[i]) * 1000 for i in arrived if i in answered]
-        queued = len(bench.sim.submits)
+        queued = len(await sim.jobs())
     print(f"{'commands':<10} {'answered':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
           f"{'target p99':>11} {'jobs started':>13}")
     print(f"{count:<10} {len(latencies):>9} {statistics.median(latencies):>8.1f} "

@@ -16,17 +16,17 @@ import math
 import random
 import statistics
 import time
-from collections import Counter
 from typing import Any
 
 from simcord import interactions as payloads  # what an actor's slash() sends, built at once
 from simcord.actors import _resolve_visible_command
 from simcord.enums import InteractionType
 
-from bench.harness import Bench, StartableClock, percentile, png, running_bot
+from bench.harness import Bench, percentile, png, running_bot
+from bench.remote import simulator_process
 from bot.delivery import Posted
 from bot.jobs import Job, JobState
-from bot.simulator import Plan, SimulatorConfig
+from bot.simulator import Plan
 
 INTERVAL = 3.0
 MAX_IN_FLIGHT = 8
@@ -72,14 +72,14 @@ async def ask(bench: Bench, channels: list[Any], count: int, image: bytes) -> No
         await bench.env.settle()
 
 
-async def run(jobs: int, channel_count: int, clock: StartableClock) -> list[tuple[str, str, str]]:
-    """The figures, with RunComfy's and the bot's moments both read from ``clock.source``."""
+async def run(jobs: int, channel_count: int) -> list[tuple[str, str, str]]:
+    """The figures, with RunComfy's and the bot's moments both read from ``time.monotonic``."""
     rng = random.Random(8)
     runs = [rng.uniform(3, 12) for _ in range(jobs)]
-    async with running_bot(sim=SimulatorConfig(workers=jobs, queue_seconds=0), clock=clock,
-                           jobs={"poll_interval": INTERVAL,
-                                 "max_concurrent_polls": MAX_IN_FLIGHT}) as bench:
-        bench.sim.plan_next(*(Plan(run_seconds=r) for r in runs))
+    plans = [Plan(run_seconds=r) for r in runs]
+    async with simulator_process({"workers": jobs}, plans) as sim, running_bot(
+            runcomfy_url=sim.url, jobs={"poll_interval": INTERVAL,
+                                        "max_concurrent_polls": MAX_IN_FLIGHT}) as bench:
         channels = [bench.guild.create_text_channel(f"c{i}") for i in range(channel_count)]
         posted: dict[int, float] = {}
         delivery = bench.bot.parts.delivery
@@ -87,7 +87,7 @@ async def run(jobs: int, channel_count: int, clock: StartableClock) -> list[tupl
 
         async def timed(job: Job, *, as_link: bool = False) -> Posted:
             result = await post_video(job, as_link=as_link)
-            posted[job.id] = clock.source()
+            posted[job.id] = time.monotonic()
             return result
 
         delivery.post_video = timed  # type: ignore[method-assign]
@@ -99,33 +99,28 @@ async def run(jobs: int, channel_count: int, clock: StartableClock) -> list[tupl
         async def noting(job_id: int, to: JobState, **kwargs: Any) -> Job | None:
             moved = await move(job_id, to, **kwargs)
             if moved is not None and to is JobState.FETCHED:
-                noticed[job_id] = clock.source()
+                noticed[job_id] = time.monotonic()
             return moved
 
         store.move = noting  # type: ignore[method-assign]
         poller = bench.bot.parts.poller
-        await poller.stop()  # the jobs are asked for first; polling starts with their clock
+        await poller.stop()  # 1,000 jobs pending when the poller starts, as after a restart
         await ask(bench, channels, jobs, png())
-        poller.start()
-        await bench.env.settle()
-        bench.clock.start()  # RunComfy's time starts now, for every job at once
+        sim.clock.start()  # RunComfy's time starts now, for every job at once
         started = time.perf_counter()
+        poller.start()
         await bench.follow_real_time(max(runs) + 30, until=lambda: len(posted) >= jobs)
         took = time.perf_counter() - started
         rows = {job.request_id: job for job in await all_jobs(bench)}
         latencies, waits, work, calls_per_job, over_budget = [], [], [], [], 0
-        status = Counter(c.path.split("/")[3] for c in bench.sim.calls if c.path.endswith(
-            "/status"))
-        result = Counter(c.path.split("/")[3] for c in bench.sim.calls if c.path.endswith(
-            "/result"))
-        for sim_job in bench.sim.submits:
+        for sim_job in await sim.jobs():
             job = rows[sim_job.request_id]
-            if job.id in posted and sim_job.started_at is not None:
-                done = clock.absolute(sim_job.started_at + sim_job.run_seconds)
+            if job.id in posted and sim_job.completed_at is not None:
+                done = sim.clock.absolute(sim_job.completed_at)
                 latencies.append(posted[job.id] - done)
                 waits.append(noticed[job.id] - done)
                 work.append(posted[job.id] - noticed[job.id])
-            calls = status[sim_job.request_id] + result[sim_job.request_id]
+            calls = sim_job.status_calls + sim_job.result_calls
             calls_per_job.append(calls)
             over_budget += calls > math.ceil(sim_job.run_seconds / INTERVAL) + 2
     return [
@@ -149,7 +144,7 @@ async def main(jobs: int, channel_count: int) -> None:
     print(f"{jobs} jobs in {channel_count} channels, run times 3-12 s, poll every "
           f"{INTERVAL:g} s")
     print(f"{'figure':<48} {'value':>8} {'target':>8}")
-    for name, value, target in await run(jobs, channel_count, StartableClock()):
+    for name, value, target in await run(jobs, channel_count):
         print(f"{name:<48} {value:>8} {target:>8}")
 
 

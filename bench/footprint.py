@@ -12,27 +12,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import resource
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import cast
 
-import aiohttp
-
 from bench.delivery import ask
-from bench.harness import TOKEN, Bench, png, running_bot
+from bench.harness import Bench, png, running_bot
+from bench.remote import TOKEN, simulator_process
 from bot.catalog import load_catalog
 from bot.delivery import Delivery
 from bot.jobs import JobState
 from bot.poller import Poller, PollSettings
 from bot.runcomfy import RunComfyClient
-from bot.simulator import SimulatorConfig
 from bot.store.database import open_database
 from bot.store.jobs import JobStore, NewJob
 from bot.store.notices import NoticeStore
@@ -44,29 +37,6 @@ def rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
-
-
-@contextlib.asynccontextmanager
-async def simulator_process(jobs: int) -> AsyncIterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(  # noqa: S603, ASYNC220 - our own module, started once
-        [sys.executable, "-m", "bot.simulator", "--port", str(port), "--token", TOKEN,
-         "--workers", str(jobs), "--run-seconds", "100000"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(100):
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with session.get(f"{url}/files/none.mp4"):
-                        break
-                await asyncio.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 async def measure(bench: Bench, seconds: float) -> tuple[float, float]:
@@ -115,11 +85,10 @@ async def poller_alone(url: str, jobs: int, seconds: float) -> tuple[float, floa
 
 
 async def main(jobs: int, seconds: float) -> None:
-    async with simulator_process(jobs) as url:  # first, while this process is still small
-        alone_start, alone_peak, alone_cpu = await poller_alone(url, jobs, seconds)
-    async with simulator_process(jobs) as url, running_bot(
-        sim=SimulatorConfig(), jobs={"poll_interval": 3.0}, runcomfy_url=url,
-    ) as bench:
+    forever = {"workers": jobs, "run_seconds": 100_000}
+    async with simulator_process(forever) as sim:  # first, while this process is still small
+        alone_start, alone_peak, alone_cpu = await poller_alone(sim.url, jobs, seconds)
+    async with simulator_process(forever) as sim, running_bot(runcomfy_url=sim.url) as bench:
         start_rss = rss_mb()
         poller = bench.bot.parts.poller
         await poller.stop()

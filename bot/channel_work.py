@@ -79,10 +79,21 @@ class ChannelWork:
                 self._queues.pop(channel_id, None)
 
     async def _reconcile(self, job_id: int) -> None:
-        """Make the channel show what the database says about the job."""
+        """Make the channel show what the database says about the job: a finished job's
+        video goes first, its card after (Discord limits how fast one channel takes posts)."""
         job = await self.store.get(job_id)
         if job is None or job.state in (JobState.ACCEPTED, JobState.SUBMITTING):
             return
+        has_video = job.state in (JobState.FETCHED, JobState.DELIVERING)
+        if job.card_message_id is None or not has_video:
+            job = await self._show(job)
+        if has_video and not await self._deliver(job):
+            await self._show(job)  # not posted yet: the card says where things stand
+        elif has_video or job.state.is_terminal:
+            self._shown.pop(job.id, None)  # settled: its card changes no more
+
+    async def _show(self, job: Job) -> Job:
+        """Post or update the job's card, and tell the requester the news, if any."""
         try:
             if job.card_message_id is None:
                 card = await self.delivery.post_card(job)
@@ -96,10 +107,7 @@ class ChannelWork:
         except (ChannelGone, CannotPost, discord.HTTPException) as exc:
             # The card can wait; the video cannot be lost: see _deliver.
             log.warning("job %d: could not update its card (%s)", job.id, type(exc).__name__)
-        if job.state in (JobState.FETCHED, JobState.DELIVERING):
-            await self._deliver(job)
-        if job.state.is_terminal:
-            self._shown.pop(job.id, None)
+        return job
 
     async def _refresh_card(self, job: Job, *, force: bool = False) -> None:
         card = self._card_of(job)
@@ -112,17 +120,18 @@ class ChannelWork:
         await self.delivery.edit_card(job)
         self._shown[job.id] = (card, time.monotonic())
 
-    async def _deliver(self, job: Job) -> None:
+    async def _deliver(self, job: Job) -> bool:
         """Post the video once: after a crash, look for it before posting again; after
-        failed uploads, try again later (backing off), and at last post a link."""
+        failed uploads, try again later (backing off), and at last post a link. Whether
+        the job is settled (posted, or out of reach) rather than left for later."""
         failures = self._upload_failures.get(job.id, 0)
         if failures and time.monotonic() < self._retry_at.get(job.id, 0.0):
-            return
+            return False
         try:
             if job.state is JobState.FETCHED:
                 moved = await self.store.move(job.id, JobState.DELIVERING)
                 if moved is None:
-                    return
+                    return True  # another worker has it
                 job = moved
             else:
                 earlier = await self.delivery.find_posted(job)
@@ -130,25 +139,26 @@ class ChannelWork:
                     log.info("job %d: its video was already posted (message %d)", job.id,
                              earlier)
                     await self._delivered(job, earlier, "found")
-                    return
+                    return True
             posted = await self.delivery.post_video(
                 job, as_link=failures >= MAX_UPLOAD_FAILURES)
         except ChannelGone:
             await self._undeliverable(job, "The channel was deleted or hidden from the bot.")
-            return
+            return True
         except CannotPost:
             await self._undeliverable(job, "The bot may no longer post in the channel.")
-            return
+            return True
         except (aiohttp.ClientError, TimeoutError, discord.HTTPException) as exc:
             self._upload_failures[job.id] = failures + 1
             delay = self.settings.interval * 2 ** failures
             self._retry_at[job.id] = time.monotonic() + delay
             log.warning("job %d: posting failed (%s); trying again in %.0f s", job.id,
                         type(exc).__name__, delay)
-            return
+            return False
         self._upload_failures.pop(job.id, None)
         self._retry_at.pop(job.id, None)
         await self._delivered(job, posted.message_id, posted.delivered_as)
+        return True
 
     async def _delivered(self, job: Job, message_id: int, delivered_as: str) -> None:
         done = await self.store.move(job.id, JobState.DELIVERED,

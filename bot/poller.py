@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -57,7 +58,6 @@ class Poller:
         self.delivery = delivery
         self.settings = settings
         self.clock = clock
-        self._limit = asyncio.Semaphore(settings.max_concurrent)
         self._waiting: dict[int, Job] = {}  # as of the last look at the database
         self._due: dict[int, float] = {}  # job -> when to poll it next (monotonic)
         self._usual_run: dict[str, float] = {}  # model -> seconds its jobs usually run
@@ -72,8 +72,16 @@ class Poller:
         self._loop.start()
 
     async def stop(self) -> None:
+        """Stop polling; ``start`` begins afresh from the database, as after a restart."""
+        task = self._loop.get_task()
         self._loop.cancel()
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.channels.stop()
+        self._waiting.clear()
+        self._due.clear()
+        self._refresh_at = 0.0
 
     async def _tick_safely(self) -> None:
         try:
@@ -101,13 +109,28 @@ class Poller:
                 self.channels.update(job)
 
     async def tick(self) -> None:
+        """Poll the jobs that are due, most overdue first, through ``max_concurrent``
+        workers (so that many jobs never mean many tasks)."""
         now = time.monotonic()
         if now >= self._refresh_at:
             await self._refresh(now)
-        due = [job for job_id, job in self._waiting.items() if self._due[job_id] <= now]
-        for job in due:
-            self._due[job.id] = now + self._interval_for(job)
-        await asyncio.gather(*(self._poll(job) for job in due))
+        queue = deque(sorted((when, job_id) for job_id, when in self._due.items()
+                             if when <= now and job_id in self._waiting))
+
+        async def work() -> None:
+            while queue:
+                when, job_id = queue.popleft()
+                job = self._waiting.get(job_id)
+                if job is None:
+                    continue  # it moved on while waiting its turn (cancelled, say)
+                # On the job's own beat, so that a late tick does not push every later poll
+                # back; more than half a beat late, a new beat starts now.
+                now, gap = time.monotonic(), self._interval_for(job)
+                self._due[job_id] = when + gap if when + gap - now > gap / 2 else now + gap
+                await self._poll(job)
+
+        await asyncio.gather(*(work() for _ in range(min(len(queue),
+                                                          self.settings.max_concurrent))))
 
     async def _refresh(self, now: float) -> None:
         """Once per interval, the database's word on which jobs are open (it is the truth:
@@ -163,11 +186,10 @@ class Poller:
             return
         status = result = None
         try:
-            async with self._limit:
-                if job.state is JobState.QUEUED:
-                    status = await self.client.status(job.request_id)
-                if status is None or status.phase is Phase.FINISHED:
-                    result = await self.client.result(job.request_id)
+            if job.state is JobState.QUEUED:
+                status = await self.client.status(job.request_id)
+            if status is None or status.phase is Phase.FINISHED:
+                result = await self.client.result(job.request_id)
         except NotFound:
             await self._end(job, JobState.FAILED, "RunComfy no longer knows this request "
                             "(it expired).")

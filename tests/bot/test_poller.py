@@ -1,7 +1,10 @@
-"""The poll loop: order per channel, and channels independent of each other."""
+"""The poll loop: order per channel, channels independent of each other, and its economy."""
 
 from __future__ import annotations
 
+import math
+
+from bot.jobs import JobState
 from bot.simulator import Plan
 from tests.discord_world import World
 from tests.images import image_bytes
@@ -44,3 +47,44 @@ async def test_running_jobs_are_polled_less_until_near_their_usual_run_time(
     await world.run_until(lambda: len(world.videos()) == 2)
     second = len(world.sim.calls_to(f"/{world.sim.submits[1].request_id}/"))
     assert second < first, (first, second)
+
+
+async def test_the_video_goes_out_before_its_card_is_edited(world: World) -> None:
+    """One post fewer between the result and the video (Discord rate-limits each channel)."""
+    await start(world, world.channel, "a zebra")
+    card = world.card(1).id
+    await world.run_until(lambda: len(world.videos()) == 1)
+    requests = world.env.http_requests
+    [video] = [i for i, r in enumerate(requests) if r.method == "POST"
+               and "your video is ready" in str(r.json)]
+    edits = [(i, str(r.json)) for i, r in enumerate(requests)
+             if r.method == "PATCH" and r.path.endswith(f"/messages/{card}")]
+    assert [text for i, text in edits if i < video and JobState.FETCHED.label in text] == []
+    assert [i for i, text in edits if "Done: posted below" in text] == [video + 1]
+
+
+async def test_each_job_costs_at_most_its_time_over_the_interval_plus_two_calls(
+        world: World) -> None:
+    """Twelve jobs on RunComfy's two workers: each one's polls, queued and running."""
+    world.sim.plan_next(*(Plan(run_seconds=6 + index) for index in range(12)))
+    for index in range(12):
+        await start(world, world.channel, f"job {index}")
+    await world.run_until(lambda: len(world.videos()) == 12)
+    for job in world.sim.submits:
+        assert job.finished_at is not None
+        took = job.finished_at - job.submitted_at
+        calls = len(world.sim.calls_to(f"/{job.request_id}/"))
+        assert calls <= math.ceil(took / world.poll_interval) + 2, (took, calls)
+
+
+async def test_after_a_restart_the_pending_jobs_are_polled_over_an_interval_not_at_once(
+        world: World) -> None:
+    for index in range(16):
+        await start(world, world.channel, f"job {index}")
+    await world.restart()
+    before = len(world.sim.calls_to("/status"))
+    await world.env.advance_time(world.poll_interval / 4)
+    first_quarter = len(world.sim.calls_to("/status")) - before
+    await world.env.advance_time(world.poll_interval * 3 / 4)
+    assert 0 < first_quarter <= 16 / 4 + 1
+    assert len(world.sim.calls_to("/status")) - before == 16
