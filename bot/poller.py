@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 TICKS_PER_INTERVAL = 12  # how often, per poll interval, the loop looks for jobs due a poll
 PHASES = 16  # jobs found in the database are spread over this many slots of an interval
 DEEP_IN_QUEUE = 10  # from this queue position on, a job is polled half as often
-EARLY_SHARE = 0.5  # before this share of its model's usual run time, likewise
-LEARN_DAYS = 7  # the usual run times are learned from this many days of finished jobs
+RECENT_RUNS = 20  # a running job is polled half as often while none of its model's last
+LEARN_DAYS = 7  # RECENT_RUNS jobs (of the last LEARN_DAYS) had finished at its age
 DAY = 86400.0
 
 
@@ -60,7 +60,7 @@ class Poller:
         self.clock = clock
         self._waiting: dict[int, Job] = {}  # as of the last look at the database
         self._due: dict[int, float] = {}  # job -> when to poll it next (monotonic)
-        self._usual_run: dict[str, float] = {}  # model -> seconds its jobs usually run
+        self._recent_runs: dict[str, deque[float]] = {}  # model -> its last jobs' seconds
         self._refresh_at = 0.0
         self.channels = ChannelWork(store, notices, delivery, settings)
         # discord.py's task loop: reconnect-safe, and one task however many jobs wait.
@@ -96,7 +96,9 @@ class Poller:
 
     async def recover(self) -> None:
         """After a (re)start: settle what a crash interrupted, then resume everything open."""
-        self._usual_run.update(await self.store.usual_run_seconds(self.clock() - LEARN_DAYS * DAY))
+        since = self.clock() - LEARN_DAYS * DAY
+        for model_id, runs in (await self.store.recent_run_seconds(since, RECENT_RUNS)).items():
+            self._recent_runs[model_id] = deque(reversed(runs), maxlen=RECENT_RUNS)
         for job in await self.store.open_jobs():
             if job.state is JobState.ACCEPTED:
                 job = await self._end(job, JobState.FAILED, "The bot restarted before sending "
@@ -159,23 +161,24 @@ class Poller:
         return (after + (job.id % PHASES) / PHASES) * self.settings.interval
 
     def _interval_for(self, job: Job) -> float:
-        """Twice the interval deep in a queue, and while a running job is far from the run
-        time usual for its model: fewer calls, and no later a video."""
+        """Twice the interval deep in a queue, and while a running job is too young to finish
+        before the poll after next (none of its model's recent jobs did): fewer calls, and
+        no later a video. The margin of two intervals covers the poller's own view of when
+        jobs started and finished, which is one poll late at most."""
+        interval = self.settings.interval
         if job.state is JobState.QUEUED:
             slow = (job.queue_position or 0) >= DEEP_IN_QUEUE
         else:
-            usual = self._usual_run.get(job.model_id)
+            shortest = min(self._recent_runs.get(job.model_id) or [0.0])
             running = self.clock() - (job.started_at or self.clock())
-            slow = usual is not None and running < usual * EARLY_SHARE
-        return self.settings.interval * (2 if slow else 1)
+            slow = running + 2 * interval <= shortest
+        return interval * (2 if slow else 1)
 
     def _learn(self, job: Job) -> None:
-        """How long the model's jobs run, from a finished one (a moving average)."""
-        if job.started_at is None or job.finished_at is None:
-            return
-        took = job.finished_at - job.started_at
-        usual = self._usual_run.get(job.model_id)
-        self._usual_run[job.model_id] = took if usual is None else 0.8 * usual + 0.2 * took
+        """Remember how long a finished job ran."""
+        if job.started_at is not None and job.finished_at is not None:
+            runs = self._recent_runs.setdefault(job.model_id, deque(maxlen=RECENT_RUNS))
+            runs.append(job.finished_at - job.started_at)
 
     async def _poll(self, job: Job) -> None:
         """Queued: the status (it has the queue position). Running: the result, which is the

@@ -100,14 +100,20 @@ class JobStore:
             "SELECT * FROM jobs INDEXED BY jobs_open WHERE state IN ('accepted', 'submitting',"
             " 'queued', 'running', 'fetched', 'delivering') ORDER BY id", ())
 
-    async def usual_run_seconds(self, since: float) -> dict[str, float]:
-        """Per model, how long its jobs finished since ``since`` ran (seen by the poller)."""
+    async def recent_run_seconds(self, since: float, per_model: int) -> dict[str, list[float]]:
+        """Per model, how long (as the poller saw it) its last ``per_model`` jobs delivered
+        since ``since`` ran, newest first."""
         async with self.db.execute(
-            "SELECT model_id, AVG(finished_at - started_at) FROM jobs"
-            " WHERE created_at >= ? AND state = 'delivered' AND started_at IS NOT NULL"
-            " GROUP BY model_id", (since,),
+            "SELECT model_id, took FROM ("
+            "  SELECT model_id, finished_at - started_at AS took, ROW_NUMBER() OVER ("
+            "    PARTITION BY model_id ORDER BY finished_at DESC) AS recency FROM jobs"
+            "  WHERE created_at >= ? AND state = 'delivered' AND started_at IS NOT NULL"
+            ") WHERE recency <= ? ORDER BY model_id, recency", (since, per_model),
         ) as cursor:
-            return {str(row[0]): float(row[1]) for row in await cursor.fetchall()}
+            runs: dict[str, list[float]] = {}
+            for model_id, took in await cursor.fetchall():
+                runs.setdefault(str(model_id), []).append(float(took))
+            return runs
 
     async def for_user(self, guild_id: int, user_id: int, *, states: Collection[JobState] = (),
                        limit: int = 10) -> list[Job]:

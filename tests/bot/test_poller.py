@@ -37,7 +37,7 @@ async def test_a_failing_channel_does_not_hold_up_another(world: World) -> None:
     assert len(world.videos(other)) == 1
 
 
-async def test_running_jobs_are_polled_less_until_near_their_usual_run_time(
+async def test_running_jobs_are_polled_less_while_younger_than_their_models_recent_runs(
         world: World) -> None:
     world.sim.plan_next(Plan(run_seconds=30), Plan(run_seconds=30))
     await start(world, world.channel, "first")

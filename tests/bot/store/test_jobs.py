@@ -1,0 +1,49 @@
+"""What the job store remembers for the poller: how long each model's last jobs ran."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.jobs import JobState
+from bot.store.database import open_database
+from bot.store.jobs import JobStore, NewJob
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_767_225_600.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def finish(store: JobStore, clock: Clock, model_id: str, seconds: float,
+                 end: JobState = JobState.DELIVERED) -> None:
+    job = await store.add(NewJob(guild_id=1, channel_id=2, user_id=3, model_id=model_id,
+                                 command="wan-2-2", prompt="", body={}, estimated_usd=None))
+    await store.move(job.id, JobState.SUBMITTING)
+    await store.move(job.id, JobState.QUEUED, request_id=f"r{job.id}")
+    await store.move(job.id, JobState.RUNNING, started_at=clock.now)
+    clock.now += seconds
+    if end is JobState.DELIVERED:
+        await store.move(job.id, JobState.FETCHED, finished_at=clock.now)
+        await store.move(job.id, JobState.DELIVERING)
+        await store.move(job.id, JobState.DELIVERED)
+    else:
+        await store.move(job.id, end, finished_at=clock.now)
+
+
+async def test_the_last_runs_of_each_model_newest_first(tmp_path: Path) -> None:
+    db = await open_database(tmp_path / "bot.sqlite3")
+    clock = Clock()
+    store = JobStore(db, clock=clock)
+    await finish(store, clock, "a", 99)  # before the window
+    since = clock.now
+    for seconds in range(1, 26):
+        await finish(store, clock, "a", seconds)
+    await finish(store, clock, "a", 0.5, end=JobState.FAILED)  # failed: not a run to learn
+    await finish(store, clock, "b", 40)
+    await finish(store, clock, "b", 50)
+    assert await store.recent_run_seconds(since, per_model=20) == {
+        "a": [float(s) for s in range(25, 5, -1)], "b": [50.0, 40.0]}
+    await db.close()
