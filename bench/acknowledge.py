@@ -3,7 +3,7 @@
 From the moment each interaction reaches the bot to its first answer to Discord (the defer,
 or an immediate refusal): the work the bot does inside Discord's 3 s window.
 
-    .venv/bin/python bench/acknowledge.py [--commands 100]
+    .venv/bin/python -m bench.acknowledge [--commands 100]
 """
 
 from __future__ import annotations

@@ -101,20 +101,19 @@ async def main(jobs: int, seconds: float) -> None:
     max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{pending} pending jobs, poll every 3 s, {seconds:g} s each measure; RSS before the "
           f"bot: {alone_start:.0f} MB alone, {start_rss:.0f} MB with SimCord")
-    print(f"{'figure':<46} {'value':>8} {'target':>8}")
+    print(f"{'figure':<48} {'value':>8} {'target':>8}")
     for name, value, target in [
-        ("peak RSS, poller running (MB)", f"{peak:.0f}", "<= 120"),
-        ("peak RSS of the process, ever (MB)", f"{max_rss:.0f}", ""),
-        ("average CPU, poller running (% of a core)", f"{cpu:.1f}", "<= 10"),
-        ("average CPU, poller stopped (% of a core)", f"{idle_cpu:.1f}", ""),
-        ("the poller's own CPU (difference)", f"{cpu - idle_cpu:.1f}", ""),
-        ("RSS growth while polling (MB)", f"{peak - idle_peak:.1f}", ""),
-        ("without SimCord: peak RSS (MB)", f"{alone_peak:.0f}", "<= 120"),
-        ("without SimCord: RSS growth while polling (MB)", f"{alone_peak - alone_start:.1f}",
-         ""),
-        ("without SimCord: average CPU (% of a core)", f"{alone_cpu:.1f}", "<= 10"),
+        ("the bot alone: peak RSS (MB)", f"{alone_peak:.0f}", "<= 120"),
+        ("the bot alone: RSS growth while polling (MB)", f"{alone_peak - alone_start:.1f}", ""),
+        ("the bot alone: average CPU (% of a core)", f"{alone_cpu:.1f}", "<= 10"),
+        ("in SimCord: peak RSS, poller running (MB)", f"{peak:.0f}", ""),
+        ("in SimCord: peak RSS of the process, ever (MB)", f"{max_rss:.0f}", ""),
+        ("in SimCord: RSS growth while polling (MB)", f"{peak - idle_peak:.1f}", ""),
+        ("in SimCord: average CPU, poller running (%)", f"{cpu:.1f}", ""),
+        ("in SimCord: average CPU, poller stopped (%)", f"{idle_cpu:.1f}", ""),
+        ("in SimCord: the poller's own CPU (difference)", f"{cpu - idle_cpu:.1f}", ""),
     ]:
-        print(f"{name:<46} {value:>8} {target:>8}")
+        print(f"{name:<48} {value:>8} {target:>8}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Generates jobs in one guild over 30 days (500 members, every model), ends them t
 same trigger the bot uses, then times the report query, the budget check, and the whole
 /usage answer (CSV and chart included) as the bot builds it.
 
-    .venv/bin/python bench/report_usage.py [--rows 1000000]
+    .venv/bin/python -m bench.report_usage [--rows 1000000]
 """
 
 from __future__ import annotations
