@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from discord.ext import tasks
 
-from bot.catalog import Catalog
+from bot.catalog import Catalog, ModelSpec
 from bot.channel_work import ChannelWork
 from bot.delivery import Delivery
 from bot.jobs import WAITING, Job, JobState
@@ -129,7 +129,10 @@ class Poller:
                 # back; more than half a beat late, a new beat starts now.
                 now, gap = time.monotonic(), self._interval_for(job)
                 self._due[job_id] = when + gap if when + gap - now > gap / 2 else now + gap
-                await self._poll(job)
+                try:
+                    await self._poll(job)
+                except Exception:  # one job's trouble must not hold up the others' polls
+                    log.exception("job %d: poll failed; it will be polled again", job_id)
 
         await asyncio.gather(*(work() for _ in range(min(len(queue),
                                                           self.settings.max_concurrent))))
@@ -214,7 +217,11 @@ class Poller:
     async def _finish(self, job: Job, result: Result) -> Job | None:
         outcome = result.outcome
         if outcome is Outcome.SUCCEEDED:
-            urls = result.urls(self.catalog.by_id(job.model_id).output_key)
+            try:
+                output_key = self.catalog.by_id(job.model_id).output_key
+            except KeyError:  # the operator removed the model while this job ran
+                output_key = ModelSpec.model_fields["output_key"].default
+            urls = result.urls(output_key)
             if not urls:
                 return await self._end(job, JobState.FAILED, "RunComfy finished without a video.")
             fetched = await self.store.move(job.id, JobState.FETCHED, video_url=urls[0],
