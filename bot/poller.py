@@ -26,7 +26,7 @@ from bot.store.jobs import JobStore
 from bot.store.notices import NoticeStore
 
 log = logging.getLogger(__name__)
-TICKS_PER_INTERVAL = 12  # how often, per poll interval, the loop looks for jobs due a poll
+TICKS_PER_INTERVAL = 24  # how often, per poll interval, the loop looks for jobs due a poll
 PHASES = 16  # jobs found in the database are spread over this many slots of an interval
 DEEP_IN_QUEUE = 10  # from this queue position on, a job is polled half as often
 RECENT_RUNS = 20  # a running job is polled half as often while none of its model's last

@@ -1,0 +1,24 @@
+"""Every benchmark, one after the other, each in a fresh process (about 7 minutes):
+
+    .venv/bin/python -m bench
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+SCRIPTS = ("acknowledge", "delivery", "footprint", "report_usage")
+
+
+def main() -> int:
+    for name in SCRIPTS:
+        print(f"\n# bench.{name}", flush=True)
+        code = subprocess.call([sys.executable, "-m", f"bench.{name}"])  # noqa: S603
+        if code:
+            return code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
