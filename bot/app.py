@@ -87,10 +87,8 @@ class VideoBot(commands.Bot):
         return self._http_session
 
     def model_name(self, job: Job) -> str:
-        try:
-            return self.catalog.by_id(job.model_id).name
-        except KeyError:
-            return job.model_id
+        model = self.catalog.by_id(job.model_id)
+        return job.model_id if model is None else model.name
 
     @property
     def simulated(self) -> bool:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from discord.ext import tasks
 
-from bot.catalog import Catalog, ModelSpec
+from bot.catalog import DEFAULT_OUTPUT_KEY, Catalog
 from bot.channel_work import ChannelWork
 from bot.delivery import Delivery
 from bot.jobs import WAITING, Job, JobState
@@ -218,11 +218,8 @@ class Poller:
     async def _finish(self, job: Job, result: Result) -> Job | None:
         outcome = result.outcome
         if outcome is Outcome.SUCCEEDED:
-            try:
-                output_key = self.catalog.by_id(job.model_id).output_key
-            except KeyError:  # the operator removed the model while this job ran
-                output_key = ModelSpec.model_fields["output_key"].default
-            urls = result.urls(output_key)
+            model = self.catalog.by_id(job.model_id)  # None: removed while this job ran
+            urls = result.urls(DEFAULT_OUTPUT_KEY if model is None else model.output_key)
             if not urls:
                 return await self._end(job, JobState.FAILED, "RunComfy finished without a video.")
             fetched = await self.store.move(job.id, JobState.FETCHED, video_url=urls[0],

@@ -87,7 +87,7 @@ class JobService:
         body = build_request(model, options, await inspect_attachments(model, attachments))
         return await self.start(model, body, who)
 
-    async def retry(self, job_id: int, model_of: Callable[[str], ModelSpec], *,
+    async def retry(self, job_id: int, model_of: Callable[[str], ModelSpec | None], *,
                     guild_id: int) -> Job:
         """A moderator starts a job whose outcome is unknown again, as a new job (so that if
         the first ran after all, both charges show). Only the server's budget applies."""
@@ -97,8 +97,11 @@ class JobService:
         if job.state is not JobState.OUTCOME_UNKNOWN:
             raise UserError(f"Only a job whose outcome is unknown can be retried; job "
                             f"#{job_id} is {job.state.label.lower()}.")
+        model = model_of(job.model_id)
+        if model is None:
+            raise UserError(f"Job #{job_id}'s model is no longer offered here.")
         who = Requester(job.guild_id, job.channel_id, job.user_id)
-        return await self.start(model_of(job.model_id), job.body, who, moderator_retry=True)
+        return await self.start(model, job.body, who, moderator_retry=True)
 
     async def start(self, model: ModelSpec, body: dict[str, Any], who: Requester, *,
                     moderator_retry: bool = False) -> Job:

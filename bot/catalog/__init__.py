@@ -1,10 +1,11 @@
 """The model catalog: which RunComfy models the bot offers and what their inputs are."""
 
 from bot.catalog.loader import BUILTIN_DIR, Catalog, CatalogError, load_catalog, load_model_file
-from bot.catalog.spec import FieldSpec, ImageRules, ModelSpec, PriceSpec, ratio
+from bot.catalog.spec import DEFAULT_OUTPUT_KEY, FieldSpec, ImageRules, ModelSpec, PriceSpec, ratio
 
 __all__ = [
     "BUILTIN_DIR",
+    "DEFAULT_OUTPUT_KEY",
     "Catalog",
     "CatalogError",
     "FieldSpec",

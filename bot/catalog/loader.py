@@ -39,8 +39,9 @@ class Catalog:
     def by_command(self, command: str) -> ModelSpec:
         return self._by_command[command]
 
-    def by_id(self, model_id: str) -> ModelSpec:
-        return self._by_id[model_id]
+    def by_id(self, model_id: str) -> ModelSpec | None:
+        """``None`` for a model the catalog no longer has (jobs outlive catalog files)."""
+        return self._by_id.get(model_id)
 
     def with_prices(self, overrides: Mapping[str, PriceSpec]) -> Catalog:
         """A copy where the operator's prices (keyed by command or model id) replace ours."""

@@ -14,6 +14,7 @@ ImageFormat = Literal["jpeg", "png", "webp", "bmp", "gif"]
 # Discord's rule for command and option names, restricted to ASCII lower case.
 _DISCORD_NAME = re.compile(r"^[a-z0-9_-]{1,32}$")
 _RATIO = r"^[1-9][0-9]*:[1-9][0-9]*$"
+DEFAULT_OUTPUT_KEY = "video"  # where RunComfy's result holds the video, unless a model says
 
 
 class _Strict(BaseModel):
@@ -138,7 +139,7 @@ class ModelSpec(_Strict):
     resolution_field: str | None = None
     rules: tuple[SegmentsSumRule, ...] = ()
     price: PriceSpec
-    output_key: str = "video"
+    output_key: str = DEFAULT_OUTPUT_KEY
 
     @field_validator("command")
     @classmethod

@@ -126,10 +126,7 @@ class Simulator:
         return await handler(request)
 
     def _model(self, request: web.Request) -> ModelSpec | None:
-        try:
-            return self.catalog.by_id(request.match_info["model_id"])
-        except KeyError:
-            return None
+        return self.catalog.by_id(request.match_info["model_id"])
 
     async def _submit(self, request: web.Request) -> web.Response:
         model = self._model(request)
