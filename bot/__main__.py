@@ -17,6 +17,8 @@ from bot.check import render, run_check
 from bot.config import ConfigError, check_default_model, load_secrets, load_settings
 from bot.logs import setup_logging
 
+DISCORD_API_BASE = "DISCORD_API_BASE"
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
@@ -46,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.bot.log_level, [secrets.discord_token, secrets.runcomfy_token])
+    if os.environ.get(DISCORD_API_BASE):  # a proxy in front of Discord's API, or a stand-in
+        discord.http.Route.BASE = os.environ[DISCORD_API_BASE].rstrip("/")
     bot = VideoBot(settings, catalog, secrets.runcomfy_token, run_jobs=args.command == "run")
     try:
         if args.command == "sync":
