@@ -16,6 +16,7 @@ from bot.catalog import CatalogError, load_catalog
 from bot.check import render, run_check
 from bot.config import ConfigError, check_default_model, load_secrets, load_settings
 from bot.logs import setup_logging
+from bot.store.database import DatabaseError
 
 DISCORD_API_BASE = "DISCORD_API_BASE"
 
@@ -47,10 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CatalogError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    setup_logging(settings.bot.log_level, [secrets.discord_token, secrets.runcomfy_token])
+    setup_logging(settings.bot.log_level, secrets.redacted)
     if os.environ.get(DISCORD_API_BASE):  # a proxy in front of Discord's API, or a stand-in
         discord.http.Route.BASE = os.environ[DISCORD_API_BASE].rstrip("/")
-    bot = VideoBot(settings, catalog, secrets.runcomfy_token, run_jobs=args.command == "run")
+    bot = VideoBot(settings, catalog, secrets.runcomfy_token, database_url=secrets.database_url,
+                   run_jobs=args.command == "run")
     try:
         if args.command == "sync":
             asyncio.run(_sync(bot, secrets.discord_token))
@@ -59,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     except discord.LoginFailure:
         print("error: Discord refused DISCORD_TOKEN (improper token)", file=sys.stderr)
         return 2
+    except DatabaseError as exc:
+        print(f"error: database: {exc}", file=sys.stderr)
+        return 3
     return 0
 
 

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
-import aiosqlite
 import discord
 from aiohttp import web
 from discord.ext import commands
@@ -25,7 +24,8 @@ from bot.poller import Poller, PollSettings
 from bot.runcomfy import RetryPolicy, RunComfyClient, Timeouts
 from bot.service import JobService
 from bot.simulator import Simulator, SimulatorConfig
-from bot.store.database import open_database
+from bot.store.connect import open_database
+from bot.store.database import Database
 from bot.store.jobs import JobStore
 from bot.store.notices import NoticeStore
 
@@ -44,7 +44,7 @@ def utc_seconds() -> float:
 class Parts:
     """What the cogs use; made in ``setup_hook`` once the event loop runs."""
 
-    db: aiosqlite.Connection
+    db: Database
     store: JobStore
     runcomfy: RunComfyClient
     jobs: JobService
@@ -57,8 +57,11 @@ class Parts:
 
 class VideoBot(commands.Bot):
     def __init__(self, settings: Settings, catalog: Catalog, runcomfy_token: str, *,
-                 run_jobs: bool = True, clock: Callable[[], float] = utc_seconds) -> None:
-        """``run_jobs=False`` (for ``python -m bot sync``) leaves the jobs to the running bot."""
+                 database_url: str | None = None, run_jobs: bool = True,
+                 clock: Callable[[], float] = utc_seconds) -> None:
+        """``database_url`` (PostgreSQL, from ``DATABASE_URL``) instead of the SQLite file of
+        ``bot.database``; ``run_jobs=False`` (for ``python -m bot sync``) leaves the jobs to
+        the running bot."""
         intents = discord.Intents.none()
         intents.guilds = True
         intents.guild_messages = True  # mentions carry their content without the privileged intent
@@ -70,6 +73,7 @@ class VideoBot(commands.Bot):
         self.clock = clock
         self.run_jobs = run_jobs
         self._runcomfy_token = runcomfy_token
+        self._database = database_url or settings.bot.database
         self._parts: Parts | None = None
         self._http_session: aiohttp.ClientSession | None = None
         self._simulator: web.AppRunner | None = None
@@ -110,7 +114,8 @@ class VideoBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         s = self.settings
-        db = await open_database(s.bot.database)
+        db = await open_database(self._database, clock=self.clock)
+        log.info("store: %s %s (schema %d)", db.dialect, db.where, await db.schema_version())
         store = JobStore(db, clock=self.clock)
         base_url = await self._start_simulator() if self.simulated else s.runcomfy.base_url
         runcomfy = RunComfyClient(

@@ -3,7 +3,7 @@ and (unless ``--offline``) RunComfy itself, model by model, with its prices."""
 
 from __future__ import annotations
 
-import sqlite3
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +11,8 @@ from pathlib import Path
 from bot.catalog import Catalog, CatalogError, load_catalog
 from bot.config import ConfigError, Settings, check_default_model, load_secrets, load_settings
 from bot.runcomfy import RetryPolicy, RunComfyClient, RunComfyError, Timeouts
-from bot.store.database import open_database
+from bot.store.connect import is_postgres_url, open_database
+from bot.store.database import DatabaseError, migrations, redact
 
 
 @dataclass(frozen=True)
@@ -34,9 +35,10 @@ async def run_check(config: Path | None, environ: Mapping[str, str], *, offline:
     source = config or Path(environ.get("BOT_CONFIG", "config.toml"))
     lines.append(Line("config", True, str(source) if source.exists() else "defaults"))
     simulated = settings.simulation.enabled
-    token = None
+    token = database_url = None
     try:
-        token = load_secrets(environ, need_runcomfy=not simulated).runcomfy_token
+        secrets = load_secrets(environ, need_runcomfy=not simulated)
+        token, database_url = secrets.runcomfy_token, secrets.database_url
         names = "DISCORD_TOKEN" + ("" if simulated else ", RUNCOMFY_API_TOKEN")
         lines.append(Line("secrets", True, f"{names} set"))
     except ConfigError as exc:
@@ -48,7 +50,7 @@ async def run_check(config: Path | None, environ: Mapping[str, str], *, offline:
         lines.append(Line("catalog", True, f"{len(catalog)} models"))
     except (CatalogError, ConfigError) as exc:
         lines.append(Line("catalog", False, str(exc)))
-    lines.append(await _database(settings))
+    lines.append(await _database(database_url or settings.bot.database))
     if simulated:
         lines.append(Line("runcomfy", True, "simulation mode: the built-in simulator"))
     elif not offline and token and catalog is not None:
@@ -56,18 +58,25 @@ async def run_check(config: Path | None, environ: Mapping[str, str], *, offline:
     return lines
 
 
-async def _database(settings: Settings) -> Line:
-    path = settings.bot.database
+async def _database(target: str | Path) -> Line:
+    """Which backend, and its schema version; nothing is written (a missing SQLite file is
+    created at start-up)."""
+    latest = len(migrations("postgresql" if is_postgres_url(target) else "sqlite"))
+    shown = redact(target) if isinstance(target, str) else str(target)
+    if isinstance(target, Path) and not await asyncio.to_thread(target.exists):
+        return Line("database", True, f"SQLite {shown}: not there yet; created at start-up "
+                                      f"(schema {latest})")
     try:
-        db = await open_database(path)
-    except (OSError, sqlite3.Error) as exc:
-        return Line("database", False, f"{path}: {exc}")
+        db = await open_database(target, migrate=False)
+    except DatabaseError as exc:
+        return Line("database", False, str(exc))
     try:
-        async with db.execute("PRAGMA user_version") as cursor:
-            row = await cursor.fetchone()
+        version = await db.schema_version()
     finally:
         await db.close()
-    return Line("database", True, f"{path} (schema {row[0] if row else 0})")
+    name = "PostgreSQL" if db.dialect == "postgresql" else "SQLite"
+    pending = f"; {latest - version} migrations to apply at start-up" if version < latest else ""
+    return Line("database", True, f"{name} {db.where} (schema {version} of {latest}{pending})")
 
 
 async def _models(settings: Settings, catalog: Catalog, token: str) -> list[Line]:

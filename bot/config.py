@@ -13,12 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.catalog import Catalog, PriceSpec
 from bot.policy import Policy
 from bot.runcomfy import DEFAULT_BASE_URL
+from bot.store.connect import is_postgres_url
 
 ENV_PREFIX = "BOT_"
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -82,9 +84,16 @@ class Settings(_Section):
 class Secrets:
     discord_token: str
     runcomfy_token: str
+    database_url: str | None = None  # PostgreSQL instead of the SQLite file; has a password
 
     def __repr__(self) -> str:
-        return "Secrets(discord_token=***, runcomfy_token=***)"
+        return "Secrets(discord_token=***, runcomfy_token=***, database_url=***)"
+
+    @property
+    def redacted(self) -> list[str]:
+        """What must never appear in a log line."""
+        password = urlsplit(self.database_url).password if self.database_url else None
+        return [self.discord_token, self.runcomfy_token, *([password] if password else [])]
 
 
 def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -129,7 +138,11 @@ def load_secrets(environ: Mapping[str, str] | None = None, *, need_runcomfy: boo
     if missing:
         raise ConfigError(f"{' and '.join(missing)} must be set in the environment")
     runcomfy = env.get("RUNCOMFY_API_TOKEN", "").strip() or secrets.token_urlsafe(16)
-    return Secrets(env["DISCORD_TOKEN"].strip(), runcomfy)
+    database_url = env.get("DATABASE_URL", "").strip() or None
+    if database_url and not is_postgres_url(database_url):
+        raise ConfigError("DATABASE_URL must be a postgresql://user:password@host:port/db URL"
+                          " (without it, the SQLite file of bot.database is used)")
+    return Secrets(env["DISCORD_TOKEN"].strip(), runcomfy, database_url)
 
 
 def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:

@@ -101,6 +101,7 @@ class Job:
     audio: bool | None = None
     resolution: str | None = None
     simulated: bool = False
+    card_sending_at: float | None = None  # the card was being sent then (it may be posted)
 
     @classmethod
     def from_row(cls, row: Any) -> Job:

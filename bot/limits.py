@@ -11,23 +11,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import aiosqlite
-
 from bot.cards import duration_text
 from bot.catalog import ModelSpec
 from bot.errors import UserError
 from bot.policy import Policy, PolicyStore
+from bot.store.database import Database, Tx
 
 # Finished jobs count as the daily rollup has them (real cost, else the estimate; nothing when
 # failed or cancelled), open ones (bot.jobs.OPEN) at their estimate.
 SPENT_SQL = """
     SELECT (SELECT COALESCE(SUM(cost_usd), 0) FROM usage_daily
-            WHERE guild_id = :guild AND day >= :day AND simulated = 0)
+            WHERE guild_id = ? AND day >= ? AND simulated = 0)
          + (SELECT COALESCE(SUM(COALESCE(cost_usd, estimated_usd, 0)), 0)
             FROM jobs INDEXED BY jobs_open
             WHERE state IN ('accepted', 'submitting', 'queued', 'running', 'fetched',
                             'delivering')
-              AND guild_id = :guild AND created_at >= :since AND simulated = 0)"""
+              AND guild_id = ? AND created_at >= ? AND simulated = 0)"""
 STANDING_SQL = """
     SELECT SUM(CASE WHEN created_at >= ? AND state NOT IN ('failed', 'cancelled')
                     THEN 1 ELSE 0 END),
@@ -71,23 +70,22 @@ class Standing:
 
 
 class Limits:
-    def __init__(self, db: aiosqlite.Connection, policies: PolicyStore,
+    def __init__(self, db: Database, policies: PolicyStore,
                  clock: Callable[[], float]) -> None:
         self.db = db
         self.policies = policies
         self.clock = clock
 
-    async def standing(self, guild_id: int, user_id: int) -> Standing:
+    async def standing(self, guild_id: int, user_id: int, *, tx: Tx | None = None) -> Standing:
+        """Inside ``tx`` when given: the admission that reads it then records the job."""
         now = self.clock()
         day, month, next_day, next_month = _boundaries(now)
-        policy = await self.policies.get(guild_id)
-        since = min(day, now - policy.cooldown_seconds, now - OPEN_HORIZON)
-        async with self.db.execute(STANDING_SQL, (day, guild_id, user_id, since)) as cursor:
-            row = await cursor.fetchone()
         month_day = datetime.fromtimestamp(month, UTC).date().isoformat()
-        async with self.db.execute(SPENT_SQL, {"guild": guild_id, "day": month_day,
-                                               "since": month}) as cursor:
-            spent = await cursor.fetchone()
+        async with self.db.reading(tx) as reader:
+            policy = await self.policies.get(guild_id, tx=reader)
+            since = min(day, now - policy.cooldown_seconds, now - OPEN_HORIZON)
+            row = await reader.fetchrow(STANDING_SQL, day, guild_id, user_id, since)
+            spent = await reader.fetchrow(SPENT_SQL, guild_id, month_day, guild_id, month)
         today, active, last = (row[0] or 0, row[1] or 0, row[2]) if row else (0, 0, None)
         cooldown = policy.cooldown_seconds
         return Standing(
@@ -98,10 +96,10 @@ class Limits:
         )
 
     async def check(self, who: Who, model: ModelSpec, prompt: str, estimate: float | None, *,
-                    budgeted: bool = True) -> None:
+                    budgeted: bool = True, tx: Tx | None = None) -> None:
         """Raise ``LimitReached`` with the first rule this request breaks (``budgeted=False``
         for simulated jobs, which never count against the budget)."""
-        standing = await self.standing(who.guild_id, who.user_id)
+        standing = await self.standing(who.guild_id, who.user_id, tx=tx)
         policy = standing.policy
         now = self.clock()
         if who.user_id in policy.blocked_users:
@@ -132,9 +130,10 @@ class Limits:
         if budgeted:
             self._check_budget(standing, estimate)
 
-    async def check_budget(self, guild_id: int, estimate: float | None) -> None:
+    async def check_budget(self, guild_id: int, estimate: float | None, *,
+                           tx: Tx | None = None) -> None:
         """Only the server's budget (for a moderator's retry, which no member rule limits)."""
-        self._check_budget(await self.standing(guild_id, 0), estimate)
+        self._check_budget(await self.standing(guild_id, 0, tx=tx), estimate)
 
     @staticmethod
     def _check_budget(standing: Standing, estimate: float | None) -> None:

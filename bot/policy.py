@@ -11,13 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
 import regex
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from regex._main import Pattern
 
 from bot.errors import UserError
-from bot.store.database import run, transaction
+from bot.store.database import Database, Tx
 
 PATTERN_MAX = 200
 MATCH_TIMEOUT = 0.05  # seconds a blocklist regular expression may spend on one prompt
@@ -89,43 +88,47 @@ class Change:
 
 
 class PolicyStore:
-    def __init__(self, db: aiosqlite.Connection, defaults: Policy,
-                 clock: Callable[[], float]) -> None:
+    def __init__(self, db: Database, defaults: Policy, clock: Callable[[], float]) -> None:
         self.db = db
         self.defaults = defaults
         self.clock = clock
 
-    async def get(self, guild_id: int) -> Policy:
-        async with self.db.execute(
-            "SELECT key, value FROM guild_settings WHERE guild_id = ?", (guild_id,)
-        ) as cursor:
-            stored = {row[0]: json.loads(row[1]) for row in await cursor.fetchall()}
+    async def get(self, guild_id: int, *, tx: Tx | None = None) -> Policy:
+        async with self.db.reading(tx) as reader:
+            rows = await reader.fetch("SELECT key, value FROM guild_settings WHERE guild_id = ?",
+                                      guild_id)
+        stored = {row[0]: json.loads(row[1]) for row in rows}
         merged = self.defaults.model_dump() | {k: v for k, v in stored.items() if k in KEYS}
         return Policy.model_validate(merged)
 
-    async def set(self, guild_id: int, user_id: int, key: str, value: Any) -> Policy:
-        """Change one setting (validated), and record who changed it from what to what."""
-        current = await self.get(guild_id)
-        updated = Policy.model_validate(current.model_dump() | {key: value})
-        old = json.dumps(_plain(getattr(current, key)))
-        new = json.dumps(_plain(getattr(updated, key)))
-        if old == new:
-            return updated
-        async with transaction(self.db):
-            await run(self.db, "INSERT INTO guild_settings (guild_id, key, value) VALUES (?, ?, ?)"
-                      " ON CONFLICT (guild_id, key) DO UPDATE SET value = excluded.value",
-                      (guild_id, key, new))
-            await run(self.db, "INSERT INTO settings_audit (guild_id, user_id, key, old_value,"
-                      " new_value, at) VALUES (?, ?, ?, ?, ?, ?)",
-                      (guild_id, user_id, key, old, new, self.clock()))
+    async def update(self, guild_id: int, user_id: int,
+                     change: Callable[[Policy], dict[str, Any]]) -> Policy:
+        """Change settings from what they are now: ``change`` gets the current policy and
+        answers the new values by key (or raises ``UserError``). Validated, and recorded in
+        the audit log (who, from what, to what), in one transaction that no other change of
+        the guild's settings interleaves with, so two moderators at once both land."""
+        async with self.db.transaction() as tx:
+            await tx.lock_guild(guild_id)
+            current = await self.get(guild_id, tx=tx)
+            updated = Policy.model_validate(current.model_dump() | change(current))
+            for key in KEYS:
+                old = json.dumps(_plain(getattr(current, key)))
+                new = json.dumps(_plain(getattr(updated, key)))
+                if old == new:
+                    continue
+                await tx.execute("INSERT INTO guild_settings (guild_id, key, value)"
+                                 " VALUES (?, ?, ?) ON CONFLICT (guild_id, key)"
+                                 " DO UPDATE SET value = excluded.value", guild_id, key, new)
+                await tx.execute("INSERT INTO settings_audit (guild_id, user_id, key, old_value,"
+                                 " new_value, at) VALUES (?, ?, ?, ?, ?, ?)",
+                                 guild_id, user_id, key, old, new, self.clock())
         return updated
 
     async def audit(self, guild_id: int, limit: int = 15) -> list[Change]:
-        async with self.db.execute(
+        rows = await self.db.fetch(
             "SELECT key, old_value, new_value, user_id, at FROM settings_audit"
-            " WHERE guild_id = ? ORDER BY id DESC LIMIT ?", (guild_id, limit)
-        ) as cursor:
-            return [Change(*row) for row in await cursor.fetchall()]
+            " WHERE guild_id = ? ORDER BY id DESC LIMIT ?", guild_id, limit)
+        return [Change(row[0], row[1], row[2], int(row[3]), float(row[4])) for row in rows]
 
 
 def _plain(value: Any) -> Any:

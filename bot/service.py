@@ -3,10 +3,8 @@ mention) takes into RunComfy."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +16,7 @@ from bot.jobs import Job, JobState
 from bot.limits import Limits, Who
 from bot.pricing import estimate_usd, price_options
 from bot.runcomfy import RunComfyClient, RunComfyError, SubmitOutcomeUnknown
+from bot.store.database import Tx
 from bot.store.jobs import JobStore, NewJob
 from bot.validation import build_request
 
@@ -64,7 +63,6 @@ class JobService:
         self.limits = limits
         self.on_change = on_change
         self.clock = clock
-        self._admitting: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     @staticmethod
     def precheck(model: ModelSpec, options: Mapping[str, object],
@@ -74,11 +72,13 @@ class JobService:
         return build_request(model, options, {k: facts_of(v) for k, v in attachments.items()},
                              headers_pending=True)
 
-    async def admit(self, model: ModelSpec, body: Mapping[str, Any], who: Requester) -> None:
-        """The guild's rules and the member's allowance; raises ``LimitReached``."""
+    async def admit(self, model: ModelSpec, body: Mapping[str, Any], who: Requester, *,
+                    tx: Tx | None = None) -> None:
+        """The guild's rules and the member's allowance; raises ``LimitReached``. Called
+        before deferring, as a quick refusal, and again inside the admission's transaction."""
         prompt = body.get("prompt")
         await self.limits.check(who.who, model, prompt if isinstance(prompt, str) else "",
-                                estimate_usd(model, body), budgeted=not self.simulated)
+                                estimate_usd(model, body), budgeted=not self.simulated, tx=tx)
 
     async def request(self, model: ModelSpec, options: Mapping[str, object],
                       attachments: Mapping[str, AttachmentLike], who: Requester) -> Job:
@@ -105,22 +105,24 @@ class JobService:
 
     async def start(self, model: ModelSpec, body: dict[str, Any], who: Requester, *,
                     moderator_retry: bool = False) -> Job:
-        """Admit and write the job down (one at a time per guild, so two requests can't both
-        take the last of a quota), then submit it once. ``body`` comes from ``build_request``."""
+        """Admit and write the job down in one transaction that holds the guild (so two
+        requests, in this process or another, can't both take the last of a quota or budget),
+        then submit it once. ``body`` comes from ``build_request``."""
         prompt = body.get("prompt")
         seconds, audio, resolution = price_options(model, body)
-        async with self._admitting[who.guild_id]:
+        async with self.store.db.transaction() as tx:
+            await tx.lock_guild(who.guild_id)
             if not moderator_retry:
-                await self.admit(model, body, who)
+                await self.admit(model, body, who, tx=tx)
             elif not self.simulated:
-                await self.limits.check_budget(who.guild_id, estimate_usd(model, body))
+                await self.limits.check_budget(who.guild_id, estimate_usd(model, body), tx=tx)
             job = await self.store.add(NewJob(
                 guild_id=who.guild_id, channel_id=who.channel_id, user_id=who.user_id,
                 model_id=model.id, command=model.command,
                 prompt=prompt if isinstance(prompt, str) else "", body=body,
                 estimated_usd=estimate_usd(model, body), seconds=seconds, audio=audio,
                 resolution=resolution, simulated=self.simulated,
-            ))
+            ), tx=tx)
         submitting = await self.store.move(job.id, JobState.SUBMITTING)
         assert submitting is not None
         try:

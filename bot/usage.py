@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
-import aiosqlite
-
 from bot.errors import UserError
+from bot.store.database import Database, Row
 
 PeriodName = Literal["today", "7 days", "30 days", "this month", "custom"]
 GroupBy = Literal["user", "model", "day"]
@@ -72,7 +71,7 @@ def period(name: PeriodName, now: float, start: str | None = None,
 
 
 class UsageReports:
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     async def report(self, guild_id: int, span: Period, group_by: GroupBy,
@@ -87,25 +86,23 @@ class UsageReports:
         sums = ("SUM(jobs), SUM(seconds), SUM(cost_usd), SUM(failures), SUM(cancellations),"
                 " SUM(unpriced), SUM(simulated * jobs)")
         order = "key" if group_by == "day" else "SUM(cost_usd) DESC, key"
-        async with self.db.execute(
-            f"SELECT {key} AS key, {sums} FROM usage_daily WHERE {where}"  # noqa: S608
-            f" GROUP BY key ORDER BY {order}", params,
-        ) as cursor:
-            lines = [_line(row) for row in await cursor.fetchall()]
-        async with self.db.execute(
-            f"SELECT day, command, SUM(cost_usd) FROM usage_daily WHERE {where}"  # noqa: S608
-            " GROUP BY day, command ORDER BY day", params,
-        ) as cursor:
+        async with self.db.read() as reader:
+            lines = [_line(row) for row in await reader.fetch(
+                f"SELECT {key} AS key, {sums} FROM usage_daily WHERE {where}"  # noqa: S608
+                f" GROUP BY {key} ORDER BY {order}", *params)]
             by_day: dict[str, dict[str, float]] = {}
-            for day, command, cost in await cursor.fetchall():
-                by_day.setdefault(day, {})[command] = float(cost)
+            for row in await reader.fetch(
+                f"SELECT day, command, SUM(cost_usd) FROM usage_daily WHERE {where}"  # noqa: S608
+                " GROUP BY day, command ORDER BY day", *params,
+            ):
+                by_day.setdefault(str(row[0]), {})[str(row[1])] = float(row[2])
         total = Line("total", *(sum(getattr(line, f) for line in lines) for f in
                                 ("jobs", "seconds", "cost_usd", "failures", "cancellations",
                                  "unpriced", "simulated")))
         return Report(span, group_by, lines, total, by_day)
 
 
-def _line(row: aiosqlite.Row) -> Line:
+def _line(row: Row) -> Line:
     return Line(str(row[0]), int(row[1]), float(row[2]), float(row[3]), int(row[4]),
                 int(row[5]), int(row[6]), int(row[7]))
 
@@ -125,11 +122,9 @@ def to_csv(report: Report, name: Callable[[str], str]) -> bytes:
 
 
 def chart_png(report: Report) -> bytes:
-    """Cost per day, stacked by model, as a PNG (matplotlib, without a display)."""
-    import matplotlib  # imported here: only reports need it, and it is slow to load
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    """Cost per day, stacked by model, as a PNG. matplotlib's ``Figure`` API (not pyplot,
+    which keeps global state) is safe to use from the worker threads reports run in."""
+    from matplotlib.figure import Figure  # imported here: only reports need it, and it is slow
 
     days = []
     current = report.period.first
@@ -137,22 +132,20 @@ def chart_png(report: Report) -> bytes:
         days.append(current.isoformat())
         current += timedelta(days=1)
     models = sorted({m for per_day in report.cost_by_day.values() for m in per_day})
-    figure, axes = plt.subplots(figsize=(8, 3.5), dpi=100)
-    try:
-        bottom = [0.0] * len(days)
-        for model in models:
-            values = [report.cost_by_day.get(day, {}).get(model, 0.0) for day in days]
-            axes.bar(days, values, bottom=bottom, label=model)
-            bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-        axes.set_ylabel("USD")
-        axes.set_title(f"Cost per day, {report.period.label}")
-        if models:
-            axes.legend(fontsize="small")
-        step = max(len(days) // 10, 1)
-        axes.set_xticks(range(0, len(days), step), [d[5:] for d in days[::step]])
-        figure.tight_layout()
-        out = io.BytesIO()
-        figure.savefig(out, format="png")
-        return out.getvalue()
-    finally:
-        plt.close(figure)
+    figure = Figure(figsize=(8, 3.5), dpi=100)
+    axes = figure.subplots()
+    bottom = [0.0] * len(days)
+    for model in models:
+        values = [report.cost_by_day.get(day, {}).get(model, 0.0) for day in days]
+        axes.bar(days, values, bottom=bottom, label=model)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    axes.set_ylabel("USD")
+    axes.set_title(f"Cost per day, {report.period.label}")
+    if models:
+        axes.legend(fontsize="small")
+    step = max(len(days) // 10, 1)
+    axes.set_xticks(range(0, len(days), step), [d[5:] for d in days[::step]])
+    figure.tight_layout()
+    out = io.BytesIO()
+    figure.savefig(out, format="png")
+    return out.getvalue()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal, cast
 
 import discord
@@ -34,10 +35,12 @@ class Settings(commands.GroupCog, group_name="settings",
             raise app_commands.MissingPermissions(["manage_guild"])
         return True
 
-    async def _set(self, interaction: discord.Interaction, key: str, value: Any) -> Policy:
+    async def _update(self, interaction: discord.Interaction,
+                      change: Callable[[Policy], dict[str, Any]]) -> Policy:
+        """Change settings from their current values (atomically: see ``PolicyStore.update``)."""
         assert interaction.guild_id is not None
-        return await self.bot.parts.policies.set(interaction.guild_id, interaction.user.id,
-                                                 key, value)
+        return await self.bot.parts.policies.update(interaction.guild_id, interaction.user.id,
+                                                    change)
 
     async def _policy(self, interaction: discord.Interaction) -> Policy:
         assert interaction.guild_id is not None
@@ -64,21 +67,21 @@ class Settings(commands.GroupCog, group_name="settings",
         commands_ = [m.command for m in self.bot.catalog]
         if model not in commands_:
             raise UserError(f"There is no model `{model}`.")
-        policy = await self._policy(interaction)
-        current = list(policy.enabled_models or commands_)
-        chosen = _toggle(tuple(current), model, enabled)
-        if not chosen:
-            raise UserError("At least one model must stay on.")
-        await self._set(interaction, "enabled_models",
-                        [] if set(chosen) == set(commands_) else sorted(chosen))
+
+        def change(policy: Policy) -> dict[str, Any]:
+            chosen = _toggle(tuple(policy.enabled_models or commands_), model, enabled)
+            if not chosen:
+                raise UserError("At least one model must stay on.")
+            return {"enabled_models": [] if set(chosen) == set(commands_) else sorted(chosen)}
+
+        await self._update(interaction, change)
         await self._done(interaction, f"`{model}` is now {'on' if enabled else 'off'}.")
 
     @app_commands.command(name="role", description="Allow a role to make videos (none: all).")
     async def role(self, interaction: discord.Interaction, role: discord.Role,
                    allowed: bool) -> None:
-        policy = await self._policy(interaction)
-        await self._set(interaction, "allowed_roles",
-                        _toggle(policy.allowed_roles, role.id, allowed))
+        await self._update(interaction, lambda policy: {
+            "allowed_roles": _toggle(policy.allowed_roles, role.id, allowed)})
         await self._done(interaction, f"{role.mention} {'may' if allowed else 'no longer may'}"
                          " make videos (when no role is listed, everyone may).")
 
@@ -86,18 +89,16 @@ class Settings(commands.GroupCog, group_name="settings",
                           description="Allow videos in a channel (none listed: everywhere).")
     async def channel(self, interaction: discord.Interaction, channel: discord.TextChannel,
                       allowed: bool) -> None:
-        policy = await self._policy(interaction)
-        await self._set(interaction, "allowed_channels",
-                        _toggle(policy.allowed_channels, channel.id, allowed))
+        await self._update(interaction, lambda policy: {
+            "allowed_channels": _toggle(policy.allowed_channels, channel.id, allowed)})
         await self._done(interaction, f"Videos are {'allowed' if allowed else 'not allowed'} in "
                          f"{channel.mention} (when no channel is listed, everywhere).")
 
     @app_commands.command(name="block", description="Stop (or let again) a member making videos.")
     async def block(self, interaction: discord.Interaction, member: discord.Member,
                     blocked: bool) -> None:
-        policy = await self._policy(interaction)
-        await self._set(interaction, "blocked_users",
-                        _toggle(policy.blocked_users, member.id, blocked))
+        await self._update(interaction, lambda policy: {
+            "blocked_users": _toggle(policy.blocked_users, member.id, blocked)})
         state = "blocked" if blocked else "unblocked"
         await self._done(interaction, f"{member.mention} is {state}.")
 
@@ -108,13 +109,16 @@ class Settings(commands.GroupCog, group_name="settings",
                         pattern: app_commands.Range[str, 1, 200], regex: bool = False) -> None:
         rule = BlockRule(pattern=pattern.strip(), regex=regex)
         rule.compiled()  # a broken expression is refused here, not at the next prompt
-        policy = await self._policy(interaction)
-        rules = [r for r in policy.prompt_blocklist if r != rule]
-        if action == "add":
-            rules.append(rule)
-        elif len(rules) == len(policy.prompt_blocklist):
-            raise UserError(f"`{rule.label}` is not on the blocklist.")
-        await self._set(interaction, "prompt_blocklist", [r.model_dump() for r in rules])
+
+        def change(policy: Policy) -> dict[str, Any]:
+            rules = [r for r in policy.prompt_blocklist if r != rule]
+            if action == "add":
+                rules.append(rule)
+            elif len(rules) == len(policy.prompt_blocklist):
+                raise UserError(f"`{rule.label}` is not on the blocklist.")
+            return {"prompt_blocklist": [r.model_dump() for r in rules]}
+
+        await self._update(interaction, change)
         done = "added to" if action == "add" else "removed from"
         await self._done(interaction, f"`{rule.label}` {done} the prompt blocklist.")
 
@@ -135,8 +139,7 @@ class Settings(commands.GroupCog, group_name="settings",
         changes = {k: v for k, v in given.items() if v is not None}
         if not changes:
             raise UserError("Give at least one of the limits to change.")
-        for key, value in changes.items():
-            policy = await self._set(interaction, key, value)
+        policy = await self._update(interaction, lambda _: changes)
         await interaction.response.send_message(embed=describe(policy, self.bot),
                                                 ephemeral=True)
 
@@ -147,7 +150,7 @@ class Settings(commands.GroupCog, group_name="settings",
         found = [m for m in self.bot.catalog if m.command == model]
         if not found or found[0].kind != "image-to-video":
             raise UserError(f"`{model}` is not a model that animates images.")
-        await self._set(interaction, "default_model", model)
+        await self._update(interaction, lambda _: {"default_model": model})
         await self._done(interaction, f"The default model is now `{model}`.")
 
     @app_commands.command(name="audit", description="Who changed which setting, and when.")

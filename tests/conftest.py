@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import itertools
+import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from bot.config import Settings
 from bot.runcomfy import RetryPolicy, RunComfyClient, Timeouts
 from bot.simulator import Simulator, SimulatorConfig
 from tests.discord_world import ManualClock, World
+from tests.postgres_server import MISSING, PostgresServer, find_bindir, postgres_server
 
 TOKEN = "rc-test-token-5f0c2a"
 FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
@@ -29,6 +32,42 @@ class RunningSimulator:
     def client(self, *, token: str = TOKEN, retry: RetryPolicy = FAST_RETRY,
                timeouts: Timeouts | None = None) -> RunComfyClient:
         return RunComfyClient(token, self.url, retry=retry, timeouts=timeouts)
+
+
+BACKENDS = ["sqlite", "postgresql"]
+_databases = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the session's own; skipped (failed under CI) without one."""
+    if find_bindir() is None:
+        if os.environ.get("CI"):
+            pytest.fail(MISSING)
+        pytest.skip(MISSING)
+    with postgres_server() as server:
+        yield server
+
+
+async def new_postgres_database(server: PostgresServer) -> str:
+    """The URL of a new, empty database on ``server``."""
+    import asyncpg
+
+    name = f"test_{os.getpid()}_{next(_databases)}"
+    conn = await asyncpg.connect(server.url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return server.database_url(name)
+
+
+@pytest.fixture(params=BACKENDS)
+async def database_target(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where a test's store lives: a new SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "bot.sqlite3"
+    return await new_postgres_database(request.getfixturevalue("postgres"))
 
 
 @pytest.fixture(scope="session")
@@ -106,13 +145,17 @@ def bot_settings(tmp_path: Path, runcomfy: RunningSimulator,
     return Settings.model_validate(data)
 
 
-def make_bot(settings: Settings, catalog: Catalog) -> VideoBot:
-    return VideoBot(settings, catalog, TOKEN)
+def make_bot(settings: Settings, catalog: Catalog, database: Path | str | None = None
+             ) -> VideoBot:
+    """The bot; on PostgreSQL when ``database`` is a URL (as with ``DATABASE_URL``)."""
+    url = database if isinstance(database, str) else None
+    return VideoBot(settings, catalog, TOKEN, database_url=url)
 
 
 @pytest.fixture
-async def simcord_bot(bot_settings: Settings, catalog: Catalog) -> AsyncIterator[VideoBot]:
-    bot = make_bot(bot_settings, catalog)
+async def simcord_bot(bot_settings: Settings, catalog: Catalog,
+                      database_target: Path | str) -> AsyncIterator[VideoBot]:
+    bot = make_bot(bot_settings, catalog, database_target)
     yield bot
     await bot.close()
 
@@ -120,7 +163,7 @@ async def simcord_bot(bot_settings: Settings, catalog: Catalog) -> AsyncIterator
 @pytest.fixture
 async def world(simcord_env: Any, simcord_bot: VideoBot, runcomfy: RunningSimulator,
                 sim_clock: ManualClock, bot_settings: Settings, catalog: Catalog,
-                ) -> AsyncIterator[World]:
+                database_target: Path | str) -> AsyncIterator[World]:
     env = simcord_env
     guild = env.create_guild()
     channel = guild.create_text_channel("videos")
@@ -131,7 +174,7 @@ async def world(simcord_env: Any, simcord_bot: VideoBot, runcomfy: RunningSimula
         channel=channel, alice=guild.add_member(env.create_user("alice")),
         bob=guild.add_member(env.create_user("bob")),
         mod=guild.add_member(env.create_user("mod"), roles=[mods]),
-        make_bot=lambda: make_bot(bot_settings, catalog),
+        make_bot=lambda: make_bot(bot_settings, catalog, database_target),
     )
     yield world
     if world.bot is not simcord_bot:

@@ -1,80 +1,147 @@
-"""The SQLite file: opened once, migrated with numbered SQL files under ``PRAGMA user_version``."""
+"""The store's database behind one small interface: SQLite (the embedded default) or
+PostgreSQL (``DATABASE_URL``), with the same schema, migrations and behaviour.
+
+Every unit of work that must hold together is ``async with db.transaction() as tx``: one
+transaction on a connection that no other coroutine uses until it commits or rolls back.
+``db.read()`` lends a connection for statements that only read. SQL is written once, with
+``?`` placeholders; the PostgreSQL backend numbers them.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import re
-from collections.abc import AsyncIterator
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
 
-import aiosqlite
-
-log = logging.getLogger(__name__)
+Dialect = Literal["sqlite", "postgresql"]
 _MIGRATION = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+MIGRATIONS_TABLE = "schema_migrations"
 
 
-async def run(db: aiosqlite.Connection, sql: str, params: tuple[Any, ...] = ()) -> None:
-    """Execute a statement that returns no rows, closing its cursor."""
-    async with db.execute(sql, params):
-        pass
+class Row(Protocol):
+    """A result row (``sqlite3.Row`` or ``asyncpg.Record``): by position or column name."""
+
+    def __getitem__(self, key: int | str, /) -> Any: ...
+
+    def keys(self) -> Iterable[str]: ...
 
 
-@contextlib.asynccontextmanager
-async def transaction(db: aiosqlite.Connection) -> AsyncIterator[None]:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on any error."""
-    await run(db, "BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        await run(db, "ROLLBACK")
-        raise
-    await run(db, "COMMIT")
+class DatabaseError(Exception):
+    """The database could not be opened or migrated; the message is one line."""
 
 
-def migrations() -> list[tuple[int, str, str]]:
-    """``(number, name, sql)`` for every migration file, in order."""
+class Tx(ABC):
+    """Statements on one connection that is this unit of work's alone."""
+
+    @abstractmethod
+    async def fetch(self, sql: str, *params: Any) -> list[Row]:
+        """Run one statement; every row it returns."""
+
+    async def fetchrow(self, sql: str, *params: Any) -> Row | None:
+        rows = await self.fetch(sql, *params)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, *params: Any) -> Any:
+        row = await self.fetchrow(sql, *params)
+        return None if row is None else row[0]
+
+    async def execute(self, sql: str, *params: Any) -> None:
+        await self.fetch(sql, *params)
+
+    @abstractmethod
+    async def lock_guild(self, guild_id: int) -> None:
+        """Serialise this transaction with every other one that locks the same guild, in any
+        process, until it ends (SQLite's writes are serialised already)."""
+
+
+class Database(ABC):
+    dialect: Dialect
+
+    @abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[Tx]:
+        """A unit of work: committed when the block ends, rolled back if it raises (or is
+        cancelled)."""
+
+    @abstractmethod
+    def read(self) -> AbstractAsyncContextManager[Tx]:
+        """A connection for reads; each statement sees what was committed when it ran."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @property
+    @abstractmethod
+    def where(self) -> str:
+        """Where the data lives, for people (a PostgreSQL password is never shown)."""
+
+    @contextlib.asynccontextmanager
+    async def writing(self, tx: Tx | None) -> AsyncIterator[Tx]:
+        """``tx`` when the caller is inside a unit of work already, else a new transaction."""
+        if tx is not None:
+            yield tx
+        else:
+            async with self.transaction() as new:
+                yield new
+
+    @contextlib.asynccontextmanager
+    async def reading(self, tx: Tx | None) -> AsyncIterator[Tx]:
+        """``tx`` when the caller is inside a unit of work already, else a reader."""
+        if tx is not None:
+            yield tx
+        else:
+            async with self.read() as new:
+                yield new
+
+    async def write(self, sql: str, *params: Any) -> list[Row]:
+        """One statement that writes, as a transaction of its own."""
+        async with self.transaction() as tx:
+            return await tx.fetch(sql, *params)
+
+    async def fetch(self, sql: str, *params: Any) -> list[Row]:
+        async with self.read() as tx:
+            return await tx.fetch(sql, *params)
+
+    async def fetchrow(self, sql: str, *params: Any) -> Row | None:
+        async with self.read() as tx:
+            return await tx.fetchrow(sql, *params)
+
+    async def schema_version(self) -> int:
+        value = await self.fetchrow(f"SELECT MAX(version) FROM {MIGRATIONS_TABLE}")  # noqa: S608
+        return int(value[0] or 0) if value is not None else 0
+
+
+@dataclass(frozen=True)
+class Migration:
+    number: int
+    name: str
+    sql: str
+
+
+def migrations(dialect: Dialect) -> list[Migration]:
+    """Every migration file of ``dialect``, in order; both dialects have the same numbers."""
     found = []
-    for entry in resources.files("bot.store.migrations").iterdir():
+    for entry in resources.files("bot.store.migrations").joinpath(dialect).iterdir():
         match = _MIGRATION.match(entry.name)
         if match:
-            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
-    found.sort()
-    numbers = [number for number, _, _ in found]
+            found.append(Migration(int(match.group(1)), entry.name,
+                                   entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.number)
+    numbers = [m.number for m in found]
     if numbers != list(range(1, len(found) + 1)):
-        raise RuntimeError(f"migrations must be numbered 1..n without gaps: {numbers}")
+        raise RuntimeError(f"{dialect} migrations must be numbered 1..n without gaps: {numbers}")
     return found
 
 
-async def open_database(path: Path | str) -> aiosqlite.Connection:
-    """Open (creating if needed) and migrate the database at ``path`` (``:memory:`` works)."""
-    if str(path) != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    db = await aiosqlite.connect(path, isolation_level=None)
-    db.row_factory = aiosqlite.Row
-    await db.executescript(
-        "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
-    await migrate(db)
-    return db
-
-
-async def migrate(db: aiosqlite.Connection) -> int:
-    """Apply the migrations the database has not seen; each in its own transaction."""
-    async with db.execute("PRAGMA user_version") as cursor:
-        row = await cursor.fetchone()
-    current = int(row[0]) if row else 0
-    for number, name, sql in migrations():
-        if number <= current:
-            continue
-        log.info("applying migration %s", name)
-        try:
-            await db.executescript(
-                f"BEGIN IMMEDIATE;\n{sql}\n;PRAGMA user_version = {number};\nCOMMIT;")
-        except BaseException:
-            if db.in_transaction:
-                await db.executescript("ROLLBACK;")
-            raise
-        current = number
-    return current
+def redact(url: str) -> str:
+    """A database URL without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()

@@ -1,5 +1,6 @@
-"""Jobs in SQLite. Every state change is one compare-and-set statement: it happens only if the
-job is still in a state it may leave, so the poller, a cancel and a restart never race."""
+"""Jobs in the store. Every state change is one compare-and-set statement: it happens only if
+the job is still in a state it may leave, so the poller, a cancel and a restart never race. A
+job's last move records its usage in the same transaction."""
 
 from __future__ import annotations
 
@@ -8,18 +9,31 @@ import logging
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-import aiosqlite
-
-from bot.jobs import Job, JobState, sources
-from bot.store.database import run
+from bot.jobs import OPEN, Job, JobState, sources
+from bot.store.database import Database, Row, Tx
 
 log = logging.getLogger(__name__)
 _UPDATABLE = frozenset({
-    "request_id", "queue_position", "card_message_id", "result_message_id", "delivered_as",
-    "video_url", "error", "cost_usd", "submitted_at", "started_at", "finished_at",
+    "request_id", "queue_position", "card_message_id", "card_sending_at", "result_message_id",
+    "delivered_as", "video_url", "error", "cost_usd", "submitted_at", "started_at",
+    "finished_at",
 })
+# In the order of the partial index's own definition, which SQLite needs to use it.
+_OPEN_SQL = ", ".join(f"'{state}'" for state in JobState if state in OPEN)
+USAGE_SQL = """
+    INSERT INTO usage_daily (guild_id, day, user_id, command, simulated, jobs, seconds,
+                             cost_usd, failures, cancellations, unpriced)
+    VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)
+    ON CONFLICT (guild_id, day, command, user_id, simulated) DO UPDATE SET
+        jobs = usage_daily.jobs + excluded.jobs,
+        seconds = usage_daily.seconds + excluded.seconds,
+        cost_usd = usage_daily.cost_usd + excluded.cost_usd,
+        failures = usage_daily.failures + excluded.failures,
+        cancellations = usage_daily.cancellations + excluded.cancellations,
+        unpriced = usage_daily.unpriced + excluded.unpriced"""
 
 
 @dataclass(frozen=True)
@@ -39,33 +53,34 @@ class NewJob:
 
 
 class JobStore:
-    def __init__(self, db: aiosqlite.Connection, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
         self.db = db
         self.clock = clock
 
-    async def add(self, new: NewJob) -> Job:
+    async def add(self, new: NewJob, *, tx: Tx | None = None) -> Job:
         now = self.clock()
-        async with self.db.execute(
-            "INSERT INTO jobs (guild_id, channel_id, user_id, model_id, command, prompt, body,"
-            " state, estimated_usd, seconds, audio, resolution, simulated, created_at,"
-            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
-            (new.guild_id, new.channel_id, new.user_id, new.model_id, new.command, new.prompt,
-             json.dumps(new.body), JobState.ACCEPTED, new.estimated_usd, new.seconds,
-             new.audio, new.resolution, new.simulated, now, now),
-        ) as cursor:
-            row = await cursor.fetchone()
-        assert row is not None
-        return Job.from_row(row)
+        sql = ("INSERT INTO jobs (guild_id, channel_id, user_id, model_id, command, prompt, body,"
+               " state, estimated_usd, seconds, audio, resolution, simulated, created_at,"
+               " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *")
+        params = (new.guild_id, new.channel_id, new.user_id, new.model_id, new.command,
+                  new.prompt, json.dumps(new.body), JobState.ACCEPTED.value, new.estimated_usd,
+                  new.seconds, None if new.audio is None else int(new.audio), new.resolution,
+                  int(new.simulated), now, now)
+        rows = await (tx.fetch(sql, *params) if tx else self.db.write(sql, *params))
+        return Job.from_row(rows[0])
 
-    async def get(self, job_id: int) -> Job | None:
-        return await self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
+    async def get(self, job_id: int, *, tx: Tx | None = None) -> Job | None:
+        async with self.db.reading(tx) as reader:
+            return _job(await reader.fetchrow("SELECT * FROM jobs WHERE id = ?", job_id))
 
     async def move(self, job_id: int, to: JobState, *,
-                   only_from: Collection[JobState] | None = None, **fields: Any) -> Job | None:
+                   only_from: Collection[JobState] | None = None, tx: Tx | None = None,
+                   **fields: Any) -> Job | None:
         """Move the job to ``to`` if the state machine allows it from the job's state (and it
         is one of ``only_from``, when given); ``None`` if not: someone else moved it first.
 
-        One statement, so one transaction; every transition is logged here, once.
+        One compare-and-set statement; a move to an end state also adds the job to the usage
+        rollup, in the same transaction. Every transition is logged here, once.
         """
         allowed = sources(to)
         if only_from is not None:
@@ -75,11 +90,17 @@ class JobStore:
         assignments, values = self._assignments(fields)
         states = sorted(allowed)
         marks = ", ".join("?" * len(states))
-        moved = await self._one(
-            f"UPDATE jobs SET state = ?, {assignments}"  # noqa: S608 - names are whitelisted
-            f" WHERE id = ? AND state IN ({marks}) RETURNING *",
-            (to, *values, job_id, *states),
-        )
+        sql = (f"UPDATE jobs SET state = ?, {assignments}"  # noqa: S608 - names are whitelisted
+               f" WHERE id = ? AND state IN ({marks}) RETURNING *")
+        params = (to.value, *values, job_id, *states)
+        if not to.is_terminal:
+            rows = await (tx.fetch(sql, *params) if tx else self.db.write(sql, *params))
+            moved = _job(rows[0] if rows else None)
+        else:
+            async with self.db.writing(tx) as unit:
+                moved = _job(await unit.fetchrow(sql, *params))
+                if moved is not None:
+                    await unit.execute(USAGE_SQL, *usage_of(moved))
         if moved is not None:
             reason = f": {moved.error}" if moved.error and moved.state.is_terminal else ""
             log.info("job %d -> %s (guild %d, model %s, request %s)%s", moved.id, moved.state,
@@ -89,31 +110,30 @@ class JobStore:
     async def note(self, job_id: int, **fields: Any) -> Job | None:
         """Record facts that are not a state change (queue position, card message)."""
         assignments, values = self._assignments(fields)
-        return await self._one(
+        rows = await self.db.write(
             f"UPDATE jobs SET {assignments} WHERE id = ? RETURNING *",  # noqa: S608
-            (*values, job_id),
-        )
+            *values, job_id)
+        return _job(rows[0] if rows else None)
 
     async def open_jobs(self) -> list[Job]:
         """Every job not yet over, oldest first (read through the small partial index)."""
         return await self._many(
-            "SELECT * FROM jobs INDEXED BY jobs_open WHERE state IN ('accepted', 'submitting',"
-            " 'queued', 'running', 'fetched', 'delivering') ORDER BY id", ())
+            f"SELECT * FROM jobs INDEXED BY jobs_open WHERE state IN ({_OPEN_SQL})"  # noqa: S608
+            " ORDER BY id")
 
     async def recent_run_seconds(self, since: float, per_model: int) -> dict[str, list[float]]:
         """Per model, how long (as the poller saw it) its last ``per_model`` jobs delivered
         since ``since`` ran, newest first."""
-        async with self.db.execute(
+        runs: dict[str, list[float]] = {}
+        for row in await self.db.fetch(
             "SELECT model_id, took FROM ("
             "  SELECT model_id, finished_at - started_at AS took, ROW_NUMBER() OVER ("
             "    PARTITION BY model_id ORDER BY finished_at DESC) AS recency FROM jobs"
             "  WHERE created_at >= ? AND state = 'delivered' AND started_at IS NOT NULL"
-            ") WHERE recency <= ? ORDER BY model_id, recency", (since, per_model),
-        ) as cursor:
-            runs: dict[str, list[float]] = {}
-            for model_id, took in await cursor.fetchall():
-                runs.setdefault(str(model_id), []).append(float(took))
-            return runs
+            ") AS recent WHERE recency <= ? ORDER BY model_id, recency", since, per_model,
+        ):
+            runs.setdefault(str(row[0]), []).append(float(row[1]))
+        return runs
 
     async def for_user(self, guild_id: int, user_id: int, *, states: Collection[JobState] = (),
                        limit: int = 10) -> list[Job]:
@@ -122,17 +142,16 @@ class JobStore:
         params: list[Any] = [guild_id, user_id]
         if states:
             sql += f" AND state IN ({', '.join('?' * len(states))})"
-            params.extend(states)
-        return await self._many(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))
+            params.extend(state.value for state in states)
+        return await self._many(sql + " ORDER BY id DESC LIMIT ?", *params, limit)
 
     async def get_meta(self, key: str) -> str | None:
-        async with self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cursor:
-            row = await cursor.fetchone()
+        row = await self.db.fetchrow("SELECT value FROM meta WHERE key = ?", key)
         return None if row is None else str(row[0])
 
     async def set_meta(self, key: str, value: str) -> None:
-        await run(self.db, "INSERT INTO meta (key, value) VALUES (?, ?)"
-                  " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+        await self.db.write("INSERT INTO meta (key, value) VALUES (?, ?)"
+                            " ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value)
 
     def _assignments(self, fields: dict[str, Any]) -> tuple[str, list[Any]]:
         unknown = set(fields) - _UPDATABLE
@@ -141,12 +160,23 @@ class JobStore:
         names = [*fields, "updated_at"]
         return ", ".join(f"{n} = ?" for n in names), [*fields.values(), self.clock()]
 
-    async def _one(self, sql: str, params: tuple[Any, ...]) -> Job | None:
-        async with self.db.execute(sql, params) as cursor:
-            row = await cursor.fetchone()
-        return None if row is None else Job.from_row(row)
+    async def _many(self, sql: str, *params: Any) -> list[Job]:
+        return [Job.from_row(row) for row in await self.db.fetch(sql, *params)]
 
-    async def _many(self, sql: str, params: tuple[Any, ...]) -> list[Job]:
-        async with self.db.execute(sql, params) as cursor:
-            rows = await cursor.fetchall()
-        return [Job.from_row(row) for row in rows]
+
+def _job(row: Row | None) -> Job | None:
+    return None if row is None else Job.from_row(row)
+
+
+def usage_of(job: Job) -> tuple[Any, ...]:
+    """A finished job's line in the daily rollup (``USAGE_SQL``'s parameters): made videos
+    count their seconds, and every job but a failed or cancelled one its real cost (else its
+    estimate; unpriced when neither is known)."""
+    made = job.state in (JobState.DELIVERED, JobState.UNDELIVERABLE)
+    free = job.state in (JobState.FAILED, JobState.CANCELLED)
+    price = job.cost_usd if job.cost_usd is not None else job.estimated_usd
+    day = datetime.fromtimestamp(job.created_at, UTC).date().isoformat()
+    return (job.guild_id, day, job.user_id, job.command, int(job.simulated),
+            (job.seconds or 0.0) if made else 0.0, 0.0 if free else (price or 0.0),
+            int(job.state in (JobState.FAILED, JobState.TIMED_OUT, JobState.OUTCOME_UNKNOWN)),
+            int(job.state is JobState.CANCELLED), int(not free and price is None))

@@ -28,7 +28,9 @@ async def test_all_well_with_prices_from_runcomfy(tmp_path: Path,
     assert details["secrets"] == "DISCORD_TOKEN, RUNCOMFY_API_TOKEN set"
     assert details["catalog"] == "5 models"
     database = tmp_path / "data" / "bot.sqlite3"
-    assert details["database"] == f"{database} (schema {len(migrations())})"
+    latest = len(migrations("sqlite"))
+    assert details["database"] == f"SQLite {database}: not there yet; created at start-up " \
+                                  f"(schema {latest})"
     assert details["kling-3-0"] == "RunComfy: $0.084/second; bot uses $0.084/second"
     assert details["wan-2-2"] == ("RunComfy: no published price; bot uses unknown: set "
                                   "prices.wan-2-2 to budget it")

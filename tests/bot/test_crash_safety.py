@@ -14,7 +14,7 @@ from bot.app import VideoBot
 from bot.jobs import TERMINAL, JobState
 from bot.simulator import JobState as SimState
 from bot.simulator import Plan
-from bot.store.database import run
+from bot.store.sqlite import SqliteDatabase
 from tests.discord_world import World
 from tests.images import image_bytes
 
@@ -33,8 +33,12 @@ async def power_cut(bot: VideoBot, after: int, *, or_once: str | None = None) ->
     def authorize(*_: Any) -> int:
         return sqlite3.SQLITE_DENY if left[0] < 0 else sqlite3.SQLITE_OK
 
-    await bot.parts.db.set_trace_callback(count)
-    await bot.parts.db.set_authorizer(authorize)
+    db = bot.parts.db
+    if not isinstance(db, SqliteDatabase):
+        pytest.skip("power cuts are SQLite's authorizer; tests/test_process_crash.py kills "
+                    "real processes on both backends")
+    await db.writer.set_trace_callback(count)
+    await db.writer.set_authorizer(authorize)
 
 
 def videos_of(world: World, job_id: int, channel: Any) -> int:
@@ -50,8 +54,8 @@ async def test_a_crash_after_the_upload_does_not_post_it_again(world: World) -> 
     # Discord drops a resend with the same nonce for a few minutes; the bot also looks.
     assert (sent["nonce"], sent["enforce_nonce"]) == ("rcvb-video-1", True)
     # The database as it is when the process dies after the upload, before recording it.
-    await run(world.bot.parts.db, "UPDATE jobs SET state = 'delivering', result_message_id ="
-              " NULL WHERE id = 1")
+    await world.bot.parts.db.write("UPDATE jobs SET state = 'delivering', result_message_id ="
+                                   " NULL WHERE id = 1")
     await world.restart()
     await world.run_polls(3)
     assert len(world.videos()) == 1
@@ -143,8 +147,7 @@ async def all_over(world: World) -> bool:
 
 
 async def all_jobs(world: World) -> list[Any]:
-    async with world.bot.parts.db.execute("SELECT id FROM jobs ORDER BY id") as cursor:
-        ids = [row[0] for row in await cursor.fetchall()]
+    ids = [row[0] for row in await world.bot.parts.db.fetch("SELECT id FROM jobs ORDER BY id")]
     return [await world.job(i) for i in ids]
 
 
@@ -157,13 +160,12 @@ async def usage_matches_jobs(world: World) -> bool:
             expected[(job.user_id, "failures")] += job.state in (
                 JobState.FAILED, JobState.TIMED_OUT, JobState.OUTCOME_UNKNOWN)
             expected[(job.user_id, "cancellations")] += job.state is JobState.CANCELLED
-    async with world.bot.parts.db.execute(
+    actual: Counter[tuple[int, str]] = Counter()
+    for user, jobs, failures, cancellations in await world.bot.parts.db.fetch(
         "SELECT user_id, SUM(jobs), SUM(failures), SUM(cancellations) FROM usage_daily"
         " GROUP BY user_id"
-    ) as cursor:
-        actual: Counter[tuple[int, str]] = Counter()
-        for user, jobs, failures, cancellations in await cursor.fetchall():
-            actual[(user, "jobs")] += jobs
-            actual[(user, "failures")] += failures
-            actual[(user, "cancellations")] += cancellations
+    ):
+        actual[(user, "jobs")] += jobs
+        actual[(user, "failures")] += failures
+        actual[(user, "cancellations")] += cancellations
     return +expected == +actual

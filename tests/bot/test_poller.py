@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
-from bot.app import VideoBot
 from bot.catalog import Catalog, load_catalog
 from bot.jobs import JobState
 from bot.simulator import Plan
-from tests.conftest import TOKEN
+from tests.conftest import make_bot
 from tests.discord_world import World
 from tests.images import image_bytes
 
@@ -93,11 +93,12 @@ async def test_after_a_restart_the_pending_jobs_are_polled_over_an_interval_not_
     assert len(world.sim.calls_to("/status")) - before == 16
 
 
-async def test_a_job_whose_model_left_the_catalog_still_gets_its_video(world: World) -> None:
+async def test_a_job_whose_model_left_the_catalog_still_gets_its_video(
+        world: World, database_target: Path | str) -> None:
     """The operator removed a model's file and restarted while one of its jobs ran."""
     await start(world, world.channel, "a zebra")
     settings, kept = world.bot.settings, [m for m in load_catalog() if m.command != "kling-2-1"]
-    world.make_bot = lambda: VideoBot(settings, Catalog(kept), TOKEN)
+    world.make_bot = lambda: make_bot(settings, Catalog(kept), database_target)
     await world.restart()
     await world.run_until(lambda: len(world.videos()) == 1)
     assert (await world.job(1)).state is JobState.DELIVERED

@@ -210,6 +210,6 @@ async def test_bad_input_is_refused_clearly_and_costs_nothing(world: World, case
         assert world.sim.calls_to("/cancel") == []
     else:
         assert submits == []
-    async with world.bot.parts.db.execute(
-            "SELECT COUNT(*) FROM usage_daily WHERE user_id = ?", (world.alice.id,)) as cursor:
-        assert (await cursor.fetchone())[0] == 0  # type: ignore[index]
+    rows = await world.bot.parts.db.fetch("SELECT * FROM usage_daily WHERE user_id = ?",
+                                          world.alice.id)
+    assert rows == []

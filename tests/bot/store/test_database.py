@@ -1,33 +1,62 @@
-"""Migrations under PRAGMA user_version, and the usage rollup trigger."""
+"""The database on both backends: numbered migrations recorded in the database, units of work
+that hold together, and the usage rollup kept with each job's last move."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from pathlib import Path
 
+import aiosqlite
+import pytest
+
 from bot.jobs import JobState
-from bot.store.database import migrations, open_database
+from bot.store.connect import open_database
+from bot.store.database import DatabaseError, Dialect, migrations
 from bot.store.jobs import JobStore, NewJob
 
 
-def test_migrations_are_numbered_without_gaps() -> None:
-    assert [number for number, _, _ in migrations()] == list(range(1, len(migrations()) + 1))
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_migrations_are_numbered_alike_on_both_backends(dialect: Dialect) -> None:
+    numbers = [m.number for m in migrations(dialect)]
+    assert numbers == list(range(1, len(numbers) + 1))
+    assert [m.name for m in migrations(dialect)] == [m.name for m in migrations("sqlite")]
 
 
-async def test_a_database_is_migrated_once(tmp_path: Path) -> None:
-    path = tmp_path / "data" / "bot.sqlite3"
-    db = await open_database(path)
-    async with db.execute("PRAGMA user_version") as cursor:
-        assert (await cursor.fetchone())[0] == len(migrations())  # type: ignore[index]
+async def test_a_database_is_migrated_once(database_target: Path | str) -> None:
+    db = await open_database(database_target)
+    assert await db.schema_version() == len(migrations(db.dialect))
     await db.close()
-    again = await open_database(path)  # reopening applies nothing twice
-    async with again.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'usage_daily'") \
-            as cursor:
-        assert (await cursor.fetchone())[0] == 1  # type: ignore[index]
+    again = await open_database(database_target)  # reopening applies nothing twice
+    rows = await again.fetch("SELECT version, name FROM schema_migrations ORDER BY version")
+    assert [(r[0], r[1]) for r in rows] == [(m.number, m.name) for m in migrations(db.dialect)]
     await again.close()
 
 
-async def test_ending_a_job_adds_it_to_the_daily_rollup_once(tmp_path: Path) -> None:
-    db = await open_database(tmp_path / "bot.sqlite3")
+async def test_a_file_from_before_schema_migrations_keeps_its_data(tmp_path: Path) -> None:
+    """A store made by an earlier version (three migrations, counted in user_version)."""
+    path = tmp_path / "old.sqlite3"
+    old = await aiosqlite.connect(path, isolation_level=None)
+    for migration in migrations("sqlite")[:3]:
+        await old.executescript(migration.sql)
+    await old.executescript("PRAGMA user_version = 3; INSERT INTO meta VALUES ('k', 'v');")
+    await old.close()
+    db = await open_database(path)
+    assert await db.schema_version() == len(migrations("sqlite"))
+    assert [tuple(r) for r in await db.fetch("SELECT key, value FROM meta")] == [("k", "v")]
+    await db.close()
+
+
+async def test_check_reads_without_writing(tmp_path: Path) -> None:
+    path = tmp_path / "bot.sqlite3"
+    with pytest.raises(DatabaseError, match="no such database file"):
+        await open_database(path, migrate=False)
+    assert not path.exists()
+
+
+async def test_ending_a_job_adds_it_to_the_daily_rollup_once(
+        database_target: Path | str) -> None:
+    db = await open_database(database_target)
     store = JobStore(db, clock=lambda: 1_767_225_600.0)  # 2026-01-01
     for state, cost in ((JobState.DELIVERED, 0.5), (JobState.FAILED, None),
                         (JobState.CANCELLED, None)):
@@ -42,8 +71,59 @@ async def test_ending_a_job_adds_it_to_the_daily_rollup_once(tmp_path: Path) -> 
             await store.move(job.id, JobState.DELIVERING)
         assert await store.move(job.id, state) is not None
         assert await store.move(job.id, state) is None  # over: it moves no more
-    async with db.execute("SELECT day, jobs, seconds, cost_usd, failures, cancellations"
-                          " FROM usage_daily") as cursor:
-        assert [tuple(row) for row in await cursor.fetchall()] == [
-            ("2026-01-01", 3, 5.0, 0.5, 1, 1)]
+    rows = await db.fetch("SELECT day, jobs, seconds, cost_usd, failures, cancellations"
+                          " FROM usage_daily")
+    assert [tuple(row) for row in rows] == [("2026-01-01", 3, 5.0, 0.5, 1, 1)]
+    await db.close()
+
+
+async def test_a_failed_unit_of_work_undoes_only_itself(database_target: Path | str) -> None:
+    """Another coroutine's write that returned before the rollback stays."""
+    db = await open_database(database_target)
+    started = asyncio.Event()
+
+    async def failing() -> None:
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO meta (key, value) VALUES ('mine', 'x')")
+            started.set()
+            await asyncio.sleep(0.05)
+            raise RuntimeError("boom")
+
+    async def other() -> None:
+        await started.wait()
+        await db.write("INSERT INTO meta (key, value) VALUES ('other', 'y')")
+
+    results = await asyncio.gather(failing(), other(), return_exceptions=True)
+    assert isinstance(results[0], RuntimeError) and results[1] is None
+    assert [r[0] for r in await db.fetch("SELECT key FROM meta ORDER BY key")] == ["other"]
+    await db.close()
+
+
+async def test_a_cancelled_unit_of_work_rolls_back(database_target: Path | str) -> None:
+    db = await open_database(database_target)
+    inside = asyncio.Event()
+
+    async def slow() -> None:
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO meta (key, value) VALUES ('half', 'x')")
+            inside.set()
+            await asyncio.sleep(10)
+
+    task = asyncio.create_task(slow())
+    await inside.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await db.write("INSERT INTO meta (key, value) VALUES ('after', 'y')")
+    await db.close()
+    again = await open_database(database_target)
+    assert [r[0] for r in await again.fetch("SELECT key FROM meta")] == ["after"]
+    await again.close()
+
+
+async def test_a_sqlite_reader_cannot_write(tmp_path: Path) -> None:
+    db = await open_database(tmp_path / "bot.sqlite3")
+    async with db.read() as reader:
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            await reader.execute("INSERT INTO meta (key, value) VALUES ('k', 'v')")
     await db.close()

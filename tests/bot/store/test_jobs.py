@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.jobs import JobState
-from bot.store.database import open_database
+from bot.store.connect import open_database
 from bot.store.jobs import JobStore, NewJob
 
 
@@ -33,8 +33,8 @@ async def finish(store: JobStore, clock: Clock, model_id: str, seconds: float,
         await store.move(job.id, end, finished_at=clock.now)
 
 
-async def test_the_last_runs_of_each_model_newest_first(tmp_path: Path) -> None:
-    db = await open_database(tmp_path / "bot.sqlite3")
+async def test_the_last_runs_of_each_model_newest_first(database_target: Path | str) -> None:
+    db = await open_database(database_target)
     clock = Clock()
     store = JobStore(db, clock=clock)
     await finish(store, clock, "a", 99)  # before the window

@@ -1,0 +1,1 @@
+"""The store: jobs, usage, settings and notices, on SQLite or PostgreSQL."""

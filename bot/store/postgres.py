@@ -1,0 +1,137 @@
+"""PostgreSQL, for operators who outgrow one process: one asyncpg pool, each unit of work on
+a connection of its own for the length of its transaction.
+
+Writes that must not interleave for one guild (admission, settings) take a transaction-scoped
+advisory lock on the guild id, which holds across every process on the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import re
+from collections.abc import AsyncIterator, Callable
+from typing import Any, cast
+
+import asyncpg
+
+from bot.store.database import (
+    MIGRATIONS_TABLE,
+    Database,
+    DatabaseError,
+    Row,
+    Tx,
+    migrations,
+    redact,
+)
+
+POOL_MIN, POOL_MAX = 1, 10
+MIGRATION_LOCK = 0x52435642  # "RCVB": not a Discord snowflake, so no guild's lock
+_PLACEHOLDER_OR_QUOTED = re.compile(r"'(?:[^']|'')*'|\?")
+_INDEXED_BY = re.compile(r"\s+INDEXED BY \w+", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=512)
+def to_postgres(sql: str) -> str:
+    """``?`` placeholders numbered ``$1, $2, ...`` (not inside quotes); SQLite's index hints
+    dropped."""
+    count = 0
+
+    def number(match: re.Match[str]) -> str:
+        nonlocal count
+        if match.group(0) != "?":
+            return match.group(0)
+        count += 1
+        return f"${count}"
+
+    return _PLACEHOLDER_OR_QUOTED.sub(number, _INDEXED_BY.sub("", sql))
+
+
+class _PostgresTx(Tx):
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn: asyncpg.Connection | None = conn
+
+    async def fetch(self, sql: str, *params: Any) -> list[Row]:
+        if self._conn is None:
+            raise RuntimeError("this unit of work is over")
+        return cast(list[Row], await self._conn.fetch(to_postgres(sql), *params))
+
+    async def lock_guild(self, guild_id: int) -> None:
+        await self.execute("SELECT pg_advisory_xact_lock(?)", guild_id)
+
+    def end(self) -> None:
+        self._conn = None
+
+
+class PostgresDatabase(Database):
+    dialect = "postgresql"
+
+    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
+        self._pool = pool
+        self._where = redact(url)
+
+    @property
+    def where(self) -> str:
+        return self._where
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            tx = _PostgresTx(conn)
+            try:
+                yield tx
+            finally:
+                tx.end()
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[Tx]:
+        async with self._pool.acquire() as conn:
+            tx = _PostgresTx(conn)
+            try:
+                yield tx
+            finally:
+                tx.end()
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def schema_version(self) -> int:
+        async with self.read() as tx:
+            if await tx.fetchval("SELECT to_regclass(?)", MIGRATIONS_TABLE) is None:
+                return 0
+        return await super().schema_version()
+
+
+async def open_postgres(url: str, *, migrate: bool,
+                        clock: Callable[[], float]) -> PostgresDatabase:
+    try:
+        pool = await asyncpg.create_pool(url, min_size=POOL_MIN, max_size=POOL_MAX)
+    except (OSError, asyncpg.PostgresError, ValueError) as exc:
+        raise DatabaseError(f"{redact(url)}: {exc}") from None
+    try:
+        if migrate:
+            await _migrate(pool, clock)
+    except asyncpg.PostgresError as exc:
+        await pool.close()
+        raise DatabaseError(f"{redact(url)}: {exc}") from None
+    return PostgresDatabase(pool, url)
+
+
+async def _migrate(pool: asyncpg.Pool, clock: Callable[[], float]) -> None:
+    """Apply the migrations the database has not seen, each in its own transaction, under a
+    lock so that processes starting together apply each once."""
+    async with pool.acquire() as conn:
+        for migration in migrations("postgresql"):
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+                await conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (version INTEGER PRIMARY KEY,"
+                    " name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)")
+                done = await conn.fetchval(
+                    f"SELECT 1 FROM {MIGRATIONS_TABLE} WHERE version = $1",  # noqa: S608
+                    migration.number)
+                if done:
+                    continue
+                await conn.execute(migration.sql)
+                await conn.execute(f"INSERT INTO {MIGRATIONS_TABLE} VALUES ($1, $2, $3)",  # noqa: S608
+                                   migration.number, migration.name, clock())
