@@ -13,7 +13,7 @@ import discord
 from aiohttp import web
 from discord.ext import commands
 
-from bot.cards import CancelButton
+from bot.cards import CancelButton, card_view, render_card
 from bot.catalog import Catalog
 from bot.config import Settings
 from bot.delivery import Delivery
@@ -159,10 +159,20 @@ class VideoBot(commands.Bot):
         return True
 
     async def cancel_from_button(self, interaction: discord.Interaction, job_id: int) -> None:
+        """Answer Discord first (RunComfy may be slow to cancel), then cancel; the card the
+        button was on shows the outcome, even one the store does not know of (sent before a
+        crash could record it)."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
         answer = await self.parts.jobs.cancel(
             job_id, guild_id=interaction.guild_id or 0, user_id=interaction.user.id,
             moderator=is_moderator(interaction))
-        await interaction.response.send_message(answer, ephemeral=True)
+        await interaction.edit_original_response(content=answer)
+        job = await self.parts.store.get(job_id)
+        pressed = interaction.message
+        if job is not None and pressed is not None and pressed.id != job.card_message_id \
+                and job.guild_id == interaction.guild_id:
+            await pressed.edit(embed=render_card(job, self.model_name(job)),
+                               view=card_view(job), allowed_mentions=discord.AllowedMentions.none())
 
     async def release(self) -> None:
         """Stop the poller and close the database, the HTTP session and the simulator."""

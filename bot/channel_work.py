@@ -96,8 +96,7 @@ class ChannelWork:
         """Post or update the job's card, and tell the requester the news, if any."""
         try:
             if job.card_message_id is None:
-                card = await self.delivery.post_card(job)
-                job = await self.store.note(job.id, card_message_id=card) or job
+                job = await self._post_card_once(job)
                 self._shown[job.id] = (self._card_of(job), time.monotonic())
             else:
                 await self._refresh_card(job)
@@ -108,6 +107,20 @@ class ChannelWork:
             # The card can wait; the video cannot be lost: see _deliver.
             log.warning("job %d: could not update its card (%s)", job.id, type(exc).__name__)
         return job
+
+    async def _post_card_once(self, job: Job) -> Job:
+        """Record that the card is being sent, then send it; after a crash in between, look
+        for the card first (and the nonce makes Discord answer a resend with the first)."""
+        if job.card_sending_at is None:
+            job = await self.store.note(job.id, card_sending_at=self.store.clock()) or job
+            card = None
+        else:
+            card = await self.delivery.find_card(job, job.card_sending_at)
+            if card is not None:
+                log.info("job %d: its card was already posted (message %d)", job.id, card)
+        if card is None:
+            card = await self.delivery.post_card(job)
+        return await self.store.note(job.id, card_message_id=card) or job
 
     async def _refresh_card(self, job: Job, *, force: bool = False) -> None:
         card = self._card_of(job)

@@ -12,6 +12,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from bot.jobs import Job
 log = logging.getLogger(__name__)
 _NO_MENTIONS = discord.AllowedMentions.none()
 _HISTORY_CHECKED = 50
+_CLOCK_SLACK = 60.0  # seconds: Discord's clock and ours may differ a little
 
 
 NEEDED = discord.Permissions(view_channel=True, send_messages=True, embed_links=True,
@@ -42,6 +44,16 @@ def check_can_post(have: discord.Permissions, in_thread: bool) -> None:
         names = ", ".join(name.replace("_", " ").title() for name in lacking)
         raise UserError(f"I can't post videos in this channel: I need {names}. "
                         "Ask a moderator to give me these permissions here.")
+
+
+def card_nonce(job: Job) -> str:
+    """The same for every attempt at one job's card (Discord allows 25 characters)."""
+    return f"rcvb-card-{job.id}"
+
+
+def is_card_of(message: discord.Message, job_id: int) -> bool:
+    footer = message.embeds[0].footer.text if message.embeds else None
+    return bool(footer) and str(footer).split(" · ")[0] == f"Job #{job_id}"
 
 
 class ChannelGone(Exception):
@@ -82,16 +94,35 @@ class Delivery:
         return channel
 
     async def post_card(self, job: Job) -> int:
+        """Send the card with a nonce Discord enforces: a resend (after a crash) within a few
+        minutes answers the first message instead of posting a second."""
         channel = await self.channel(job.channel_id)
         view = card_view(job)
         embed = render_card(job, self._model_name(job))
+        nonce = card_nonce(job)
         with _discord_errors():
             if view is None:
-                message = await channel.send(embed=embed, allowed_mentions=_NO_MENTIONS)
+                message = await channel.send(embed=embed, nonce=nonce,
+                                             allowed_mentions=_NO_MENTIONS)
             else:
-                message = await channel.send(embed=embed, view=view,
+                message = await channel.send(embed=embed, view=view, nonce=nonce,
                                              allowed_mentions=_NO_MENTIONS)
         return message.id
+
+    async def find_card(self, job: Job, since: float) -> int | None:
+        """The job's card, if an earlier run sent it (from ``since``, unix seconds) before it
+        could record so."""
+        channel = await self.channel(job.channel_id)
+        me = self.client.user
+        if me is None or not hasattr(channel, "history"):
+            return None
+        after = discord.Object(discord.utils.time_snowflake(
+            datetime.fromtimestamp(since - _CLOCK_SLACK, UTC)))
+        async for message in channel.history(limit=_HISTORY_CHECKED, after=after):
+            if message.author.id == me.id and (message.nonce == card_nonce(job)
+                                               or is_card_of(message, job.id)):
+                return message.id
+        return None
 
     async def edit_card(self, job: Job) -> None:
         if job.card_message_id is None:

@@ -102,6 +102,7 @@ class Job:
     resolution: str | None = None
     simulated: bool = False
     card_sending_at: float | None = None  # the card was being sent then (it may be posted)
+    retry_of: int | None = None  # the outcome-unknown job a moderator started again
 
     @classmethod
     def from_row(cls, row: Any) -> Job:

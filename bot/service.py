@@ -101,10 +101,10 @@ class JobService:
         if model is None:
             raise UserError(f"Job #{job_id}'s model is no longer offered here.")
         who = Requester(job.guild_id, job.channel_id, job.user_id)
-        return await self.start(model, job.body, who, moderator_retry=True)
+        return await self.start(model, job.body, who, retry_of=job.id)
 
     async def start(self, model: ModelSpec, body: dict[str, Any], who: Requester, *,
-                    moderator_retry: bool = False) -> Job:
+                    retry_of: int | None = None) -> Job:
         """Admit and write the job down in one transaction that holds the guild (so two
         requests, in this process or another, can't both take the last of a quota or budget),
         then submit it once. ``body`` comes from ``build_request``."""
@@ -112,16 +112,22 @@ class JobService:
         seconds, audio, resolution = price_options(model, body)
         async with self.store.db.transaction() as tx:
             await tx.lock_guild(who.guild_id)
-            if not moderator_retry:
+            if retry_of is None:
                 await self.admit(model, body, who, tx=tx)
-            elif not self.simulated:
-                await self.limits.check_budget(who.guild_id, estimate_usd(model, body), tx=tx)
+            else:
+                again = await self.store.retried_as(retry_of, tx=tx)
+                if again is not None:
+                    raise UserError(f"Job #{retry_of} was already started again, as job "
+                                    f"#{again}; it is not started a third time.")
+                if not self.simulated:
+                    await self.limits.check_budget(who.guild_id, estimate_usd(model, body),
+                                                   tx=tx)
             job = await self.store.add(NewJob(
                 guild_id=who.guild_id, channel_id=who.channel_id, user_id=who.user_id,
                 model_id=model.id, command=model.command,
                 prompt=prompt if isinstance(prompt, str) else "", body=body,
                 estimated_usd=estimate_usd(model, body), seconds=seconds, audio=audio,
-                resolution=resolution, simulated=self.simulated,
+                resolution=resolution, simulated=self.simulated, retry_of=retry_of,
             ), tx=tx)
         submitting = await self.store.move(job.id, JobState.SUBMITTING)
         assert submitting is not None

@@ -23,10 +23,11 @@ class Jobs(commands.Cog):
     @app_commands.describe(job="The job to cancel (its number, shown on its card)")
     @app_commands.guild_only()
     async def cancel(self, interaction: discord.Interaction, job: int) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)  # RunComfy may be slow
         answer = await self.bot.parts.jobs.cancel(
             job, guild_id=interaction.guild_id or 0, user_id=interaction.user.id,
             moderator=is_moderator(interaction))
-        await interaction.response.send_message(answer, ephemeral=True)
+        await interaction.edit_original_response(content=answer)
 
     @cancel.autocomplete("job")
     async def cancel_choices(self, interaction: discord.Interaction,
@@ -43,11 +44,12 @@ class Jobs(commands.Cog):
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.checks.has_permissions(manage_guild=True)
     async def retry(self, interaction: discord.Interaction, job: int) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)  # it submits
         new = await self.bot.parts.jobs.retry(job, self.bot.catalog.by_id,
                                               guild_id=interaction.guild_id or 0)
-        await interaction.response.send_message(
-            f"Job #{job} was started again as job #{new.id}. If the first one ran after all, "
-            "both are charged.", ephemeral=True)
+        await interaction.edit_original_response(
+            content=f"Job #{job} was started again as job #{new.id}. If the first one ran after "
+            "all, both are charged.")
 
     @app_commands.command(name="jobs", description="Your recent videos and how they went.")
     @app_commands.guild_only()

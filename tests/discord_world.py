@@ -9,6 +9,7 @@ from typing import Any
 import discord
 
 from bot.app import VideoBot
+from bot.delivery import is_card_of
 from bot.jobs import Job
 from bot.simulator import Simulator
 
@@ -55,8 +56,7 @@ class World:
 
     def card(self, job_id: int, channel: Any = None) -> discord.Message:
         for message in self.bot_messages(channel):
-            footer = message.embeds[0].footer.text if message.embeds else None
-            if footer and footer.split(" · ")[0] == f"Job #{job_id}":
+            if is_card_of(message, job_id):
                 return message
         raise AssertionError(f"no card for job #{job_id}")
 

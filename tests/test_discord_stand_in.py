@@ -153,7 +153,7 @@ async def test_a_crash_between_the_upload_and_its_record_posts_the_video_once(
 async def test_a_sigkill_while_the_job_runs_then_a_restart_posts_the_video_once(
         studio: Studio, launcher: Launcher, tmp_path: Path, start_simulator: Start) -> None:
     discord = studio.discord
-    runcomfy = await start_simulator(run_seconds=3)
+    runcomfy = await start_simulator(run_seconds=4)
     launch = bot_starter(discord, launcher, tmp_path, runcomfy)
     bot = await launch()
     await ask_for_a_video(studio)
@@ -171,6 +171,35 @@ async def test_a_sigkill_while_the_job_runs_then_a_restart_posts_the_video_once(
     assert [a.data for a in video.attachments] == [SAMPLE_VIDEO]
     assert len(studio.cards()) == 1
     assert len(runcomfy.sim.submits) == 1  # nothing was sent to RunComfy again
+
+
+async def test_buttons_forms_and_autocomplete_reach_the_bot_and_its_answers_are_kept(
+        studio: Studio, launcher: Launcher, tmp_path: Path, start_simulator: Start) -> None:
+    discord = studio.discord
+    runcomfy = await start_simulator(run_seconds=60, workers=1)  # job 1 runs, job 2 waits
+    await bot_starter(discord, launcher, tmp_path, runcomfy)()
+    for _ in range(2):
+        await ask_for_a_video(studio)
+    await discord.wait_for(lambda: len(studio.cards()) == 2, timeout=20, what="two cards")
+    typing = await discord.autocomplete(studio.alice, studio.channel, "cancel", "job", job="")
+    await discord.wait_for(lambda: typing.choices is not None, timeout=15, what="choices")
+    assert typing.choices is not None and len(typing.choices) == 2
+
+    second = studio.cards()[1]
+    assert [b["label"] for b in second.buttons()] == ["Cancel"]
+    press = await discord.click(studio.alice, second, second.buttons()[0]["custom_id"])
+    await discord.wait_for(lambda: press.acknowledged, timeout=15, what="the button's answer")
+    assert press.ephemeral and press.shard_id == 0
+    await discord.wait_for(lambda: "Cancelled" in discord.message(second.id).text(),
+                           timeout=15, what="the cancelled card")
+
+    picture = await discord.say(studio.alice, studio.channel, "look", files=[("c.png", PNG)])
+    menu = await discord.message_command(studio.alice, picture, "Animate image")
+    await discord.wait_for(lambda: menu.modal is not None, timeout=15, what="the form")
+    form = await discord.submit_modal(studio.alice, menu, prompt="a cat yawns")
+    await discord.wait_for(lambda: (form.content or "").startswith("Job #3 is queued"),
+                           timeout=15, what="the form's answer")
+    assert discord.unhandled == []
 
 
 async def test_a_repeat_with_the_same_nonce_returns_the_same_message(

@@ -50,6 +50,7 @@ class NewJob:
     audio: bool | None = None
     resolution: str | None = None
     simulated: bool = False
+    retry_of: int | None = None
 
 
 class JobStore:
@@ -60,12 +61,13 @@ class JobStore:
     async def add(self, new: NewJob, *, tx: Tx | None = None) -> Job:
         now = self.clock()
         sql = ("INSERT INTO jobs (guild_id, channel_id, user_id, model_id, command, prompt, body,"
-               " state, estimated_usd, seconds, audio, resolution, simulated, created_at,"
-               " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *")
+               " state, estimated_usd, seconds, audio, resolution, simulated, retry_of,"
+               " created_at, updated_at)"
+               " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *")
         params = (new.guild_id, new.channel_id, new.user_id, new.model_id, new.command,
                   new.prompt, json.dumps(new.body), JobState.ACCEPTED.value, new.estimated_usd,
                   new.seconds, None if new.audio is None else int(new.audio), new.resolution,
-                  int(new.simulated), now, now)
+                  int(new.simulated), new.retry_of, now, now)
         rows = await (tx.fetch(sql, *params) if tx else self.db.write(sql, *params))
         return Job.from_row(rows[0])
 
@@ -144,6 +146,12 @@ class JobStore:
             sql += f" AND state IN ({', '.join('?' * len(states))})"
             params.extend(state.value for state in states)
         return await self._many(sql + " ORDER BY id DESC LIMIT ?", *params, limit)
+
+    async def retried_as(self, job_id: int, *, tx: Tx | None = None) -> int | None:
+        """The job that a moderator's retry of ``job_id`` started, if any."""
+        async with self.db.reading(tx) as reader:
+            found = await reader.fetchval("SELECT id FROM jobs WHERE retry_of = ?", job_id)
+        return None if found is None else int(found)
 
     async def get_meta(self, key: str) -> str | None:
         row = await self.db.fetchrow("SELECT value FROM meta WHERE key = ?", key)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from bot.app import VideoBot
+from bot.delivery import is_card_of
 from bot.jobs import TERMINAL, JobState
 from bot.simulator import JobState as SimState
 from bot.simulator import Plan
@@ -169,3 +170,50 @@ async def usage_matches_jobs(world: World) -> bool:
         actual[(user, "failures")] += failures
         actual[(user, "cancellations")] += cancellations
     return +expected == +actual
+
+
+async def test_a_crash_between_sending_a_card_and_recording_it_leaves_one_card(
+        world: World) -> None:
+    world.sim.plan_next(Plan(run_seconds=600), Plan(run_seconds=600))
+    for prompt in ("one", "two", "three"):  # the third waits in RunComfy's queue
+        await world.alice.slash(world.channel, "kling-2-1", prompt=prompt,
+                                image=("z.png", PNG))
+    card = world.card(3)
+    [sent] = [r.json for r in world.env.http_requests if r.method == "POST" and r.json
+              and "Job #3" in str(r.json.get("embeds"))]
+    assert (sent["nonce"], sent["enforce_nonce"]) == ("rcvb-card-3", True)
+    # The database as it is when the process dies after the card went out, before recording
+    # its message: the intent to send it is there, the message id is not.
+    await world.bot.parts.db.write("UPDATE jobs SET card_message_id = NULL WHERE id = 3")
+    assert (await world.job(3)).card_sending_at is not None
+    await world.restart()
+    await world.run_polls(2)
+    cards = [m for m in world.bot_messages() if is_card_of(m, 3)]
+    assert [m.id for m in cards] == [card.id]
+    assert (await world.job(3)).card_message_id == card.id
+    result = await world.alice.click(world.card(3), label="Cancel")
+    assert result.response.content == "Job #3 is cancelled; nothing is charged for it."
+    assert world.card(3).embeds[0].title == "Kling 2.1 Pro · Cancelled"
+
+
+async def test_cancel_on_a_card_the_store_does_not_know_updates_that_card(
+        world: World) -> None:
+    """A card posted twice by an earlier version: the Cancel on either works, and the card it
+    was pressed on shows the outcome."""
+    world.sim.plan_next(Plan(run_seconds=600), Plan(run_seconds=600))
+    for prompt in ("one", "two", "three"):
+        await world.alice.slash(world.channel, "kling-2-1", prompt=prompt,
+                                image=("z.png", PNG))
+    first = world.card(3)
+    await world.bot.parts.db.write(
+        "UPDATE jobs SET card_message_id = NULL, card_sending_at = NULL WHERE id = 3")
+    await world.restart()
+    await world.run_polls(2)
+    cards = [m for m in world.bot_messages() if is_card_of(m, 3)]
+    assert len(cards) == 2 and cards[0].id == first.id
+    result = await world.alice.click(first, label="Cancel")
+    assert result.response.content == "Job #3 is cancelled; nothing is charged for it."
+    for message in world.bot_messages():
+        if is_card_of(message, 3):
+            assert message.embeds[0].title == "Kling 2.1 Pro · Cancelled"
+            assert message.components == []

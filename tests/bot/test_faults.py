@@ -93,9 +93,14 @@ async def test_a_submit_without_answer_is_outcome_unknown_until_a_moderator_retr
     retried = await world.mod.slash(world.channel, "retry", job=1)
     assert retried.response.content == ("Job #1 was started again as job #2. If the first one "
                                         "ran after all, both are charged.")
+    again = await world.mod.slash(world.channel, "retry", job=1)  # pressed twice: refused
+    assert again.ephemeral
+    assert again.response.content == ("Job #1 was already started again, as job #2; it is not "
+                                      "started a third time.")
     await world.run_until(lambda: bool(world.videos()))
     assert (await world.job(2)).user_id == world.alice.id
     assert (await world.job(1)).state is JobState.OUTCOME_UNKNOWN
+    assert len(world.sim.calls_to("/v1/models/", "POST")) == 2
 
 
 def bot_overwrite(world: World, **deny: bool) -> Overwrite:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import pytest
+
 from bot.jobs import JobState
-from bot.simulator import Plan
+from bot.simulator import Fault, Plan
 from tests.discord_world import World
 from tests.images import image_bytes
 
@@ -97,3 +100,25 @@ async def test_jobs_lists_my_recent_jobs(world: World) -> None:
         f"[open](https://discord.com/channels/{world.guild.id}/{world.channel.id}/{video.id})")
     assert lines[1] == "> first @\u200beveryone"
     assert len(lines) == 2
+
+
+@pytest.mark.parametrize("via", ["button", "command"])
+async def test_cancel_is_acknowledged_before_runcomfy_answers(world: World, via: str) -> None:
+    """RunComfy takes 5 s to answer the cancel: Discord has had its answer (a defer) when the
+    cancel reaches RunComfy, and the card says cancelled once RunComfy has answered."""
+    await three_jobs(world)
+    slow = world.sim.inject(Fault("slow", delay=5, path="/cancel$"))
+    world.env.settle_timeout = 20  # SimCord waits for the bot longer than RunComfy takes
+    if via == "button":
+        pressing = asyncio.create_task(world.alice.click(world.card(3), label="Cancel"))
+    else:
+        pressing = asyncio.create_task(world.alice.slash(world.channel, "cancel", job=3))
+    while world.sim.in_flight == 0 and not pressing.done():  # noqa: ASYNC110 - its counter
+        await asyncio.sleep(0.005)
+    assert any(r.method == "POST" and r.path.endswith("/callback")
+               and (r.json or {}).get("type") == 5 for r in world.env.http_requests)
+    result = await pressing
+    assert slow.times == 0
+    assert result.response.content == "Job #3 is cancelled; nothing is charged for it."
+    await world.run_polls(1)
+    assert world.card(3).embeds[0].title == "Kling 2.1 Pro · Cancelled"

@@ -30,22 +30,27 @@ from tests.discord_stand_in.server import StandIn
 
 PROJECT = Path(__file__).resolve().parents[2]
 SHIM = Path(__file__).resolve().parent / "_boot"
-_OWN_ENV = ("BOT_", "DISCORD_", "RUNCOMFY_")
+_OWN_ENV = ("BOT_", "DISCORD_", "RUNCOMFY_")  # never inherited from the test's environment
+_NOT_INHERITED = ("LOG_LEVEL", "PYTHONPATH", "DATABASE_URL")
 _PR_SET_PDEATHSIG = 1
 
 
-def bot_environment(discord: StandIn, *, database: Path, runcomfy_url: str,
-                    runcomfy_token: str, token: str | None = None,
-                    **settings: object) -> dict[str, str]:
-    """The bot's environment: tokens, URLs, database, and ``section__name=value`` settings
-    (``jobs__poll_interval=0.5`` becomes ``BOT_JOBS__POLL_INTERVAL=0.5``)."""
+def bot_environment(discord: StandIn, *, runcomfy_url: str, runcomfy_token: str,
+                    database: Path | None = None, database_url: str | None = None,
+                    token: str | None = None, **settings: object) -> dict[str, str]:
+    """The bot's environment: tokens, URLs, database (a SQLite file, or ``DATABASE_URL``),
+    and ``section__name=value`` settings (``jobs__poll_interval=0.5`` becomes
+    ``BOT_JOBS__POLL_INTERVAL=0.5``)."""
     env = {
         "DISCORD_TOKEN": token or f"stand-in-token-{secrets.token_hex(6)}",
         "DISCORD_API_BASE": discord.api_base,
         "RUNCOMFY_API_TOKEN": runcomfy_token,
         "RUNCOMFY_BASE_URL": runcomfy_url,
-        "BOT_BOT__DATABASE": str(database),
     }
+    if database is not None:
+        env["BOT_BOT__DATABASE"] = str(database)
+    if database_url is not None:
+        env["DATABASE_URL"] = database_url
     for key, value in settings.items():
         env[f"BOT_{key.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
     return env
@@ -110,7 +115,7 @@ class BotProcess:
 
     def _environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items()
-               if not k.startswith(_OWN_ENV) and k not in ("LOG_LEVEL", "PYTHONPATH")}
+               if not k.startswith(_OWN_ENV) and k not in _NOT_INHERITED}
         env.update(PYTHONUNBUFFERED="1", PYTHONPATH=str(PROJECT))
         if self.gateway_shim:
             env["PYTHONPATH"] = os.pathsep.join([str(SHIM), str(PROJECT)])
@@ -156,6 +161,14 @@ class BotProcess:
                 raise AssertionError(f"the bot was not ready within {timeout} s:\n"
                                      f"{self.output()[-4000:]}\n{self.discord.report()}")
             await asyncio.sleep(0.05)
+
+    async def wait_exit(self, timeout: float = 60.0) -> int:  # noqa: ASYNC109
+        """Until the bot exits by itself (``python -m bot sync``/``check``); its exit code."""
+        if self.proc is None:
+            raise RuntimeError("the bot was never started")
+        code = await asyncio.wait_for(self.proc.wait(), timeout)
+        self.ended_at = time.monotonic()
+        return code
 
     async def kill(self) -> int | None:
         """SIGKILL, as a crash: nothing is flushed or closed. Waits (up to 10 s) until the

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from tests.discord_stand_in import payloads
-from tests.discord_stand_in.gateway import DIRECT_MESSAGES, GUILD_MESSAGES, GUILDS, Gateway
+from tests.discord_stand_in.gateway import (
+    DIRECT_MESSAGES,
+    GUILD_MESSAGES,
+    GUILDS,
+    MESSAGE_CONTENT,
+    Gateway,
+)
 from tests.discord_stand_in.messages import apply_edit, new_message
 from tests.discord_stand_in.model import DM, JSON, PUBLIC_THREAD, THREAD_TYPES, Channel, Message
 from tests.discord_stand_in.routing import Call, Router
@@ -192,7 +198,7 @@ class Rest:
             return
         shown = dict(payload)
         me = self.state.bot_user.id
-        if not (conn.intents & (1 << 15) or guild_id is None or message.author_id == me
+        if not (conn.intents & MESSAGE_CONTENT or guild_id is None or message.author_id == me
                 or me in message.mention_ids or f"<@{me}>" in message.content):
             shown.update(content="", embeds=[], attachments=[], components=[])
         self.gateway.dispatch(event, shown, guild_id)

@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.discord_stand_in import interactions, payloads
-from tests.discord_stand_in.gateway import GUILDS, Connection, Gateway
+from tests.discord_stand_in.gateway import GUILD_MEMBERS, GUILDS, Connection, Gateway
 from tests.discord_stand_in.model import (
     APPLICATION_COMMAND,
     AUTOCOMPLETE,
@@ -167,7 +167,11 @@ class StandIn:
     def member(self, guild: Guild, who: str | User, *, roles: list[Role] | None = None,
                accepts_dms: bool = True) -> Member:
         user = self.user(who, accepts_dms=accepts_dms) if isinstance(who, str) else who
-        return self.state.add_member(guild, user, roles)
+        made = self.state.add_member(guild, user, roles)
+        self.gateway.dispatch("GUILD_MEMBER_ADD", {**payloads.member(made),
+                                                   "guild_id": str(guild.id)},
+                              guild.id, intent=GUILD_MEMBERS)
+        return made
 
     def overwrite(self, channel: Channel, target: Role | Member, *, allow: int | Any = 0,
                   deny: int | Any = 0) -> None:
