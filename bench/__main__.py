@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-SCRIPTS = ("acknowledge", "delivery", "footprint", "report_usage")
+SCRIPTS = ("acknowledge", "delivery", "footprint", "report_usage", "store_lifecycle")
 
 
 def main() -> int:

@@ -149,8 +149,7 @@ async def main(jobs: int, channel_count: int) -> None:
 
 
 async def all_jobs(bench: Bench) -> list[Job]:
-    async with bench.bot.parts.db.execute("SELECT * FROM jobs") as cursor:
-        return [Job.from_row(row) for row in await cursor.fetchall()]
+    return [Job.from_row(row) for row in await bench.bot.parts.db.fetch("SELECT * FROM jobs")]
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from bot.delivery import Delivery
 from bot.jobs import JobState
 from bot.poller import Poller, PollSettings
 from bot.runcomfy import RunComfyClient
-from bot.store.database import open_database
+from bot.store.connect import open_database
 from bot.store.jobs import JobStore, NewJob
 from bot.store.notices import NoticeStore
 

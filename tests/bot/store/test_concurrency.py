@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bot.catalog import Catalog
 from bot.jobs import JobState
@@ -25,9 +27,15 @@ WORKERS, OPERATIONS = 50, 500
 LIFECYCLE = (JobState.RUNNING, JobState.FETCHED, JobState.DELIVERING, JobState.DELIVERED)
 
 
+def blocking(member: int) -> Callable[[Policy], dict[str, Any]]:
+    return lambda policy: {"blocked_users": [*policy.blocked_users, member]}
+
+
 async def test_fifty_coroutines_lose_nothing(database_target: Path | str, catalog: Catalog,
                                              simulator: RunningSimulator) -> None:
-    clock = lambda: 1_767_225_600.0  # noqa: E731 - 2026-01-01, one day for every job
+    def clock() -> float:
+        return 1_767_225_600.0  # 2026-01-01, one day for every job
+
     db = await open_database(database_target, clock=clock)
     store = JobStore(db, clock)
     policies = PolicyStore(db, Policy(max_concurrent=0), clock)
@@ -74,8 +82,7 @@ async def test_fifty_coroutines_lose_nothing(database_target: Path | str, catalo
                     elif step == "setting":
                         member = 5000 + len(blocked)
                         blocked.append(member)
-                        await policies.update(guild, user, lambda p, m=member: {
-                            "blocked_users": [*p.blocked_users, m]})
+                        await policies.update(guild, user, blocking(member))
                     else:
                         await reports.report(guild, period("today", clock()), "user")
                 except BaseException as exc:
