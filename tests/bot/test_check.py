@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 from bot.check import render, run_check
+from bot.store.connect import open_database
 from bot.store.database import migrations
-from tests.conftest import TOKEN, RunningSimulator
+from tests.conftest import TOKEN, RunningSimulator, new_postgres_database
+from tests.postgres_server import PostgresServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,3 +96,24 @@ def test_the_command_prints_a_table_and_sets_the_exit_code(tmp_path: Path) -> No
     assert failing.returncode == 1
     assert "secrets   FAIL    DISCORD_TOKEN and RUNCOMFY_API_TOKEN must be set" in \
         failing.stdout
+
+
+async def test_check_names_the_backend_and_its_schema_without_writing(
+        tmp_path: Path, postgres: PostgresServer) -> None:
+    url = await new_postgres_database(postgres)
+    details = {line.item: line.detail for line in await run_check(
+        None, env(tmp_path, DATABASE_URL=url), offline=True)}
+    latest = len(migrations("postgresql"))
+    assert details["database"] == (f"PostgreSQL {url} (schema 0 of {latest}; {latest} "
+                                   "migrations to apply at start-up)")
+    db = await open_database(url)  # as the bot does at start-up
+    await db.close()
+    secret = url.replace("postgres@", "postgres:s3cret@")
+    details = {line.item: line.detail for line in await run_check(
+        None, env(tmp_path, DATABASE_URL=secret), offline=True)}
+    shown = url.replace("postgres@", "postgres:***@")
+    assert details["database"] == f"PostgreSQL {shown} (schema {latest} of {latest})"
+    sqlite = {line.item: line.detail for line in await run_check(
+        None, env(tmp_path), offline=True)}
+    assert sqlite["database"].startswith("SQLite")
+    assert not (tmp_path / "data").exists()  # check --offline wrote nothing
