@@ -30,6 +30,7 @@ from tests.discord_stand_in.model import DEFERRED_MESSAGE, Command
 from tests.images import image_bytes
 
 PNG = image_bytes("png", 640, 480)
+PATIENCE = 45.0  # seconds of real time: generous, for a loaded 2-core machine
 Start = Callable[..., Awaitable[RunningSimulator]]
 Launch = Callable[[], Awaitable[BotProcess]]
 
@@ -68,6 +69,9 @@ def studio(stand_in: StandIn) -> Studio:
 async def launcher(stand_in: StandIn, tmp_path: Path) -> AsyncIterator[Launcher]:
     async with Launcher(tmp_path) as launch:  # every bot is killed before the stand-in stops
         yield launch
+    for bot in launch.bots:  # shown by pytest when the test failed
+        for run in range(1, bot.launches + 1):
+            print(f"---- {bot.workdir.name}, run {run} ----\n{bot.output(run)[-6000:]}")
 
 
 def bot_starter(stand_in: StandIn, launcher: Launcher, tmp_path: Path,
@@ -87,7 +91,7 @@ def bot_starter(stand_in: StandIn, launcher: Launcher, tmp_path: Path,
 async def ask_for_a_video(studio: Studio) -> None:
     run = await studio.discord.slash(studio.alice, studio.channel, "kling-2-1",
                                      prompt="a red fox turns its head", image=("fox.png", PNG))
-    await studio.discord.wait_for(lambda: run.acknowledged, timeout=15, what="the acknowledgement")
+    await studio.discord.wait_for(lambda: run.acknowledged, PATIENCE, what="the acknowledgement")
     assert run.ack_seconds is not None and run.ack_seconds < 3
 
 
@@ -101,23 +105,23 @@ async def test_a_member_gets_the_video_in_the_channel(
 
     run = await discord.slash(studio.alice, studio.channel, "kling-2-1",
                               prompt="a red fox turns its head", image=("fox.png", PNG))
-    await discord.wait_for(lambda: run.acknowledged, timeout=15, what="the acknowledgement")
+    await discord.wait_for(lambda: run.acknowledged, PATIENCE, what="the acknowledgement")
     assert run.ack_seconds is not None and run.ack_seconds < 3
     assert (run.callback_type, run.ephemeral) == (DEFERRED_MESSAGE, True)
     await discord.wait_for(lambda: (run.content or "").startswith("Job #1 is queued"),
-                           timeout=15, what="the ephemeral answer")
-    await discord.wait_for(lambda: studio.cards(), timeout=20, what="the status card")
+                           PATIENCE, what="the ephemeral answer")
+    await discord.wait_for(lambda: studio.cards(), PATIENCE, what="the status card")
     card = studio.cards()[0]
     assert card.embeds[0]["footer"]["text"].startswith("Job #1")
     assert card.embeds[0]["description"] == "a red fox turns its head"
 
-    await discord.wait_for(studio.videos, timeout=30, what="the video")
+    await discord.wait_for(studio.videos, PATIENCE, what="the video")
     [video] = studio.videos()
     assert [a.data for a in video.attachments] == [SAMPLE_VIDEO]
     assert video.attachments[0].filename == "job-1.mp4"
     assert video.reply_to == card.id
     assert video.mention_ids == [studio.alice.id]  # it pings the requester and no one else
-    await discord.wait_for(lambda: studio.card_says("Done"), timeout=15, what="the card: done")
+    await discord.wait_for(lambda: studio.card_says("Done"), PATIENCE, what="the card: done")
     assert discord.unhandled == []
     assert len(runcomfy.sim.submits) == 1
 
@@ -138,7 +142,7 @@ async def test_a_crash_between_the_upload_and_its_record_posts_the_video_once(
 
     restarted = await launch()
     assert restarted is not bot
-    await discord.wait_for(lambda: studio.card_says("Done"), timeout=30, what="the card: done")
+    await discord.wait_for(lambda: studio.card_says("Done"), PATIENCE, what="the card: done")
     [video] = studio.videos()
     assert [a.data for a in video.attachments] == [SAMPLE_VIDEO]
     # It looked in the channel's history, or posted again and Discord dropped the repeat.
@@ -157,7 +161,7 @@ async def test_a_sigkill_while_the_job_runs_then_a_restart_posts_the_video_once(
     launch = bot_starter(discord, launcher, tmp_path, runcomfy)
     bot = await launch()
     await ask_for_a_video(studio)
-    await discord.wait_for(studio.cards, timeout=20, what="the status card")
+    await discord.wait_for(studio.cards, PATIENCE, what="the status card")
     killed = [c.id for c in bot.connections()]
     assert bot.running and killed
     await bot.kill()
@@ -166,7 +170,7 @@ async def test_a_sigkill_while_the_job_runs_then_a_restart_posts_the_video_once(
     await bot.start()
     [connection] = await bot.wait_ready()
     assert connection.id not in killed
-    await discord.wait_for(lambda: studio.card_says("Done"), timeout=40, what="the card: done")
+    await discord.wait_for(lambda: studio.card_says("Done"), PATIENCE, what="the card: done")
     [video] = studio.videos()
     assert [a.data for a in video.attachments] == [SAMPLE_VIDEO]
     assert len(studio.cards()) == 1
@@ -180,25 +184,25 @@ async def test_buttons_forms_and_autocomplete_reach_the_bot_and_its_answers_are_
     await bot_starter(discord, launcher, tmp_path, runcomfy)()
     for _ in range(2):
         await ask_for_a_video(studio)
-    await discord.wait_for(lambda: len(studio.cards()) == 2, timeout=20, what="two cards")
+    await discord.wait_for(lambda: len(studio.cards()) == 2, PATIENCE, what="two cards")
     typing = await discord.autocomplete(studio.alice, studio.channel, "cancel", "job", job="")
-    await discord.wait_for(lambda: typing.choices is not None, timeout=15, what="choices")
+    await discord.wait_for(lambda: typing.choices is not None, PATIENCE, what="choices")
     assert typing.choices is not None and len(typing.choices) == 2
 
     second = studio.cards()[1]
     assert [b["label"] for b in second.buttons()] == ["Cancel"]
     press = await discord.click(studio.alice, second, second.buttons()[0]["custom_id"])
-    await discord.wait_for(lambda: press.acknowledged, timeout=15, what="the button's answer")
+    await discord.wait_for(lambda: press.acknowledged, PATIENCE, what="the button's answer")
     assert press.ephemeral and press.shard_id == 0
     await discord.wait_for(lambda: "Cancelled" in discord.message(second.id).text(),
-                           timeout=15, what="the cancelled card")
+                           PATIENCE, what="the cancelled card")
 
     picture = await discord.say(studio.alice, studio.channel, "look", files=[("c.png", PNG)])
     menu = await discord.message_command(studio.alice, picture, "Animate image")
-    await discord.wait_for(lambda: menu.modal is not None, timeout=15, what="the form")
+    await discord.wait_for(lambda: menu.modal is not None, PATIENCE, what="the form")
     form = await discord.submit_modal(studio.alice, menu, prompt="a cat yawns")
     await discord.wait_for(lambda: (form.content or "").startswith("Job #3 is queued"),
-                           timeout=15, what="the form's answer")
+                           PATIENCE, what="the form's answer")
     assert discord.unhandled == []
 
 

@@ -197,6 +197,9 @@ class Rest:
         if not conn.intents & intent:
             return
         shown = dict(payload)
+        guild = self.state.guild_of(channel)
+        if guild is not None and message.author_id in guild.members:
+            shown["member"] = payloads.member(guild.members[message.author_id], with_user=False)
         me = self.state.bot_user.id
         if not (conn.intents & MESSAGE_CONTENT or guild_id is None or message.author_id == me
                 or me in message.mention_ids or f"<@{me}>" in message.content):
@@ -231,14 +234,19 @@ class Rest:
 
     async def thread_from_message(self, call: Call) -> JSON:
         channel = self._channel(call, VIEW_CHANNEL | CREATE_PUBLIC_THREADS)
-        self.state.message(channel.id, call.int_arg("message_id"))
-        return self._new_thread(channel, call.json, PUBLIC_THREAD)
+        started = self.state.message(channel.id, call.int_arg("message_id"))
+        if started.id in self.state.channels:
+            raise DiscordError(400, 160004, "A thread has already been created for this "
+                               "message")
+        # As on Discord, a thread started from a message has the message's id.
+        return self._new_thread(channel, call.json, PUBLIC_THREAD, started.id)
 
     async def thread(self, call: Call) -> JSON:
         channel = self._channel(call, VIEW_CHANNEL | CREATE_PUBLIC_THREADS)
         return self._new_thread(channel, call.json, int(call.json.get("type") or PUBLIC_THREAD))
 
-    def _new_thread(self, parent: Channel, body: JSON, kind: int) -> JSON:
+    def _new_thread(self, parent: Channel, body: JSON, kind: int,
+                    thread_id: int | None = None) -> JSON:
         guild = self.state.guild_of(parent)
         if guild is None or parent.is_thread or kind not in THREAD_TYPES:
             raise DiscordError(400, 50024, "Cannot execute action on this channel type")
@@ -247,7 +255,7 @@ class Rest:
             raise DiscordError(400, 50035, "Invalid Form Body: name: Must be between 1 and "
                                "100 in length.")
         thread = self.state.add_channel(guild, name, type=kind, parent_id=parent.id,
-                                        owner_id=self.state.bot_user.id)
+                                        owner_id=self.state.bot_user.id, id=thread_id)
         payload = self.state.channel_payload(thread)
         self.gateway.dispatch("THREAD_CREATE", {**payload, "newly_created": True}, guild.id,
                               intent=GUILDS)

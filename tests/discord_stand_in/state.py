@@ -110,8 +110,9 @@ class State:
         return made
 
     def add_channel(self, guild: Guild | None, name: str, *, type: int = GUILD_TEXT,
-                    parent_id: int | None = None, owner_id: int | None = None) -> Channel:
-        made = Channel(self.ids.next(), type, name, None if guild is None else guild.id,
+                    parent_id: int | None = None, owner_id: int | None = None,
+                    id: int | None = None) -> Channel:
+        made = Channel(id or self.ids.next(), type, name, None if guild is None else guild.id,
                        parent_id=parent_id, owner_id=owner_id)
         self.channels[made.id] = made
         self.history[made.id] = []
@@ -132,7 +133,9 @@ class State:
                        content_type: str | None = None, description: str | None = None,
                        ephemeral: bool = False) -> Attachment:
         attachment_id = self.ids.next()
-        kind = content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        if content_type in (None, "application/octet-stream"):  # Discord sniffs the type
+            content_type = mimetypes.guess_type(filename)[0]
+        kind = content_type or "application/octet-stream"
         width = height = None
         if kind.startswith("image/"):
             try:
