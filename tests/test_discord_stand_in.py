@@ -122,7 +122,7 @@ async def test_a_member_gets_the_video_in_the_channel(
     assert video.reply_to == card.id
     assert video.mention_ids == [studio.alice.id]  # it pings the requester and no one else
     await discord.wait_for(lambda: studio.card_says("Done"), PATIENCE, what="the card: done")
-    assert discord.unhandled == []
+    assert discord.unhandled == discord.failures == []
     assert len(runcomfy.sim.submits) == 1
 
 
@@ -151,7 +151,7 @@ async def test_a_crash_between_the_upload_and_its_record_posts_the_video_once(
     assert looked or repeats
     assert discord.command_syncs == 1  # the restart found the commands unchanged
     assert len(runcomfy.sim.submits) == 1
-    assert discord.unhandled == []
+    assert discord.unhandled == discord.failures == []
 
 
 async def test_a_sigkill_while_the_job_runs_then_a_restart_posts_the_video_once(
@@ -203,7 +203,7 @@ async def test_buttons_forms_and_autocomplete_reach_the_bot_and_its_answers_are_
     form = await discord.submit_modal(studio.alice, menu, prompt="a cat yawns")
     await discord.wait_for(lambda: (form.content or "").startswith("Job #3 is queued"),
                            PATIENCE, what="the form's answer")
-    assert discord.unhandled == []
+    assert discord.unhandled == discord.failures == []
 
 
 async def test_a_repeat_with_the_same_nonce_returns_the_same_message(

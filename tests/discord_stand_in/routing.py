@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from tests.discord_stand_in.model import RequestRecord
 from tests.discord_stand_in.state import DiscordError, State
 
 API_PREFIX = "/api/v10"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -100,6 +102,7 @@ class Router:
         self.faults: list[Fault] = []
         self.holds: list[Hold] = []
         self.unhandled: list[RequestRecord] = []
+        self.failures: list[RequestRecord] = []  # requests the stand-in itself failed on
 
     def add(self, method: str, template: str, handler: Handler) -> None:
         pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
@@ -138,6 +141,12 @@ class Router:
         except DiscordError as exc:
             record.status = exc.status
             return json_response({"code": exc.code, "message": exc.message}, exc.status)
+        except Exception as exc:  # a body the stand-in cannot read: 400, not a retried 500
+            log.exception("stand-in: %s %s failed", request.method, path)
+            record.status, record.note = 400, f"stand-in error: {exc!r}"
+            self.failures.append(record)
+            return json_response({"code": 50035, "message": f"Invalid Form Body ({exc!r})"},
+                                 400)
         if isinstance(result, web.StreamResponse):
             record.status = result.status
             return result

@@ -228,6 +228,11 @@ class StandIn:
         return list(self.router.unhandled)
 
     @property
+    def failures(self) -> list[RequestRecord]:
+        """Requests the stand-in could not handle (answered 400, with the error in ``note``)."""
+        return list(self.router.failures)
+
+    @property
     def command_syncs(self) -> int:
         """How many bulk overwrites (``PUT .../commands``) the bot made."""
         return len(self.state.command_puts)
@@ -398,6 +403,7 @@ class StandIn:
         lines = [f"  {r.method} {r.path} -> {r.status} {r.note}".rstrip()
                  for r in self.state.requests[-last:]]
         missed = sorted({f"{r.method} {r.path}" for r in self.router.unhandled})
+        missed += [f"{r.method} {r.path}: {r.note}" for r in self.router.failures]
         live = [(c.id, c.shard_id, c.shard_count, c.token) for c in self.gateway.live()]
         return ("last requests:\n" + "\n".join(lines) + f"\nunhandled routes: {missed}"
                 + f"\nlive connections (id, shard, count, token): {live}")
