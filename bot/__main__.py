@@ -1,4 +1,5 @@
-"""``python -m bot``: run the bot; ``sync``: push the slash commands now; ``check``: is all well?"""
+"""``python -m bot``: run the bot; ``sync``: push the slash commands now; ``check``: is all well?
+``migrate-db --to postgresql://...``: copy the SQLite store into an empty PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -9,16 +10,15 @@ import os
 import sys
 from pathlib import Path
 
-import discord
-
+from bot import startup
 from bot.app import VideoBot
 from bot.catalog import CatalogError, load_catalog
 from bot.check import render, run_check
 from bot.config import ConfigError, check_default_model, load_secrets, load_settings
 from bot.logs import setup_logging
-from bot.store.database import DatabaseError
-
-DISCORD_API_BASE = "DISCORD_API_BASE"
+from bot.store.connect import is_postgres_url, open_database
+from bot.store.copy import copy_store
+from bot.store.database import DatabaseError, redact
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,9 +29,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="use the built-in RunComfy simulator: nothing is paid")
     parser.add_argument("--offline", action="store_true",
                         help="with check: do not call RunComfy")
-    parser.add_argument("command", nargs="?", choices=["run", "sync", "check"], default="run",
-                        help="run the bot (default), sync the slash commands, or check the set-up")
+    parser.add_argument("--to", metavar="POSTGRESQL_URL",
+                        help="with migrate-db: the empty PostgreSQL database to copy into")
+    parser.add_argument("command", nargs="?", choices=["run", "sync", "check", "migrate-db"],
+                        default="run", help="run the bot (default), sync the slash commands, "
+                        "check the set-up, or copy the SQLite store into PostgreSQL")
     args = parser.parse_args(argv)
+    if args.command == "migrate-db":
+        return migrate_db(args.config, args.to)
     if args.command == "check":
         lines = asyncio.run(run_check(args.config, os.environ, offline=args.offline,
                                       simulate=args.simulate))
@@ -45,32 +50,47 @@ def main(argv: list[str] | None = None) -> int:
         secrets = load_secrets(need_runcomfy=not settings.simulation.enabled)
         catalog = load_catalog(*settings.bot.catalog_dirs).with_prices(settings.prices)
         check_default_model(settings, catalog)
+        api_base = startup.discord_api_base(os.environ)  # a proxy in front of Discord, a stand-in
     except (ConfigError, CatalogError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return startup.SETUP
     setup_logging(settings.bot.log_level, secrets.redacted)
-    if os.environ.get(DISCORD_API_BASE):  # a proxy in front of Discord's API, or a stand-in
-        discord.http.Route.BASE = os.environ[DISCORD_API_BASE].rstrip("/")
     bot = VideoBot(settings, catalog, secrets.runcomfy_token, database_url=secrets.database_url,
                    run_jobs=args.command == "run")
+    return startup.run(bot, secrets.discord_token, sync=args.command == "sync",
+                       api_base=api_base)
+
+
+def migrate_db(config: Path | None, target: str | None) -> int:
+    """Copy the SQLite file of ``bot.database`` into PostgreSQL; one line either way."""
     try:
-        if args.command == "sync":
-            asyncio.run(_sync(bot, secrets.discord_token))
-        else:
-            bot.run(secrets.discord_token, log_handler=None)
-    except discord.LoginFailure:
-        print("error: Discord refused DISCORD_TOKEN (improper token)", file=sys.stderr)
-        return 2
+        settings = load_settings(config)
+        if not target or not is_postgres_url(target):
+            raise ConfigError("migrate-db needs --to postgresql://user:password@host:port/db")
+        copied = asyncio.run(_copy(settings.bot.database, target))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return startup.SETUP
     except DatabaseError as exc:
         print(f"error: database: {exc}", file=sys.stderr)
-        return 3
+        return startup.DATABASE
+    rows = ", ".join(f"{n} {table}" for table, n in copied.items())
+    print(f"copied {settings.bot.database} into {redact(target)}: {rows}")
     return 0
 
 
-async def _sync(bot: VideoBot, token: str) -> None:
-    async with bot:
-        await bot.login(token)
-        await bot.sync_commands(force=True)
+async def _copy(source_path: Path, target_url: str) -> dict[str, int]:
+    if not await asyncio.to_thread(source_path.exists):
+        raise DatabaseError(f"{source_path}: no such database file")
+    source = await open_database(source_path)
+    try:
+        target = await open_database(target_url)
+        try:
+            return await copy_store(source, target)
+        finally:
+            await target.close()
+    finally:
+        await source.close()
 
 
 if __name__ == "__main__":

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import discord
 from aiohttp import web
-from discord.ext import commands
+from discord.ext import commands, tasks
 
 from bot.cards import CancelButton, card_view, render_card
 from bot.catalog import Catalog
@@ -21,6 +23,7 @@ from bot.jobs import Job
 from bot.limits import Limits
 from bot.policy import PolicyStore
 from bot.poller import Poller, PollSettings
+from bot.pricing import PriceBook
 from bot.runcomfy import RetryPolicy, RunComfyClient, Timeouts
 from bot.service import JobService
 from bot.simulator import Simulator, SimulatorConfig
@@ -33,6 +36,7 @@ log = logging.getLogger(__name__)
 EXTENSIONS = ("cogs.errors", "cogs.generate", "cogs.jobs", "cogs.animate", "cogs.settings",
               "cogs.usage")
 COMMANDS_HASH_KEY = "synced_commands_sha256"
+PRICES_AT_START_SECONDS = 10.0  # how long start-up waits for RunComfy's prices
 
 
 def utc_seconds() -> float:
@@ -53,9 +57,10 @@ class Parts:
     policies: PolicyStore
     limits: Limits
     notices: NoticeStore
+    prices: PriceBook
 
 
-class VideoBot(commands.Bot):
+class VideoBot(commands.AutoShardedBot):
     def __init__(self, settings: Settings, catalog: Catalog, runcomfy_token: str, *,
                  database_url: str | None = None, run_jobs: bool = True,
                  clock: Callable[[], float] = utc_seconds) -> None:
@@ -66,8 +71,13 @@ class VideoBot(commands.Bot):
         intents.guilds = True
         intents.guild_messages = True  # mentions carry their content without the privileged intent
         intents.message_content = settings.bot.message_content_intent
+        shards = settings.bot.shards
+        sharding: dict[str, Any] = {} if shards is None else {
+            "shard_count": shards.count, "shard_ids": sorted(shards.ids)}
         super().__init__(command_prefix=commands.when_mentioned, intents=intents,
-                         allowed_mentions=discord.AllowedMentions.none(), help_command=None)
+                         allowed_mentions=discord.AllowedMentions.none(), help_command=None,
+                         **sharding)
+        self.shards_served = shards
         self.settings = settings
         self.catalog = catalog
         self.clock = clock
@@ -77,6 +87,8 @@ class VideoBot(commands.Bot):
         self._parts: Parts | None = None
         self._http_session: aiohttp.ClientSession | None = None
         self._simulator: web.AppRunner | None = None
+        self._first_prices: asyncio.Task[None] | None = None
+        self._daily_prices = tasks.loop(hours=24)(self._refresh_prices_daily)
 
     @property
     def parts(self) -> Parts:
@@ -116,7 +128,8 @@ class VideoBot(commands.Bot):
         s = self.settings
         db = await open_database(self._database, clock=self.clock)
         log.info("store: %s %s (schema %d)", db.dialect, db.where, await db.schema_version())
-        store = JobStore(db, clock=self.clock)
+        store = JobStore(db, clock=self.clock, shards=self.shards_served,
+                         lease_seconds=s.jobs.lease_seconds)
         base_url = await self._start_simulator() if self.simulated else s.runcomfy.base_url
         runcomfy = RunComfyClient(
             self._runcomfy_token, base_url, session=self.http_session(),
@@ -135,19 +148,38 @@ class VideoBot(commands.Bot):
         ), clock=self.clock)
         policies = PolicyStore(db, s.limits, self.clock)
         limits = Limits(db, policies, self.clock)
-        jobs = JobService(store, runcomfy, limits, poller.notify, clock=self.clock,
+        prices = PriceBook(self.catalog, s.prices)
+        jobs = JobService(store, runcomfy, limits, prices, poller.notify, clock=self.clock,
                           simulated=self.simulated)
         self._parts = Parts(db, store, runcomfy, jobs, poller, delivery, policies, limits,
-                            notices)
+                            notices, prices)
+        if self.run_jobs:
+            await self._read_prices()
         self.add_dynamic_items(CancelButton)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.run_jobs:
-            await self.sync_commands()
+            if self.shards_served is None or self.shards_served.syncs_commands:
+                await self.sync_commands()
             poller.start()
 
+    async def _read_prices(self) -> None:
+        """RunComfy's published prices: read now (start-up waits for them a little, so the
+        first videos are budgeted at them, and goes on without them), then daily."""
+        self._first_prices = asyncio.create_task(self._refresh_prices())
+        await asyncio.wait({self._first_prices}, timeout=PRICES_AT_START_SECONDS)
+        self._daily_prices.start()
+
+    async def _refresh_prices(self) -> None:
+        await self.parts.prices.refresh(self.parts.runcomfy)
+
+    async def _refresh_prices_daily(self) -> None:
+        if self._daily_prices.current_loop:  # the first run is the start-up read
+            await self._refresh_prices()
+
     async def sync_commands(self, *, force: bool = False) -> bool:
-        """Sync the application commands if they changed since the last sync."""
+        """Sync the application commands if they changed since the last sync (done by one
+        process: the one with shard 0)."""
         payload = [command.to_dict(self.tree) for command in self.tree.get_commands()]
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
         if not force and await self.parts.store.get_meta(COMMANDS_HASH_KEY) == digest:
@@ -176,6 +208,9 @@ class VideoBot(commands.Bot):
 
     async def release(self) -> None:
         """Stop the poller and close the database, the HTTP session and the simulator."""
+        self._daily_prices.cancel()
+        if self._first_prices is not None:
+            self._first_prices.cancel()
         if self._parts is not None:
             await self._parts.poller.stop()
             await self._parts.db.close()

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from bot.catalog import Catalog, CatalogError, load_catalog
 from bot.config import ConfigError, Settings, check_default_model, load_secrets, load_settings
-from bot.runcomfy import RetryPolicy, RunComfyClient, RunComfyError, Timeouts
+from bot.pricing import PriceBook
+from bot.runcomfy import RetryPolicy, RunComfyClient, Timeouts
 from bot.store.connect import is_postgres_url, open_database
 from bot.store.database import DatabaseError, migrations, redact
 
@@ -80,24 +81,25 @@ async def _database(target: str | Path) -> Line:
 
 
 async def _models(settings: Settings, catalog: Catalog, token: str) -> list[Line]:
-    """Ask RunComfy about each enabled model: the token works, and what it costs."""
+    """Ask RunComfy about each enabled model: the token works, and what it costs (and the
+    price the bot budgets it at, as the running bot would)."""
     enabled = [m for m in catalog if settings.limits.model_enabled(m.command)]
-    lines = []
+    book = PriceBook(catalog, settings.prices)
     async with RunComfyClient(token, settings.runcomfy.base_url,
                               retry=RetryPolicy(attempts=2, base_delay=0.5),
                               timeouts=Timeouts(read=settings.runcomfy.request_timeout)) as client:
-        for model in enabled:
-            try:
-                info = await client.model_info(model.id)
-            except RunComfyError as exc:
-                lines.append(Line(model.command, False, str(exc)))
-                continue
-            published = (f"${info.base_price_usd:g}/{info.price_unit or '?'}"
-                         if info.base_price_usd is not None else "no published price")
-            ours = model.price
-            used = (f"${ours.usd:g}/{ours.unit}" if ours.usd is not None
-                    else f"unknown: set prices.{model.command} to budget it")
-            lines.append(Line(model.command, True, f"RunComfy: {published}; bot uses {used}"))
+        failed = await book.refresh(client, enabled)
+    lines = []
+    for model in enabled:
+        if model.command in failed:
+            lines.append(Line(model.command, False, str(failed[model.command])))
+            continue
+        known = book.published.get(model.id)
+        published = f"${known.usd:g}/{known.unit}" if known else "no published price"
+        used = book.price(model)
+        uses = (f"${used.usd:g}/{used.unit}" if used.usd is not None
+                else f"unknown: set prices.{model.command} to budget it")
+        lines.append(Line(model.command, True, f"RunComfy: {published}; bot uses {uses}"))
     return lines
 
 

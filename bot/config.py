@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.catalog import Catalog, PriceSpec
 from bot.policy import Policy
 from bot.runcomfy import DEFAULT_BASE_URL
+from bot.shards import Shards
 from bot.store.connect import is_postgres_url
 
 ENV_PREFIX = "BOT_"
@@ -43,6 +44,38 @@ class BotSection(_Section):
     # Turn on only if the bot's Message Content intent is enabled in the developer portal:
     # then replying to someone else's image with a mention works too.
     message_content_intent: bool = False
+    # Sharding (see "Scaling out" in the README): unset, one process connects Discord's
+    # recommended number of shards; set, this process connects ``shard_ids`` of ``shard_count``
+    # and serves only their guilds' jobs.
+    shard_count: int | None = Field(default=None, ge=1)
+    shard_ids: tuple[int, ...] | None = None
+
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _ids_from_text(cls, value: object) -> object:
+        """``BOT_BOT__SHARD_IDS=0,1`` (or ``[0, 1]``) from the environment."""
+        if isinstance(value, str):
+            return [part for part in value.strip("[] ").replace(",", " ").split() if part]
+        return value
+
+    @model_validator(mode="after")
+    def _shards_fit(self) -> BotSection:
+        if self.shard_ids is not None:
+            if self.shard_count is None:
+                raise ValueError("shard_ids needs shard_count")
+            if not self.shard_ids or len(set(self.shard_ids)) != len(self.shard_ids):
+                raise ValueError("shard_ids must list each shard once")
+            if any(not 0 <= i < self.shard_count for i in self.shard_ids):
+                raise ValueError(f"shard_ids must be between 0 and {self.shard_count - 1}")
+        return self
+
+    @property
+    def shards(self) -> Shards | None:
+        """This process's share of the guilds, when sharding is set."""
+        if self.shard_count is None:
+            return None
+        ids = self.shard_ids if self.shard_ids is not None else range(self.shard_count)
+        return Shards(self.shard_count, frozenset(ids))
 
 
 class RunComfySection(_Section):
@@ -60,6 +93,9 @@ class JobsSection(_Section):
     timeout_minutes: float = Field(default=30.0, gt=0)
     card_edit_interval: float = Field(default=5.0, ge=0)
     max_download_mb: float = Field(default=500.0, gt=0)
+    # How long a process holds its jobs without renewing (renewed every poll interval): how
+    # soon, after a process dies, another process with other shards takes its guilds' jobs.
+    lease_seconds: float = Field(default=30.0, gt=0)
 
 
 class SimulationSection(_Section):

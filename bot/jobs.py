@@ -103,6 +103,8 @@ class Job:
     simulated: bool = False
     card_sending_at: float | None = None  # the card was being sent then (it may be posted)
     retry_of: int | None = None  # the outcome-unknown job a moderator started again
+    lease_owner: str | None = None  # the process serving the job (its shards), and until when
+    lease_until: float | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> Job:

@@ -7,7 +7,7 @@ real cost (else the estimate) once made, and not at all when it failed or was ca
 from __future__ import annotations
 
 import calendar
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -95,10 +95,12 @@ class Limits:
             day_resets_at=next_day, month_resets_at=next_month,
         )
 
-    async def check(self, who: Who, model: ModelSpec, prompt: str, estimate: float | None, *,
-                    budgeted: bool = True, tx: Tx | None = None) -> None:
-        """Raise ``LimitReached`` with the first rule this request breaks (``budgeted=False``
-        for simulated jobs, which never count against the budget)."""
+    async def check(self, who: Who, model: ModelSpec, prompts: Sequence[str],
+                    estimate: float | None, *, budgeted: bool = True,
+                    tx: Tx | None = None) -> None:
+        """Raise ``LimitReached`` with the first rule this request breaks. ``prompts`` are
+        every text the model reads as a prompt; ``budgeted=False`` for simulated jobs, which
+        never count against the budget."""
         standing = await self.standing(who.guild_id, who.user_id, tx=tx)
         policy = standing.policy
         now = self.clock()
@@ -112,9 +114,11 @@ class Limits:
             raise LimitReached(f"Making videos needs one of these roles: {roles}.")
         if not policy.model_enabled(model.command):
             raise LimitReached(f"`{model.command}` is turned off on this server.")
-        blocked = policy.blocked_text(prompt)
-        if blocked is not None:
-            raise LimitReached(f"Your prompt contains “{blocked}”, which is not allowed here.")
+        for prompt in prompts:
+            blocked = policy.blocked_text(prompt)
+            if blocked is not None:
+                raise LimitReached(f"Your prompt contains “{blocked}”, which is not allowed "
+                                   "here.")
         if standing.next_allowed_at is not None and standing.next_allowed_at > now:
             raise LimitReached(
                 f"Please wait {duration_text(standing.next_allowed_at - now)} before your next "
@@ -128,17 +132,23 @@ class Limits:
                 f"daily quota reached: {standing.today} of {policy.daily_quota}, resets in "
                 f"{hours_text(standing.day_resets_at - now)}")
         if budgeted:
-            self._check_budget(standing, estimate)
+            self._check_budget(standing, model, estimate)
 
-    async def check_budget(self, guild_id: int, estimate: float | None, *,
+    async def check_budget(self, guild_id: int, model: ModelSpec, estimate: float | None, *,
                            tx: Tx | None = None) -> None:
         """Only the server's budget (for a moderator's retry, which no member rule limits)."""
-        self._check_budget(await self.standing(guild_id, 0, tx=tx), estimate)
+        self._check_budget(await self.standing(guild_id, 0, tx=tx), model, estimate)
 
     @staticmethod
-    def _check_budget(standing: Standing, estimate: float | None) -> None:
+    def _check_budget(standing: Standing, model: ModelSpec, estimate: float | None) -> None:
+        """A server with a budget refuses what it cannot price: an unknown price would let
+        any number of videos through."""
         policy = standing.policy
         left = standing.budget_left
+        if left is not None and estimate is None:
+            raise LimitReached(
+                f"`{model.command}` has no known price yet, so this server's monthly video "
+                f"budget can't be kept; the bot's operator can set `prices.{model.command}`.")
         if left is not None and (left <= 0 or (estimate or 0) > left):
             reset = datetime.fromtimestamp(standing.month_resets_at, UTC)
             spent = (f"${standing.spent_this_month:.2f} of ${policy.monthly_budget_usd:.2f} "

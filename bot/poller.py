@@ -100,7 +100,7 @@ class Poller:
         since = self.clock() - LEARN_DAYS * DAY
         for model_id, runs in (await self.store.recent_run_seconds(since, RECENT_RUNS)).items():
             self._recent_runs[model_id] = deque(reversed(runs), maxlen=RECENT_RUNS)
-        for job in await self.store.open_jobs():
+        for job in await self.store.claim_open():
             if job.state is JobState.ACCEPTED:
                 job = await self._end(job, JobState.FAILED, "The bot restarted before sending "
                                       "the job to RunComfy; nothing was charged.") or job
@@ -139,10 +139,11 @@ class Poller:
                                                           self.settings.max_concurrent))))
 
     async def _refresh(self, now: float) -> None:
-        """Once per interval, the database's word on which jobs are open (it is the truth:
-        jobs may have moved outside the poller, or in an earlier life of the process)."""
+        """Once per interval, the database's word on which jobs are open and this process's
+        (it is the truth: jobs may have moved outside the poller, in an earlier life of the
+        process, or in another process), renewing its leases on them."""
         self._refresh_at = now + self.settings.interval
-        jobs = await self.store.open_jobs()
+        jobs = await self.store.claim_open()
         self._waiting = {}
         for job in jobs:
             self._follow(job, first_poll=now + self._phase(job))

@@ -14,7 +14,8 @@ from bot.errors import UserError
 from bot.images import AttachmentLike, facts_of, inspect_attachments
 from bot.jobs import Job, JobState
 from bot.limits import Limits, Who
-from bot.pricing import estimate_usd, price_options
+from bot.pricing import PriceBook, price_options
+from bot.prompts import prompt_texts
 from bot.runcomfy import RunComfyClient, RunComfyError, SubmitOutcomeUnknown
 from bot.store.database import Tx
 from bot.store.jobs import JobStore, NewJob
@@ -54,10 +55,11 @@ class JobRefused(UserError):
 
 class JobService:
     def __init__(self, store: JobStore, client: RunComfyClient, limits: Limits,
-                 on_change: Callable[[Job], None], clock: Callable[[], float] = time.time,
-                 simulated: bool = False) -> None:
+                 prices: PriceBook, on_change: Callable[[Job], None],
+                 clock: Callable[[], float] = time.time, simulated: bool = False) -> None:
         """``simulated``: RunComfy is the built-in simulator; jobs are marked so."""
         self.simulated = simulated
+        self.prices = prices
         self.store = store
         self.client = client
         self.limits = limits
@@ -76,9 +78,9 @@ class JobService:
                     tx: Tx | None = None) -> None:
         """The guild's rules and the member's allowance; raises ``LimitReached``. Called
         before deferring, as a quick refusal, and again inside the admission's transaction."""
-        prompt = body.get("prompt")
-        await self.limits.check(who.who, model, prompt if isinstance(prompt, str) else "",
-                                estimate_usd(model, body), budgeted=not self.simulated, tx=tx)
+        await self.limits.check(who.who, model, prompt_texts(body),
+                                self.prices.estimate(model, body), budgeted=not self.simulated,
+                                tx=tx)
 
     async def request(self, model: ModelSpec, options: Mapping[str, object],
                       attachments: Mapping[str, AttachmentLike], who: Requester) -> Job:
@@ -110,6 +112,7 @@ class JobService:
         then submit it once. ``body`` comes from ``build_request``."""
         prompt = body.get("prompt")
         seconds, audio, resolution = price_options(model, body)
+        estimate = self.prices.estimate(model, body)
         async with self.store.db.transaction() as tx:
             await tx.lock_guild(who.guild_id)
             if retry_of is None:
@@ -120,13 +123,12 @@ class JobService:
                     raise UserError(f"Job #{retry_of} was already started again, as job "
                                     f"#{again}; it is not started a third time.")
                 if not self.simulated:
-                    await self.limits.check_budget(who.guild_id, estimate_usd(model, body),
-                                                   tx=tx)
+                    await self.limits.check_budget(who.guild_id, model, estimate, tx=tx)
             job = await self.store.add(NewJob(
                 guild_id=who.guild_id, channel_id=who.channel_id, user_id=who.user_id,
                 model_id=model.id, command=model.command,
                 prompt=prompt if isinstance(prompt, str) else "", body=body,
-                estimated_usd=estimate_usd(model, body), seconds=seconds, audio=audio,
+                estimated_usd=estimate, seconds=seconds, audio=audio,
                 resolution=resolution, simulated=self.simulated, retry_of=retry_of,
             ), tx=tx)
         submitting = await self.store.move(job.id, JobState.SUBMITTING)

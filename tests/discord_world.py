@@ -12,6 +12,7 @@ from bot.app import VideoBot
 from bot.delivery import is_card_of
 from bot.jobs import Job
 from bot.simulator import Simulator
+from bot.simulator.app import Call
 
 
 class ManualClock:
@@ -59,6 +60,12 @@ class World:
             if is_card_of(message, job_id):
                 return message
         raise AssertionError(f"no card for job #{job_id}")
+
+    def job_calls(self) -> list[Call]:
+        """What the bot asked RunComfy about jobs (submits, polls, cancels): every call but
+        the price reads of its start-up (``GET /v1/models/...``)."""
+        return [c for c in self.sim.calls
+                if not (c.method == "GET" and c.path.startswith("/v1/models/"))]
 
     @staticmethod
     def buttons(message: discord.Message) -> list[str | None]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from importlib import resources
@@ -55,6 +55,10 @@ class Tx(ABC):
 
     async def execute(self, sql: str, *params: Any) -> None:
         await self.fetch(sql, *params)
+
+    @abstractmethod
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """One statement for each of ``rows`` (bulk copies)."""
 
     @abstractmethod
     async def lock_guild(self, guild_id: int) -> None:

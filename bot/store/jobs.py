@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.jobs import OPEN, Job, JobState, sources
+from bot.shards import Shards
 from bot.store.database import Database, Row, Tx
 
 log = logging.getLogger(__name__)
@@ -54,20 +55,29 @@ class NewJob:
 
 
 class JobStore:
-    def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, db: Database, clock: Callable[[], float] = time.time, *,
+                 shards: Shards | None = None, lease_seconds: float = 30.0) -> None:
+        """``shards``: this process's share of the guilds (all of them when ``None``). Its
+        jobs are leased to it for ``lease_seconds`` at a time, under the name of its shards, so
+        a restart with the same shards resumes at once, and a process with other shards takes
+        a guild's jobs only once the lease of the one that had them has run out."""
         self.db = db
         self.clock = clock
+        self.shards = shards
+        self.owner = str(shards) if shards else "all shards"
+        self.lease_seconds = lease_seconds
 
     async def add(self, new: NewJob, *, tx: Tx | None = None) -> Job:
         now = self.clock()
         sql = ("INSERT INTO jobs (guild_id, channel_id, user_id, model_id, command, prompt, body,"
                " state, estimated_usd, seconds, audio, resolution, simulated, retry_of,"
-               " created_at, updated_at)"
-               " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *")
+               " lease_owner, lease_until, created_at, updated_at)"
+               " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *")
         params = (new.guild_id, new.channel_id, new.user_id, new.model_id, new.command,
                   new.prompt, json.dumps(new.body), JobState.ACCEPTED.value, new.estimated_usd,
                   new.seconds, None if new.audio is None else int(new.audio), new.resolution,
-                  int(new.simulated), new.retry_of, now, now)
+                  int(new.simulated), new.retry_of, self.owner, now + self.lease_seconds, now,
+                  now)
         rows = await (tx.fetch(sql, *params) if tx else self.db.write(sql, *params))
         return Job.from_row(rows[0])
 
@@ -118,10 +128,31 @@ class JobStore:
         return _job(rows[0] if rows else None)
 
     async def open_jobs(self) -> list[Job]:
-        """Every job not yet over, oldest first (read through the small partial index)."""
+        """Every job not yet over, of every process, oldest first (read through the small
+        partial index)."""
         return await self._many(
             f"SELECT * FROM jobs INDEXED BY jobs_open WHERE state IN ({_OPEN_SQL})"  # noqa: S608
             " ORDER BY id")
+
+    async def claim_open(self) -> list[Job]:
+        """This process's open jobs, oldest first, after renewing its leases (half-way
+        through) and taking the jobs of its guilds that nobody holds: one write of the few
+        rows that change, then a read."""
+        now = self.clock()
+        mine = "1 = 1"
+        params: list[Any] = [self.owner, now + self.lease_seconds, self.owner,
+                             now + self.lease_seconds / 2, now]
+        if self.shards is not None:
+            ids = sorted(self.shards.ids)
+            mine = f"((guild_id >> 22) % ?) IN ({', '.join('?' * len(ids))})"
+            params += [self.shards.count, *ids]
+        await self.db.write(
+            "UPDATE jobs SET lease_owner = ?, lease_until = ?"  # noqa: S608 - no input in it
+            f" WHERE state IN ({_OPEN_SQL}) AND ((lease_owner = ? AND lease_until < ?)"
+            f" OR ((lease_owner IS NULL OR lease_until < ?) AND {mine}))", *params)
+        return await self._many(
+            f"SELECT * FROM jobs INDEXED BY jobs_open WHERE state IN ({_OPEN_SQL})"  # noqa: S608
+            " AND lease_owner = ? ORDER BY id", self.owner)
 
     async def recent_run_seconds(self, since: float, per_model: int) -> dict[str, list[float]]:
         """Per model, how long (as the poller saw it) its last ``per_model`` jobs delivered

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, cast
 
 import asyncpg
@@ -55,6 +55,11 @@ class _PostgresTx(Tx):
         if self._conn is None:
             raise RuntimeError("this unit of work is over")
         return cast(list[Row], await self._conn.fetch(to_postgres(sql), *params))
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        if self._conn is None:
+            raise RuntimeError("this unit of work is over")
+        await self._conn.executemany(to_postgres(sql), rows)
 
     async def lock_guild(self, guild_id: int) -> None:
         await self.execute("SELECT pg_advisory_xact_lock(?)", guild_id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -38,6 +38,11 @@ class _SqliteTx(Tx):
         if self._conn is None:
             raise RuntimeError("this unit of work is over")
         return cast(list[Row], list(await self._conn.execute_fetchall(sql, params)))
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        if self._conn is None:
+            raise RuntimeError("this unit of work is over")
+        await self._conn.executemany(sql, rows)
 
     async def lock_guild(self, guild_id: int) -> None:
         """The writer is held for the whole transaction: nothing to add."""

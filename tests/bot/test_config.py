@@ -20,8 +20,10 @@ def test_the_example_documents_every_setting_with_its_default() -> None:
     text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
     for section, model in Settings().model_dump().items():
         if isinstance(model, dict) and section != "prices":
-            for name in model:
-                assert f"\n{name} = " in text, f"{section}.{name} is not documented"
+            for name, default in model.items():
+                # A setting unset by default (TOML has no null) is shown commented out.
+                shown = f"\n{name} = " if default is not None else f"\n# {name} = "
+                assert shown in text, f"{section}.{name} is not documented"
 
 
 def test_file_then_environment(tmp_path: Path) -> None:
@@ -85,3 +87,18 @@ def test_a_bad_config_file_is_one_clear_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1
     assert done.stderr.startswith("error: setting jobs.poll_interval: Input should be a valid")
+
+
+def test_shards_from_the_file_or_the_environment(tmp_path: Path) -> None:
+    settings = load_settings(None, {"BOT_BOT__SHARD_COUNT": "4", "BOT_BOT__SHARD_IDS": "1,3"})
+    assert settings.bot.shards is not None
+    assert (settings.bot.shards.count, settings.bot.shards.ids) == (4, frozenset({1, 3}))
+    assert settings.bot.shards.owns(5 << 22) and not settings.bot.shards.owns(4 << 22)
+    assert load_settings(None, {"BOT_BOT__SHARD_IDS": "[0, 1]",
+                                "BOT_BOT__SHARD_COUNT": "2"}).bot.shard_ids == (0, 1)
+    for env, error in (({"BOT_BOT__SHARD_IDS": "0"}, "shard_ids needs shard_count"),
+                       ({"BOT_BOT__SHARD_COUNT": "2", "BOT_BOT__SHARD_IDS": "2"},
+                        "shard_ids must be between 0 and 1")):
+        with pytest.raises(ConfigError, match=error):
+            load_settings(None, env)
+    assert Settings().bot.shards is None  # one process, Discord's recommended count

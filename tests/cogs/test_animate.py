@@ -80,7 +80,7 @@ async def test_no_image_or_not_an_image_is_explained(world: World) -> None:
     assert result.response.content == (
         "That message has no image to animate (`notes.pdf` is not an image). Use Apps > "
         "Animate image on a message with an image, or `/animate` to upload one.")
-    assert world.sim.calls == []
+    assert world.job_calls() == []
 
 
 async def test_a_bad_choice_in_the_form_is_refused_with_the_reason(world: World) -> None:
@@ -91,7 +91,7 @@ async def test_a_bad_choice_in_the_form_is_refused_with_the_reason(world: World)
     assert result.ephemeral
     assert result.response.content == (
         "The video was not started:\n`duration` must be one of 5 or 10; yours is 7.")
-    assert world.sim.calls == []
+    assert world.job_calls() == []
     # SimCord sees every error a form reports; this one was the member's, and expected.
     assert [type(e).__name__ for e in world.env.errors] == ["InvalidOptions"]
 
@@ -162,7 +162,7 @@ async def test_replying_to_someone_elses_image_needs_the_content_intent(world: W
     await world.alice.send(world.channel, mention(world, "the cat yawns"), reply_to=post)
     answer = world.bot_messages()[-1]
     assert answer.content.startswith("I can't see the images in other messages")
-    assert world.sim.calls == []
+    assert world.job_calls() == []
 
 
 @pytest.mark.simcord(approved_intents=discord.Intents.all())
@@ -200,7 +200,7 @@ async def test_bad_flags_get_a_reply_listing_what_is_accepted(world: World, text
     assert reply.content == answer
     assert reply.reference is not None
     assert reply.reference.message_id == ask.id
-    assert world.sim.calls == []
+    assert world.job_calls() == []
 
 
 async def test_a_mention_without_any_image(world: World) -> None:

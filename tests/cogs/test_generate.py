@@ -72,7 +72,7 @@ async def test_a_bad_option_is_refused_at_once_and_costs_nothing(world: World) -
     assert result.response.content == (
         "The video was not started:\n`multi_prompt` segment durations must add up to "
         "`duration` (10 s); yours add up to 8 s.")
-    assert world.sim.calls == []
+    assert world.job_calls() == []
     assert await world.bot.parts.store.for_user(world.guild.id, world.alice.id) == []
 
 
@@ -84,7 +84,7 @@ async def test_a_bad_image_is_found_in_its_bytes(world: World) -> None:
     assert result.response.content == (
         "The video was not started:\n`image` must be at least 360 px on each side; "
         "yours is 300x900.")
-    assert world.sim.calls == []
+    assert world.job_calls() == []
 
 
 async def test_a_text_file_is_not_an_image(world: World) -> None:
@@ -93,7 +93,7 @@ async def test_a_text_file_is_not_an_image(world: World) -> None:
     assert result.response.content == (
         "The video was not started:\n`image` must be a JPEG, PNG, WebP or BMP image; "
         "`notes.txt` is text/plain.")
-    assert world.sim.calls == []
+    assert world.job_calls() == []
 
 
 async def test_runcomfy_refusing_the_job_is_explained(world: World) -> None:
@@ -115,7 +115,7 @@ async def test_no_permission_to_post_is_said_before_anything_is_spent(world: Wor
     assert result.response.content == (
         "I can't post videos in this channel: I need Attach Files. Ask a moderator to give "
         "me these permissions here.")
-    assert world.sim.calls == []
+    assert world.job_calls() == []
 
 
 async def test_prompts_are_echoed_without_pinging_anyone(world: World) -> None:

@@ -199,6 +199,7 @@ class RequestRecord:
     files: list[tuple[str, int]] = field(default_factory=list)  # (filename, size)
     at: float = field(default_factory=time.monotonic)
     note: str = ""  # e.g. "nonce repeat: returned the existing message"
+    token: str = ""  # the bot token it was made with: which process made it
 
 
 @dataclass

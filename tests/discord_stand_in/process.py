@@ -29,7 +29,6 @@ from tests.discord_stand_in.gateway import Connection
 from tests.discord_stand_in.server import StandIn
 
 PROJECT = Path(__file__).resolve().parents[2]
-SHIM = Path(__file__).resolve().parent / "_boot"
 _OWN_ENV = ("BOT_", "DISCORD_", "RUNCOMFY_")  # never inherited from the test's environment
 _NOT_INHERITED = ("LOG_LEVEL", "PYTHONPATH", "DATABASE_URL")
 _PR_SET_PDEATHSIG = 1
@@ -70,14 +69,11 @@ class BotProcess:
     """One bot, started (and restarted) as ``python -m bot [args]``."""
 
     def __init__(self, discord: StandIn, workdir: Path, env: dict[str, str],
-                 args: Sequence[str] = (), *, gateway_shim: bool = True) -> None:
-        """``gateway_shim``: point discord.py's gateway at the stand-in through a
-        ``sitecustomize`` (the bot itself moves only the REST calls; see _boot/)."""
+                 args: Sequence[str] = ()) -> None:
         self.discord = discord
         self.workdir = workdir
         self.env = dict(env)
         self.args = list(args)
-        self.gateway_shim = gateway_shim
         self.proc: asyncio.subprocess.Process | None = None
         self.launches = 0
         self.started_at = 0.0
@@ -117,9 +113,6 @@ class BotProcess:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(_OWN_ENV) and k not in _NOT_INHERITED}
         env.update(PYTHONUNBUFFERED="1", PYTHONPATH=str(PROJECT))
-        if self.gateway_shim:
-            env["PYTHONPATH"] = os.pathsep.join([str(SHIM), str(PROJECT)])
-            env["DISCORD_STAND_IN_GATEWAY"] = self.discord.gateway_url
         env.update(self.env)
         return env
 
@@ -214,9 +207,8 @@ class Launcher:
         self.bots: list[BotProcess] = []
 
     async def __call__(self, discord: StandIn, env: dict[str, str], args: Sequence[str] = (),
-                       *, gateway_shim: bool = True, start: bool = True) -> BotProcess:
-        bot = BotProcess(discord, self.workdir / f"bot{len(self.bots) + 1}", env, args,
-                         gateway_shim=gateway_shim)
+                       *, start: bool = True) -> BotProcess:
+        bot = BotProcess(discord, self.workdir / f"bot{len(self.bots) + 1}", env, args)
         self.bots.append(bot)
         if start:
             await bot.start()

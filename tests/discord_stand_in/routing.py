@@ -110,7 +110,8 @@ class Router:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path.removeprefix(API_PREFIX) or "/"
-        record = RequestRecord(request.method, path, dict(request.query), None)
+        record = RequestRecord(request.method, path, dict(request.query), None,
+                               token=request.headers.get("Authorization", "").removeprefix("Bot "))
         self.state.requests.append(record)
         try:
             body, uploads = await _read_body(request)

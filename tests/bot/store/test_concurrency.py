@@ -13,14 +13,16 @@ from typing import Any
 
 from bot.catalog import Catalog
 from bot.jobs import JobState
-from bot.limits import Limits
+from bot.limits import LimitReached, Limits
 from bot.policy import Policy, PolicyStore
+from bot.pricing import PriceBook
 from bot.service import JobService, Requester
 from bot.store.connect import open_database
 from bot.store.jobs import JobStore
 from bot.store.notices import NoticeStore
 from bot.usage import UsageReports, period
-from tests.conftest import RunningSimulator
+from tests.conftest import RunningSimulator, new_postgres_database
+from tests.postgres_server import PostgresServer
 
 GUILDS = (1 << 22, 2 << 22)
 WORKERS, OPERATIONS = 50, 500
@@ -52,8 +54,8 @@ async def test_fifty_coroutines_lose_nothing(database_target: Path | str, catalo
     blocked: list[int] = []
     errors: list[BaseException] = []
     async with simulator.client() as runcomfy:
-        service = JobService(store, runcomfy, Limits(db, policies, clock), lambda job: None,
-                             clock=clock)
+        service = JobService(store, runcomfy, Limits(db, policies, clock),
+                             PriceBook(catalog, {}), lambda job: None, clock=clock)
 
         async def worker(number: int) -> None:
             guild = GUILDS[number % 2]
@@ -111,3 +113,37 @@ async def test_fifty_coroutines_lose_nothing(database_target: Path | str, catalo
     assert rolled_up == delivered
     assert len(simulator.sim.submits) == len(acknowledged_states)
     await db.close()
+
+
+async def test_a_guild_served_by_two_processes_cannot_overspend(
+        postgres: PostgresServer, catalog: Catalog, simulator: RunningSimulator) -> None:
+    """Two processes (two connection pools) admit for one guild at once: its budget holds."""
+    def clock() -> float:
+        return 1_767_225_600.0
+
+    url = await new_postgres_database(postgres)
+    dbs = [await open_database(url, clock=clock) for _ in range(2)]
+    model = catalog.by_command("kling-3-0-4k")  # $0.42/s: $2.10 for 5 s
+    budget = Policy(monthly_budget_usd=10.0, max_concurrent=0)
+    started: list[int] = []
+    refused: list[str] = []
+    async with simulator.client() as runcomfy:
+        services = [JobService(JobStore(db, clock), runcomfy,
+                               Limits(db, PolicyStore(db, budget, clock), clock),
+                               PriceBook(catalog, {}), lambda job: None, clock=clock)
+                    for db in dbs]
+
+        async def ask(service: JobService, user: int) -> None:
+            try:
+                job = await service.start(model, {"prompt": "a comet", "duration": 5},
+                                          Requester(GUILDS[0], 77, user))
+                started.append(job.id)
+            except LimitReached as exc:
+                refused.append(str(exc))
+
+        await asyncio.gather(*(ask(services[n % 2], 2000 + n) for n in range(20)))
+    assert len(started) == 4  # $8.40 of $10.00; a fifth would make $10.50
+    assert len(refused) == 16 and all("monthly video budget" in r for r in refused)
+    assert len(simulator.sim.submits) == 4
+    for db in dbs:
+        await db.close()
