@@ -144,7 +144,7 @@ class VideoBot(commands.AutoShardedBot):
         poller = Poller(self.catalog, store, notices, runcomfy, delivery, PollSettings(
             interval=s.jobs.poll_interval, max_concurrent=s.jobs.max_concurrent_polls,
             timeout_seconds=s.jobs.timeout_minutes * 60,
-            card_edit_interval=s.jobs.card_edit_interval,
+            card_edit_interval=s.jobs.card_edit_interval, strategy=s.jobs.poll_strategy,
         ), clock=self.clock)
         policies = PolicyStore(db, s.limits, self.clock)
         limits = Limits(db, policies, self.clock)

@@ -42,6 +42,9 @@ def render_card(job: Job, model_name: str) -> discord.Embed:
             embed.add_field(name="Time", value=duration_text(job.elapsed))
         else:
             embed.add_field(name="Started", value=f"<t:{int(job.submitted_at)}:R>")
+    eta = eta_text(job)
+    if eta:
+        embed.add_field(name="ETA", value=eta)
     cost = _cost_text(job)
     if cost:
         embed.add_field(name="Cost", value=cost)
@@ -56,6 +59,15 @@ def card_view(job: Job) -> discord.ui.View | None:
     view = discord.ui.View(timeout=None)
     view.add_item(CancelButton(job.id))
     return view
+
+
+def eta_text(job: Job) -> str:
+    """When a queued job likely starts, or a running one is likely ready, as Discord shows a
+    relative time in each member's own clock ("in 40 seconds")."""
+    if job.eta_at is None or job.state not in (JobState.QUEUED, JobState.RUNNING):
+        return ""
+    verb = "starts" if job.state is JobState.QUEUED else "ready"
+    return f"{verb} <t:{int(job.eta_at)}:R>"
 
 
 def duration_text(seconds: float) -> str:

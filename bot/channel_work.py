@@ -195,4 +195,4 @@ class ChannelWork:
 
     @staticmethod
     def _card_of(job: Job) -> tuple[object, ...]:
-        return (job.state, job.queue_position, job.cost_usd)
+        return (job.state, job.queue_position, job.cost_usd, job.eta_at)

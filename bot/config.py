@@ -89,6 +89,10 @@ class RunComfySection(_Section):
 
 class JobsSection(_Section):
     poll_interval: float = Field(default=3.0, gt=0)
+    # "planned": each running job is polled from what the bot learned of its kind's run time
+    # (rarely while far from its likely finish, densely inside that window); "economy": the
+    # same plan with about half the calls; "fixed": every poll_interval (the reference).
+    poll_strategy: Literal["planned", "economy", "fixed"] = "planned"
     max_concurrent_polls: int = Field(default=8, ge=1)
     timeout_minutes: float = Field(default=30.0, gt=0)
     card_edit_interval: float = Field(default=5.0, ge=0)

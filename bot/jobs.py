@@ -105,6 +105,7 @@ class Job:
     retry_of: int | None = None  # the outcome-unknown job a moderator started again
     lease_owner: str | None = None  # the process serving the job (its shards), and until when
     lease_until: float | None = None
+    eta_at: float | None = None  # likely start (queued) or ready (running) time, unix seconds
 
     @classmethod
     def from_row(cls, row: Any) -> Job:

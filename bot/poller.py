@@ -14,12 +14,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from discord.ext import tasks
 
 from bot.catalog import DEFAULT_OUTPUT_KEY, Catalog
 from bot.channel_work import ChannelWork
 from bot.delivery import Delivery
+from bot.eta import RUNS_KEPT, QueuePace, RunTimes
 from bot.jobs import WAITING, Job, JobState
 from bot.runcomfy import NotFound, Outcome, Phase, Result, RunComfyClient, RunComfyError
 from bot.store.jobs import JobStore
@@ -28,10 +30,12 @@ from bot.store.notices import NoticeStore
 log = logging.getLogger(__name__)
 TICKS_PER_INTERVAL = 24  # how often, per poll interval, the loop looks for jobs due a poll
 PHASES = 16  # jobs found in the database are spread over this many slots of an interval
-DEEP_IN_QUEUE = 10  # from this queue position on, a job is polled half as often
-RECENT_RUNS = 20  # a running job is polled half as often while none of its model's last
-LEARN_DAYS = 7  # RECENT_RUNS jobs (of the last LEARN_DAYS) had finished at its age
+LEARN_DAYS = 7  # run times are learned from the jobs of the last week
 DAY = 86400.0
+DENSE = 0.5  # "planned": inside its likely finish window a job is polled twice per interval
+WINDOW_POLLS = 12  # at most this many polls inside the window (the per-job call budget)
+FAR_IN_QUEUE = 3  # intervals: a queued job likely to start later than this is polled half
+PollStrategy = Literal["planned", "economy", "fixed"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class PollSettings:
     max_concurrent: int = 8
     timeout_seconds: float = 30 * 60
     card_edit_interval: float = 5.0
+    strategy: PollStrategy = "planned"
 
 
 class Poller:
@@ -61,7 +66,8 @@ class Poller:
         self.clock = clock
         self._waiting: dict[int, Job] = {}  # as of the last look at the database
         self._due: dict[int, float] = {}  # job -> when to poll it next (monotonic)
-        self._recent_runs: dict[str, deque[float]] = {}  # model -> its last jobs' seconds
+        self.runs = RunTimes()
+        self.pace = QueuePace()
         self._refresh_at = 0.0
         self.channels = ChannelWork(store, notices, delivery, settings)
         # discord.py's task loop: reconnect-safe, and one task however many jobs wait.
@@ -97,9 +103,8 @@ class Poller:
 
     async def recover(self) -> None:
         """After a (re)start: settle what a crash interrupted, then resume everything open."""
-        since = self.clock() - LEARN_DAYS * DAY
-        for model_id, runs in (await self.store.recent_run_seconds(since, RECENT_RUNS)).items():
-            self._recent_runs[model_id] = deque(reversed(runs), maxlen=RECENT_RUNS)
+        self.runs = RunTimes()
+        self.runs.load(await self.store.recent_runs(self.clock() - LEARN_DAYS * DAY, RUNS_KEPT))
         for job in await self.store.claim_open():
             if job.state is JobState.ACCEPTED:
                 job = await self._end(job, JobState.FAILED, "The bot restarted before sending "
@@ -128,7 +133,7 @@ class Poller:
                     continue  # it moved on while waiting its turn (cancelled, say)
                 # On the job's own beat, so that a late tick does not push every later poll
                 # back; more than half a beat late, a new beat starts now.
-                now, gap = time.monotonic(), self._interval_for(job)
+                now, gap = time.monotonic(), self._gap(job)
                 self._due[job_id] = when + gap if when + gap - now > gap / 2 else now + gap
                 try:
                     await self._poll(job)
@@ -165,25 +170,44 @@ class Poller:
         over an interval, so that their polls (and their deliveries) do not come in bursts."""
         return (after + (job.id % PHASES) / PHASES) * self.settings.interval
 
-    def _interval_for(self, job: Job) -> float:
-        """Twice the interval deep in a queue, and while a running job is too young to finish
-        before the poll after next (none of its model's recent jobs did): fewer calls, and
-        no later a video. The margin of two intervals covers the poller's own view of when
-        jobs started and finished, which is one poll late at most."""
+    def _gap(self, job: Job) -> float:
+        """Seconds until the job's next poll. ``fixed``: one interval. ``planned`` (and
+        ``economy``, with fewer calls): a running job whose kind has a learned run time sleeps
+        until a step before its likely finish window, is polled densely inside it (at most
+        ``WINDOW_POLLS`` times), and once an interval after it; a queued job likely to start
+        late is polled half as often. Nothing learned: one interval."""
         interval = self.settings.interval
+        strategy = self.settings.strategy
+        if strategy == "fixed":
+            return interval
         if job.state is JobState.QUEUED:
-            slow = (job.queue_position or 0) >= DEEP_IN_QUEUE
-        else:
-            shortest = min(self._recent_runs.get(job.model_id) or [0.0])
-            running = self.clock() - (job.started_at or self.clock())
-            slow = running + 2 * interval <= shortest
-        return interval * (2 if slow else 1)
+            start = self.pace.start_in(job, job.queue_position or 0)
+            late = start is not None and start > FAR_IN_QUEUE * interval
+            return interval * (2 if late or strategy == "economy" else 1)
+        estimate = self.runs.estimate(job)
+        if estimate is None or job.started_at is None:
+            return interval
+        step = max(interval * (DENSE if strategy == "planned" else 1.0),
+                   (estimate.high - estimate.low) / WINDOW_POLLS)
+        age = self.clock() - job.started_at
+        opens = estimate.low - step
+        if age < opens - step:
+            return opens - age  # far from its likely finish: one call saved per interval
+        return step if age <= estimate.high + step else interval
 
     def _learn(self, job: Job) -> None:
         """Remember how long a finished job ran."""
-        if job.started_at is not None and job.finished_at is not None:
-            runs = self._recent_runs.setdefault(job.model_id, deque(maxlen=RECENT_RUNS))
-            runs.append(job.finished_at - job.started_at)
+        self.runs.learn(job)
+        self.pace.forget(job.id)
+
+    def _eta_running(self, job: Job, started: float) -> float | None:
+        estimate = self.runs.estimate(job)
+        return None if estimate is None else started + estimate.median
+
+    def _eta_queued(self, job: Job, position: int | None, now: float) -> float | None:
+        self.pace.observe(job, position, now)
+        start_in = None if position is None else self.pace.start_in(job, position)
+        return None if start_in is None else now + start_in
 
     async def _poll(self, job: Job) -> None:
         """Queued: the status (it has the queue position). Running: the result, which is the
@@ -208,10 +232,17 @@ class Poller:
         if result is not None and result.outcome not in (Outcome.QUEUED, Outcome.RUNNING):
             job = await self._finish(job, result) or job
         elif status is not None and status.phase is Phase.RUNNING:
+            now = self.clock()
+            self.pace.forget(job.id)
             job = await self.store.move(job.id, JobState.RUNNING, only_from={JobState.QUEUED},
-                                        queue_position=None, started_at=self.clock()) or job
-        elif status is not None and job.queue_position != status.queue_position:
-            job = await self.store.note(job.id, queue_position=status.queue_position) or job
+                                        queue_position=None, started_at=now,
+                                        eta_at=self._eta_running(job, now)) or job
+        elif status is not None:
+            eta = self._eta_queued(job, status.queue_position, self.clock())
+            if job.queue_position != status.queue_position or (job.eta_at is None) != (
+                    eta is None):
+                job = await self.store.note(job.id, queue_position=status.queue_position,
+                                            eta_at=eta) or job
         self._follow(job, first_poll=time.monotonic() + self.settings.interval)
         if self.channels.shows_stale(job):
             self.channels.update(job)
@@ -225,7 +256,7 @@ class Poller:
                 return await self._end(job, JobState.FAILED, "RunComfy finished without a video.")
             fetched = await self.store.move(job.id, JobState.FETCHED, video_url=urls[0],
                                             cost_usd=result.cost, finished_at=self.clock(),
-                                            queue_position=None)
+                                            queue_position=None, eta_at=None)
             if fetched is not None:
                 self._learn(fetched)
             return fetched

@@ -9,7 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import VideoBot, is_moderator
-from bot.cards import duration_text, safe_text
+from bot.cards import duration_text, eta_text, safe_text
 from bot.jobs import WAITING, Job, JobState
 
 RECENT = 10
@@ -72,6 +72,8 @@ class Jobs(commands.Cog):
             state += f" in {duration_text(job.elapsed)}"
         if job.state is JobState.QUEUED and job.queue_position is not None:
             state += f" (#{job.queue_position + 1})"
+        if eta_text(job):
+            state += f", {eta_text(job)}"
         text = f"**#{job.id}** {self.bot.model_name(job)}: {state}"
         if link:
             text += f" · [open]({where}{link})"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.eta import RunKind
 from bot.jobs import OPEN, Job, JobState, sources
 from bot.shards import Shards
 from bot.store.database import Database, Row, Tx
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 _UPDATABLE = frozenset({
     "request_id", "queue_position", "card_message_id", "card_sending_at", "result_message_id",
     "delivered_as", "video_url", "error", "cost_usd", "submitted_at", "started_at",
-    "finished_at",
+    "finished_at", "eta_at",
 })
 # In the order of the partial index's own definition, which SQLite needs to use it.
 _OPEN_SQL = ", ".join(f"'{state}'" for state in JobState if state in OPEN)
@@ -154,19 +155,18 @@ class JobStore:
             f"SELECT * FROM jobs INDEXED BY jobs_open WHERE state IN ({_OPEN_SQL})"  # noqa: S608
             " AND lease_owner = ? ORDER BY id", self.owner)
 
-    async def recent_run_seconds(self, since: float, per_model: int) -> dict[str, list[float]]:
-        """Per model, how long (as the poller saw it) its last ``per_model`` jobs delivered
-        since ``since`` ran, newest first."""
-        runs: dict[str, list[float]] = {}
-        for row in await self.db.fetch(
-            "SELECT model_id, took FROM ("
-            "  SELECT model_id, finished_at - started_at AS took, ROW_NUMBER() OVER ("
-            "    PARTITION BY model_id ORDER BY finished_at DESC) AS recency FROM jobs"
+    async def recent_runs(self, since: float, per_kind: int) -> list[tuple[RunKind, float]]:
+        """How long (as the poller saw it) the last ``per_kind`` delivered jobs of each kind
+        (model, duration, resolution) since ``since`` ran, oldest first."""
+        rows = await self.db.fetch(
+            "SELECT model_id, seconds, resolution, took FROM ("
+            "  SELECT model_id, seconds, resolution, finished_at, finished_at - started_at AS took,"
+            "  ROW_NUMBER() OVER (PARTITION BY model_id, seconds, resolution"
+            "    ORDER BY finished_at DESC) AS recency FROM jobs"
             "  WHERE created_at >= ? AND state = 'delivered' AND started_at IS NOT NULL"
-            ") AS recent WHERE recency <= ? ORDER BY model_id, recency", since, per_model,
-        ):
-            runs.setdefault(str(row[0]), []).append(float(row[1]))
-        return runs
+            ") AS recent WHERE recency <= ? ORDER BY finished_at", since, per_kind)
+        return [(RunKind(str(row[0]), None if row[1] is None else float(row[1]), row[2]),
+                 float(row[3])) for row in rows]
 
     async def for_user(self, guild_id: int, user_id: int, *, states: Collection[JobState] = (),
                        limit: int = 10) -> list[Job]:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
+
 from bot.catalog import Catalog, load_catalog
 from bot.jobs import JobState
+from bot.poller import DENSE
 from bot.simulator import Plan
 from tests.conftest import make_bot
 from tests.discord_world import World
@@ -40,16 +43,49 @@ async def test_a_failing_channel_does_not_hold_up_another(world: World) -> None:
     assert len(world.videos(other)) == 1
 
 
-async def test_running_jobs_are_polled_less_while_younger_than_their_models_recent_runs(
-        world: World) -> None:
-    world.sim.plan_next(Plan(run_seconds=30), Plan(run_seconds=30))
-    await start(world, world.channel, "first")
-    await world.run_until(lambda: len(world.videos()) == 1)
-    first = len(world.sim.calls_to(f"/{world.sim.submits[0].request_id}/"))
-    await start(world, world.channel, "second")  # the model now usually runs about 30 s
-    await world.run_until(lambda: len(world.videos()) == 2)
-    second = len(world.sim.calls_to(f"/{world.sim.submits[1].request_id}/"))
-    assert second < first, (first, second)
+async def test_a_job_is_polled_from_its_kinds_learned_run_time(world: World) -> None:
+    """Three 30 s runs teach the bot how long this kind of job takes: the fourth is left
+    alone until near its likely finish, its card says when it will be ready, and its video
+    comes no later."""
+    world.sim.plan_next(*(Plan(run_seconds=30) for _ in range(4)))
+    calls = []
+    for index in range(4):
+        await start(world, world.channel, f"shot {index}")
+        await world.run_until(lambda n=index: len(world.videos()) == n + 1)
+        calls.append(len(world.sim.calls_to(f"/{world.sim.submits[index].request_id}/")))
+    assert calls[3] < calls[0], calls
+    job = await world.job(4)
+    assert job.started_at is not None and job.finished_at is not None
+    late = job.finished_at - (job.started_at + 30)
+    assert late <= world.poll_interval * DENSE + 0.01  # seen finished within a dense step
+
+
+async def test_the_card_says_when_the_video_will_likely_be_ready(world: World) -> None:
+    world.sim.plan_next(*(Plan(run_seconds=30) for _ in range(4)))
+    for index in range(3):
+        await start(world, world.channel, f"shot {index}")
+        await world.run_until(lambda n=index: len(world.videos()) == n + 1)
+    await world.restart()  # what was learned is in the store
+    await start(world, world.channel, "the fourth")
+    await world.run_until(lambda: "Generating" in (world.card(4).embeds[0].title or ""))
+    job = await world.job(4)
+    assert job.started_at is not None and job.eta_at is not None
+    assert abs(job.eta_at - (job.started_at + 30)) <= world.poll_interval
+    fields = {f.name: f.value for f in world.card(4).embeds[0].fields}
+    assert fields["ETA"] == f"ready <t:{int(job.eta_at)}:R>"
+    listed = await world.alice.slash(world.channel, "jobs")
+    assert f"ready <t:{int(job.eta_at)}:R>" in (listed.response.embeds[0].description or "")
+
+
+@pytest.mark.settings(jobs={"poll_strategy": "fixed"})
+async def test_the_fixed_strategy_polls_every_interval(world: World) -> None:
+    world.sim.plan_next(*(Plan(run_seconds=30) for _ in range(4)))
+    calls = []
+    for index in range(4):
+        await start(world, world.channel, f"shot {index}")
+        await world.run_until(lambda n=index: len(world.videos()) == n + 1)
+        calls.append(len(world.sim.calls_to(f"/{world.sim.submits[index].request_id}/")))
+    assert calls[3] >= calls[0] - 1, calls  # nothing learned changes its pace
 
 
 async def test_the_video_goes_out_before_its_card_is_edited(world: World) -> None:
@@ -102,3 +138,18 @@ async def test_a_job_whose_model_left_the_catalog_still_gets_its_video(
     await world.restart()
     await world.run_until(lambda: len(world.videos()) == 1)
     assert (await world.job(1)).state is JobState.DELIVERED
+
+
+async def test_a_queued_jobs_card_says_when_it_will_likely_start(world: World) -> None:
+    """The queue moves one place about every 12 s: a job that moved up shows when it will
+    likely start."""
+    world.sim.plan_next(Plan(run_seconds=12), Plan(run_seconds=24), Plan(run_seconds=30),
+                        Plan(run_seconds=30))
+    for index in range(4):  # two workers: the third and fourth wait
+        await start(world, world.channel, f"shot {index}")
+    await world.run_until(lambda: (world.card(4).embeds[0].title or "").endswith("(#1 in line)"))
+    job = await world.job(4)
+    assert job.state is JobState.QUEUED and job.eta_at is not None
+    fields = {f.name: f.value for f in world.card(4).embeds[0].fields}
+    assert fields["ETA"] == f"starts <t:{int(job.eta_at)}:R>"
+    assert 0 < job.eta_at - world.bot.clock() <= 24  # about one place's worth

@@ -33,7 +33,7 @@ async def finish(store: JobStore, clock: Clock, model_id: str, seconds: float,
         await store.move(job.id, end, finished_at=clock.now)
 
 
-async def test_the_last_runs_of_each_model_newest_first(database_target: Path | str) -> None:
+async def test_the_last_runs_of_each_kind_oldest_first(database_target: Path | str) -> None:
     db = await open_database(database_target)
     clock = Clock()
     store = JobStore(db, clock=clock)
@@ -44,6 +44,7 @@ async def test_the_last_runs_of_each_model_newest_first(database_target: Path | 
     await finish(store, clock, "a", 0.5, end=JobState.FAILED)  # failed: not a run to learn
     await finish(store, clock, "b", 40)
     await finish(store, clock, "b", 50)
-    assert await store.recent_run_seconds(since, per_model=20) == {
-        "a": [float(s) for s in range(25, 5, -1)], "b": [50.0, 40.0]}
+    runs = await store.recent_runs(since, per_kind=20)
+    assert [(kind.model_id, took) for kind, took in runs] == [
+        *(("a", float(s)) for s in range(6, 26)), ("b", 40.0), ("b", 50.0)]
     await db.close()
