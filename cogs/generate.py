@@ -46,12 +46,13 @@ async def start_from_interaction(
     bot: VideoBot, interaction: discord.Interaction, model: ModelSpec,
     options: dict[str, object], attachments: Mapping[str, AttachmentLike], note: str = "",
 ) -> None:
-    """Answer within Discord's 3 s: refusals at once, else defer, then start the job."""
+    """Answer within Discord's 3 s: what needs no I/O (the options, the attachment's metadata,
+    the bot's permissions) is refused at once; anything that may wait (the guild's rules in
+    the database, the image, RunComfy) comes after the defer."""
     assert interaction.guild_id is not None
     assert interaction.channel is not None
     who = requester(interaction.guild_id, interaction.channel, interaction.user)
-    body = bot.parts.jobs.precheck(model, options, attachments)
-    await bot.parts.jobs.admit(model, body, who)
+    bot.parts.jobs.precheck(model, options, attachments)
     check_can_post(interaction.app_permissions, isinstance(interaction.channel, discord.Thread))
     if not interaction.response.is_done():
         await interaction.response.defer(ephemeral=True, thinking=True)
