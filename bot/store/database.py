@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Literal, Protocol
+from typing import Any, Generic, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 Dialect = Literal["sqlite", "postgresql"]
@@ -32,6 +32,9 @@ class Row(Protocol):
     def keys(self) -> Iterable[str]: ...
 
     def __iter__(self) -> Iterator[Any]: ...
+
+
+Conn = TypeVar("Conn")
 
 
 class DatabaseError(Exception):
@@ -64,6 +67,22 @@ class Tx(ABC):
     async def lock_guild(self, guild_id: int) -> None:
         """Serialise this transaction with every other one that locks the same guild, in any
         process, until it ends (SQLite's writes are serialised already)."""
+
+
+class BoundTx(Tx, Generic[Conn]):
+    """A backend's ``Tx``: its connection, until the unit of work ends."""
+
+    def __init__(self, conn: Conn) -> None:
+        self._conn: Conn | None = conn
+
+    @property
+    def conn(self) -> Conn:
+        if self._conn is None:
+            raise RuntimeError("this unit of work is over")
+        return self._conn
+
+    def end(self) -> None:
+        self._conn = None
 
 
 class Database(ABC):

@@ -17,6 +17,7 @@ import asyncpg
 
 from bot.store.database import (
     MIGRATIONS_TABLE,
+    BoundTx,
     Database,
     DatabaseError,
     Row,
@@ -47,25 +48,15 @@ def to_postgres(sql: str) -> str:
     return _PLACEHOLDER_OR_QUOTED.sub(number, _INDEXED_BY.sub("", sql))
 
 
-class _PostgresTx(Tx):
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self._conn: asyncpg.Connection | None = conn
-
+class _PostgresTx(BoundTx[asyncpg.Connection]):
     async def fetch(self, sql: str, *params: Any) -> list[Row]:
-        if self._conn is None:
-            raise RuntimeError("this unit of work is over")
-        return cast(list[Row], await self._conn.fetch(to_postgres(sql), *params))
+        return cast(list[Row], await self.conn.fetch(to_postgres(sql), *params))
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        if self._conn is None:
-            raise RuntimeError("this unit of work is over")
-        await self._conn.executemany(to_postgres(sql), rows)
+        await self.conn.executemany(to_postgres(sql), rows)
 
     async def lock_guild(self, guild_id: int) -> None:
         await self.execute("SELECT pg_advisory_xact_lock(?)", guild_id)
-
-    def end(self) -> None:
-        self._conn = None
 
 
 class PostgresDatabase(Database):

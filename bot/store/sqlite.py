@@ -19,6 +19,7 @@ import aiosqlite
 
 from bot.store.database import (
     MIGRATIONS_TABLE,
+    BoundTx,
     Database,
     DatabaseError,
     Row,
@@ -30,25 +31,15 @@ BUSY_TIMEOUT_MS = 5000
 READERS = 2
 
 
-class _SqliteTx(Tx):
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn: aiosqlite.Connection | None = conn
-
+class _SqliteTx(BoundTx[aiosqlite.Connection]):
     async def fetch(self, sql: str, *params: Any) -> list[Row]:
-        if self._conn is None:
-            raise RuntimeError("this unit of work is over")
-        return cast(list[Row], list(await self._conn.execute_fetchall(sql, params)))
+        return cast(list[Row], list(await self.conn.execute_fetchall(sql, params)))
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        if self._conn is None:
-            raise RuntimeError("this unit of work is over")
-        await self._conn.executemany(sql, rows)
+        await self.conn.executemany(sql, rows)
 
     async def lock_guild(self, guild_id: int) -> None:
         """The writer is held for the whole transaction: nothing to add."""
-
-    def end(self) -> None:
-        self._conn = None
 
 
 class SqliteDatabase(Database):

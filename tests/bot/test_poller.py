@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,10 @@ from tests.discord_world import World
 from tests.images import image_bytes
 
 PNG = image_bytes("png", 800, 600)
+
+
+def videos_are(world: World, count: int) -> Callable[[], bool]:
+    return lambda: len(world.videos()) == count
 
 
 async def start(world: World, channel: object, prompt: str) -> None:
@@ -51,7 +56,7 @@ async def test_a_job_is_polled_from_its_kinds_learned_run_time(world: World) -> 
     calls = []
     for index in range(4):
         await start(world, world.channel, f"shot {index}")
-        await world.run_until(lambda n=index: len(world.videos()) == n + 1)
+        await world.run_until(videos_are(world, index + 1))
         calls.append(len(world.sim.calls_to(f"/{world.sim.submits[index].request_id}/")))
     assert calls[3] < calls[0], calls
     job = await world.job(4)
@@ -64,7 +69,7 @@ async def test_the_card_says_when_the_video_will_likely_be_ready(world: World) -
     world.sim.plan_next(*(Plan(run_seconds=30) for _ in range(4)))
     for index in range(3):
         await start(world, world.channel, f"shot {index}")
-        await world.run_until(lambda n=index: len(world.videos()) == n + 1)
+        await world.run_until(videos_are(world, index + 1))
     await world.restart()  # what was learned is in the store
     await start(world, world.channel, "the fourth")
     await world.run_until(lambda: "Generating" in (world.card(4).embeds[0].title or ""))
@@ -83,7 +88,7 @@ async def test_the_fixed_strategy_polls_every_interval(world: World) -> None:
     calls = []
     for index in range(4):
         await start(world, world.channel, f"shot {index}")
-        await world.run_until(lambda n=index: len(world.videos()) == n + 1)
+        await world.run_until(videos_are(world, index + 1))
         calls.append(len(world.sim.calls_to(f"/{world.sim.submits[index].request_id}/")))
     assert calls[3] >= calls[0] - 1, calls  # nothing learned changes its pace
 

@@ -31,7 +31,9 @@ async def test_leases_follow_the_shards(database_target: Path | str) -> None:
     for shard, guild in guilds.items():  # made by the process of the old layout
         job = await old.add(NewJob(guild, 1, 1, "m/x", "kling-2-1", "", {}, None))
         await old.move(job.id, JobState.SUBMITTING)
-        jobs[shard] = await old.move(job.id, JobState.QUEUED, request_id=f"r{shard}")
+        queued = await old.move(job.id, JobState.QUEUED, request_id=f"r{shard}")
+        assert queued is not None
+        jobs[shard] = queued
     assert [j.id for j in await old.claim_open()] == [jobs[0].id, jobs[1].id]
     assert await zero.claim_open() == [] and await one.claim_open() == []  # held by the old
 
