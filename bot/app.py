@@ -18,6 +18,7 @@ from discord.ext import commands, tasks
 from bot.cards import CancelButton, card_view, render_card
 from bot.catalog import Catalog
 from bot.config import Settings
+from bot.creative import LOOP_BUTTONS
 from bot.delivery import Delivery
 from bot.jobs import Job
 from bot.limits import Limits
@@ -34,7 +35,7 @@ from bot.store.notices import NoticeStore
 
 log = logging.getLogger(__name__)
 EXTENSIONS = ("cogs.errors", "cogs.generate", "cogs.jobs", "cogs.animate", "cogs.settings",
-              "cogs.usage")
+              "cogs.usage", "cogs.creative")
 COMMANDS_HASH_KEY = "synced_commands_sha256"
 PRICES_AT_START_SECONDS = 10.0  # how long start-up waits for RunComfy's prices
 
@@ -155,7 +156,7 @@ class VideoBot(commands.AutoShardedBot):
                             notices, prices)
         if self.run_jobs:
             await self._read_prices()
-        self.add_dynamic_items(CancelButton)
+        self.add_dynamic_items(CancelButton, *LOOP_BUTTONS)  # they work across restarts
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.run_jobs:

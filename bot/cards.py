@@ -8,6 +8,7 @@ from typing import Protocol, cast
 import discord
 
 from bot.jobs import TERMINAL, Job, JobState
+from bot.lineage import lineage_text
 
 PROMPT_SHOWN = 300
 SIMULATED = " · simulated: no credits are spent"
@@ -36,6 +37,8 @@ def render_card(job: Job, model_name: str) -> discord.Embed:
     embed = discord.Embed(title=title, colour=_COLOURS.get(state, discord.Colour.blurple()),
                           description=safe_text(job.prompt, PROMPT_SHOWN) or "*(no prompt)*")
     embed.add_field(name="Requested by", value=f"<@{job.user_id}>")
+    if lineage := lineage_text(job.parent_id, job.origin):
+        embed.add_field(name="From", value=lineage)  # "again of #12", "extends #12"
     embed.add_field(name="State", value=_state_text(job))
     if job.submitted_at is not None:
         if state in TERMINAL and job.elapsed is not None:

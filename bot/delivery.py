@@ -10,7 +10,7 @@ import contextlib
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +20,7 @@ import aiohttp
 import discord
 
 from bot.cards import card_view, render_card
+from bot.creative import loop_view
 from bot.errors import UserError
 from bot.jobs import Job
 
@@ -62,6 +63,14 @@ class ChannelGone(Exception):
 
 class CannotPost(Exception):
     """The bot may not post in the channel (a 403 from Discord)."""
+
+
+class VideoGone(UserError):
+    """RunComfy's link to a video no longer answers (its links expire)."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(f"Job #{job.id}'s video is no longer available: RunComfy's link to it "
+                         "has expired.")
 
 
 @dataclass(frozen=True)
@@ -189,6 +198,53 @@ class Delivery:
         finally:
             await asyncio.to_thread(path.unlink, missing_ok=True)
 
+    async def show(self, job: Job, channel_id: int, shown_by: int) -> Posted:
+        """Post a finished job's card and video again, in one message with the loop's buttons,
+        in ``channel_id`` (``/show``). Raises ``VideoGone`` when RunComfy's link has expired."""
+        assert job.video_url is not None
+        channel = await self.channel(channel_id)
+        limit = getattr(getattr(channel, "guild", None), "filesize_limit", 10 * 1024 * 1024)
+        text = (f"Job #{job.id} ({self._model_name(job)}) by <@{job.user_id}>, shown again by "
+                f"<@{shown_by}>.")
+        embed = render_card(job, self._model_name(job))
+        async with self.downloaded(job, min(limit, self.max_download_bytes)) as path:
+            with _discord_errors():
+                if path is not None:
+                    try:
+                        message = await channel.send(
+                            text, embed=embed, view=loop_view(job),
+                            file=discord.File(path, filename=f"job-{job.id}.mp4"),
+                            allowed_mentions=_NO_MENTIONS)
+                        return Posted(message.id, "file")
+                    except discord.HTTPException as exc:
+                        if exc.status != 413 and exc.code != 40005:
+                            raise
+                message = await channel.send(
+                    f"{text}\nIt is too large to upload here; download it (the link expires): "
+                    f"{job.video_url}", embed=embed, view=loop_view(job),
+                    allowed_mentions=_NO_MENTIONS)
+                return Posted(message.id, "link")
+
+    @contextlib.asynccontextmanager
+    async def downloaded(self, job: Job, limit: int) -> AsyncIterator[Path | None]:
+        """RunComfy's video of ``job`` in a temporary file, deleted on leaving; ``None`` when
+        it is larger than ``limit`` bytes. Raises ``VideoGone`` when the link has expired
+        (404, 403 or 410)."""
+        assert job.video_url is not None
+        handle, name = tempfile.mkstemp(prefix=f"job-{job.id}-", suffix=".mp4")
+        os.close(handle)
+        path = Path(name)
+        try:
+            try:
+                size = await self._download(job.video_url, path, limit)
+            except aiohttp.ClientResponseError as exc:
+                if exc.status in (403, 404, 410):
+                    raise VideoGone(job) from None
+                raise
+            yield None if size is None else path
+        finally:
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+
     @staticmethod
     def nonce(job: Job) -> str:
         """The same for every attempt at one job's video, so Discord can drop a repeat."""
@@ -203,11 +259,12 @@ class Delivery:
             if file is not None:
                 message = await channel.send(
                     ready, file=discord.File(file, filename=f"job-{job.id}.mp4"),
-                    nonce=self.nonce(job), **self._reply_to_card(job))
+                    view=loop_view(job), nonce=self.nonce(job), **self._reply_to_card(job))
                 return Posted(message.id, "file")
             message = await channel.send(
                 f"{ready}\nIt is too large to upload here; download it (the link expires): "
-                f"{job.video_url}", nonce=self.nonce(job), **self._reply_to_card(job))
+                f"{job.video_url}", view=loop_view(job), nonce=self.nonce(job),
+                **self._reply_to_card(job))
             return Posted(message.id, "link")
 
     async def _download(self, url: str, path: Path, limit: int) -> int | None:

@@ -9,9 +9,8 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 import aiohttp
-from PIL import Image, UnidentifiedImageError
 
-from bot.catalog import ImageRules, ModelSpec
+from bot.catalog import MB, ImageRules, ModelSpec
 from bot.errors import UserError
 
 _CONTENT_TYPES = {
@@ -70,6 +69,8 @@ class ImageFacts:
 
     def with_header(self, data: bytes) -> ImageFacts:
         """Facts read from the image's own bytes, which win over the metadata."""
+        from PIL import Image, UnidentifiedImageError  # only when an image is read: it is big
+
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -92,7 +93,7 @@ async def inspect_image(
     Nothing is downloaded for a file that is not an image or is too large anyway: those
     fail validation on the metadata alone.
     """
-    if not facts.looks_like_image or facts.size_bytes >= rules.max_bytes:
+    if not facts.looks_like_image or not rules.size_allowed(facts.size_bytes):
         return facts
     if not facts.needs_header(rules):
         return facts
@@ -153,14 +154,53 @@ class FetchedImage:
 
 async def fetch_image(session: aiohttp.ClientSession, url: str, max_bytes: int) -> FetchedImage:
     """Download an image by URL, refusing (as a ``UserError``) anything too large or broken."""
+    got = await download(session, url, max_bytes + 1)
+    if got.size > max_bytes:
+        raise UserError(f"The image `{got.name}` is larger than {max_bytes // MB} MB.")
+    return FetchedImage(url=url, filename=got.name, size=got.size,
+                        content_type=got.content_type, data=got.data)
+
+
+async def facts_from_url(session: aiohttp.ClientSession, url: str,
+                         rules: ImageRules) -> ImageFacts:
+    """An image input as a service that fetches its URL sees it (RunComfy does, and so does its
+    simulator): the file's size and its own header, for ``check_image``. The server's
+    ``Content-Type`` counts only when it names an image; otherwise the bytes decide."""
+    got = await download(session, url, rules.download_cap)
+    mime = got.content_type if (got.content_type or "").lower().startswith("image/") else None
+    facts = ImageFacts.from_metadata(url=url, filename=got.name, size_bytes=got.size,
+                                     content_type=mime)
+
+    async def read() -> bytes:
+        return got.data
+
+    return await inspect_image(facts, rules, read)
+
+
+@dataclass(frozen=True)
+class Download:
+    """The first bytes of a file at a URL (up to a cap), and what the server says of it."""
+
+    name: str
+    data: bytes
+    size: int  # the whole file's: its Content-Length, or what was read
+    content_type: str | None
+
+
+async def download(session: aiohttp.ClientSession, url: str, cap: int) -> Download:
+    """Read at most ``cap`` bytes of ``url``; a ``UserError`` when it cannot be fetched."""
     name = url.split("?")[0].rstrip("/").rsplit("/", 1)[-1] or "image"
+    data = bytearray()
     try:
         async with session.get(url, timeout=aiohttp.ClientTimeout(total=30)) as response:
             response.raise_for_status()
-            data = await response.content.read(max_bytes + 1)
+            async for chunk in response.content.iter_chunked(64 * 1024):
+                data.extend(chunk)
+                if len(data) >= cap:
+                    break
             kind = response.headers.get("Content-Type")
+            declared = response.content_length or 0
     except (aiohttp.ClientError, TimeoutError):
         raise UserError(f"I could not download the image `{name}`.") from None
-    if len(data) > max_bytes:
-        raise UserError(f"The image `{name}` is larger than {max_bytes // (1024 * 1024)} MB.")
-    return FetchedImage(url=url, filename=name, size=len(data), content_type=kind, data=data)
+    return Download(name=name, data=bytes(data[:cap]), size=max(len(data), declared),
+                    content_type=kind)

@@ -106,6 +106,8 @@ class Job:
     lease_owner: str | None = None  # the process serving the job (its shards), and until when
     lease_until: float | None = None
     eta_at: float | None = None  # likely start (queued) or ready (running) time, unix seconds
+    parent_id: int | None = None  # the finished job this one came from (bot.lineage), and how:
+    origin: str | None = None  # 'again', 'vary' or 'extend'
 
     @classmethod
     def from_row(cls, row: Any) -> Job:

@@ -14,6 +14,7 @@ from bot.errors import UserError
 from bot.images import AttachmentLike, facts_of, inspect_attachments
 from bot.jobs import Job, JobState
 from bot.limits import Limits, Who
+from bot.lineage import Lineage
 from bot.pricing import PriceBook, price_options
 from bot.prompts import prompt_texts
 from bot.runcomfy import RunComfyClient, RunComfyError, SubmitOutcomeUnknown
@@ -83,11 +84,13 @@ class JobService:
                                 tx=tx)
 
     async def request(self, model: ModelSpec, options: Mapping[str, object],
-                      attachments: Mapping[str, AttachmentLike], who: Requester) -> Job:
+                      attachments: Mapping[str, AttachmentLike], who: Requester, *,
+                      lineage: Lineage | None = None) -> Job:
         """The way in for every entry point: validate fully (reading images where their
-        metadata is not enough), then start the job."""
+        metadata is not enough), then start the job. ``lineage``: the finished job it comes
+        from (the creative loop's Again, Vary and Extend)."""
         body = build_request(model, options, await inspect_attachments(model, attachments))
-        return await self.start(model, body, who)
+        return await self.start(model, body, who, lineage=lineage)
 
     async def retry(self, job_id: int, model_of: Callable[[str], ModelSpec | None], *,
                     guild_id: int) -> Job:
@@ -106,7 +109,7 @@ class JobService:
         return await self.start(model, job.body, who, retry_of=job.id)
 
     async def start(self, model: ModelSpec, body: dict[str, Any], who: Requester, *,
-                    retry_of: int | None = None) -> Job:
+                    retry_of: int | None = None, lineage: Lineage | None = None) -> Job:
         """Admit and write the job down in one transaction that holds the guild (so two
         requests, in this process or another, can't both take the last of a quota or budget),
         then submit it once. ``body`` comes from ``build_request``."""
@@ -130,6 +133,8 @@ class JobService:
                 prompt=prompt if isinstance(prompt, str) else "", body=body,
                 estimated_usd=estimate, seconds=seconds, audio=audio,
                 resolution=resolution, simulated=self.simulated, retry_of=retry_of,
+                parent_id=lineage.parent_id if lineage else None,
+                origin=lineage.origin.value if lineage else None,
             ), tx=tx)
         submitting = await self.store.move(job.id, JobState.SUBMITTING)
         assert submitting is not None

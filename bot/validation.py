@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from bot.catalog import FieldSpec, ImageRules, ModelSpec, ratio
+from bot.catalog import MB, Bound, FieldSpec, ImageRules, ModelSpec, ratio, with_defaults
 from bot.errors import UserError
 from bot.images import ImageFacts
 
@@ -20,7 +20,6 @@ _TRUE = {"true", "yes", "on", "1", "y"}
 _FALSE = {"false", "no", "off", "0", "n"}
 _SEGMENT = re.compile(r"^\s*(\d+)\s*s?\s*[:=]\s*(.*?)\s*$", re.DOTALL)
 _FORMAT_NAMES = {"jpeg": "JPEG", "png": "PNG", "webp": "WebP", "bmp": "BMP", "gif": "GIF"}
-_MB = 1024 * 1024
 
 
 class InvalidOptions(UserError):
@@ -86,6 +85,7 @@ def build_request(
         problems.extend(found)
         body[field.name] = value
     if not problems:
+        body = with_defaults(model, body)
         problems.extend(check_rules(model, body))
     if problems:
         raise InvalidOptions(problems)
@@ -93,9 +93,13 @@ def build_request(
 
 
 def check_body(model: ModelSpec, body: Mapping[str, Any]) -> list[str]:
-    """Problems with a body as RunComfy receives it (keys are field names, images are URLs)."""
+    """Problems with a body as RunComfy receives it (keys are field names, images are URLs).
+
+    The schema's defaults are applied first, as RunComfy does: what is left out is not wrong.
+    """
     problems = [f"`{key}` is not an input of this model." for key in body
                 if key not in {f.name for f in model.fields}]
+    body = with_defaults(model, body)
     for field in model.fields:
         if field.name in body:
             problems.extend(check_value(field, body[field.name], field.name))
@@ -113,8 +117,11 @@ def check_rules(model: ModelSpec, body: Mapping[str, Any]) -> list[str]:
             continue
         total = body.get(rule.total)
         added = sum(int(s.get(rule.segment_field, 0)) for s in segments)
-        if added != total:
-            seg, tot = model.field(rule.segments), model.field(rule.total)
+        seg, tot = model.field(rule.segments), model.field(rule.total)
+        if total is None:
+            problems.append(f"`{seg.option_name}` needs `{tot.option_name}`: its segment "
+                            "durations add up to it.")
+        elif added != total:
             problems.append(
                 f"`{seg.option_name}` segment durations must add up to `{tot.option_name}` "
                 f"({total} s); yours add up to {added} s."
@@ -184,9 +191,8 @@ def check_image(label: str, facts: ImageFacts, rules: ImageRules, *,
     if facts.unreadable:
         return [f"`{label}` could not be read as an image; {name} seems damaged or is not "
                 f"an image. Send a {accepted} file."]
-    if facts.size_bytes >= rules.max_bytes:
-        return [f"`{label}` must be under {rules.max_mb:g} MB; "
-                f"{name} is {facts.size_bytes / _MB:.1f} MB."]
+    if not rules.size_allowed(facts.size_bytes):
+        return [_size_problem(label, name, facts.size_bytes, rules.file_size_mb)]
     if facts.format is not None and facts.format not in rules.formats:
         return [f"`{label}` must be a {accepted} image; {name} is "
                 f"{_FORMAT_NAMES.get(facts.format, facts.format.upper())}."]
@@ -204,16 +210,10 @@ def check_image(label: str, facts: ImageFacts, rules: ImageRules, *,
 def _check_pixels(label: str, width: int, height: int, rules: ImageRules) -> list[str]:
     size = f"yours is {width}x{height}"
     problems = []
-    low_w, low_h = rules.min_width or 0, rules.min_height or 0
-    if width < low_w or height < low_h:
-        bound = (f"{low_w} px on each side" if low_w == low_h
-                 else f"{low_w} px wide and {low_h} px high")
-        problems.append(f"`{label}` must be at least {bound}; {size}.")
-    high_w, high_h = rules.max_width or math.inf, rules.max_height or math.inf
-    if width > high_w or height > high_h:
-        bound = (f"{high_w} px on each side" if high_w == high_h
-                 else f"{high_w:g} px wide and {high_h:g} px high")
-        problems.append(f"`{label}` must be at most {bound}; {size}.")
+    for refused, side in ((Bound.too_low, _lower), (Bound.too_high, _upper)):
+        if refused(rules.width, width) or refused(rules.height, height):
+            rule = _per_side(side(rules.width, " px"), side(rules.height, " px"))
+            problems.append(f"`{label}` must be {rule}; {size}.")
     shape = width / height
     low = ratio(rules.min_aspect) if rules.min_aspect else 0.0
     high = ratio(rules.max_aspect) if rules.max_aspect else math.inf
@@ -223,6 +223,35 @@ def _check_pixels(label: str, width: int, height: int, rules: ImageRules) -> lis
             f"{rules.max_aspect or '1:0'} (width:height); {size}."
         )
     return problems
+
+
+def _lower(bound: Bound, unit: str) -> str | None:
+    """The low end of ``bound`` as the page states it: ``>`` is "more than", ``>=`` "at least"."""
+    if bound.gt is not None:
+        return f"more than {bound.gt:g}{unit}"
+    return None if bound.ge is None else f"at least {bound.ge:g}{unit}"
+
+
+def _upper(bound: Bound, unit: str) -> str | None:
+    """The high end: ``<`` is "less than", ``<=`` "at most"."""
+    if bound.lt is not None:
+        return f"less than {bound.lt:g}{unit}"
+    return None if bound.le is None else f"at most {bound.le:g}{unit}"
+
+
+def _per_side(width: str | None, height: str | None) -> str:
+    if width == height:
+        return f"{width} on each side"
+    return " and ".join(f"{rule} {axis}" for rule, axis in ((width, "wide"), (height, "high"))
+                        if rule is not None)
+
+
+def _size_problem(label: str, name: str, size_bytes: int, bound: Bound) -> str:
+    rule = _upper(bound, " MB") if bound.too_high(size_bytes / MB) else _lower(bound, " MB")
+    shown = round(size_bytes / MB, 1)
+    # Rounding must not hide why: 50 MB and 1 byte is over "at most 50 MB", not "50.0 MB".
+    size = f"{size_bytes:,} bytes" if bound.allows(shown) else f"{shown:.1f} MB"
+    return f"`{label}` must be {rule}; {name} is {size}."
 
 
 def _check_bounds(field: FieldSpec, value: object, label: str) -> list[str]:

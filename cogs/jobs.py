@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import cast
 
 import discord
@@ -11,6 +12,7 @@ from discord.ext import commands
 from bot.app import VideoBot, is_moderator
 from bot.cards import duration_text, eta_text, safe_text
 from bot.jobs import WAITING, Job, JobState
+from bot.lineage import lineage_text
 
 RECENT = 10
 
@@ -32,10 +34,7 @@ class Jobs(commands.Cog):
     @cancel.autocomplete("job")
     async def cancel_choices(self, interaction: discord.Interaction,
                              current: str) -> list[app_commands.Choice[int]]:
-        jobs = await self.bot.parts.store.for_user(
-            interaction.guild_id or 0, interaction.user.id, states=WAITING, limit=25)
-        return [app_commands.Choice(name=_choice_name(job), value=job.id) for job in jobs
-                if current.strip().lstrip("#") in str(job.id)]
+        return await job_choices(self.bot, interaction, current, WAITING)
 
     @app_commands.command(name="retry",
                           description="Start again a job whose outcome is unknown (moderators).")
@@ -66,7 +65,6 @@ class Jobs(commands.Cog):
 
     def _line(self, job: Job) -> str:
         where = f"https://discord.com/channels/{job.guild_id}/{job.channel_id}/"
-        link = job.result_message_id or job.card_message_id
         state = job.state.label
         if job.state is JobState.DELIVERED and job.elapsed is not None:
             state += f" in {duration_text(job.elapsed)}"
@@ -75,9 +73,24 @@ class Jobs(commands.Cog):
         if eta_text(job):
             state += f", {eta_text(job)}"
         text = f"**#{job.id}** {self.bot.model_name(job)}: {state}"
-        if link:
-            text += f" · [open]({where}{link})"
+        if lineage := lineage_text(job.parent_id, job.origin):
+            text += f" · {lineage}"  # what it came from: "again of #12", "extends #12"
+        if job.result_message_id:
+            text += f" · [video]({where}{job.result_message_id})"
+        elif job.video_url and job.state is JobState.UNDELIVERABLE:  # never posted: RunComfy's
+            text += f" · [video]({job.video_url}) (the link expires)"
+        elif job.card_message_id:
+            text += f" · [card]({where}{job.card_message_id})"
         return f"{text}\n> {safe_text(job.prompt, 80) or '(no prompt)'}"
+
+
+async def job_choices(bot: VideoBot, interaction: discord.Interaction, current: str,
+                      states: Collection[JobState]) -> list[app_commands.Choice[int]]:
+    """The member's jobs in ``states`` whose number matches what they typed, newest first."""
+    jobs = await bot.parts.store.for_user(interaction.guild_id or 0, interaction.user.id,
+                                          states=states, limit=25)
+    return [app_commands.Choice(name=_choice_name(job), value=job.id) for job in jobs
+            if current.strip().lstrip("#") in str(job.id)]
 
 
 def _choice_name(job: Job) -> str:

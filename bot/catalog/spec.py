@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Literal, Self
 
@@ -15,6 +16,7 @@ ImageFormat = Literal["jpeg", "png", "webp", "bmp", "gif"]
 _DISCORD_NAME = re.compile(r"^[a-z0-9_-]{1,32}$")
 _RATIO = r"^[1-9][0-9]*:[1-9][0-9]*$"
 DEFAULT_OUTPUT_KEY = "video"  # where RunComfy's result holds the video, unless a model says
+MB = 1024 * 1024  # the pages' "MB" (assumed: binary megabytes)
 
 
 class _Strict(BaseModel):
@@ -27,22 +29,100 @@ def ratio(text: str) -> float:
     return int(width) / int(height)
 
 
+class Bound(_Strict):
+    """Limits on a number, kept as strict as the model page states them.
+
+    ``gt`` and ``lt`` are the page's ``>`` and ``<`` (RunComfy's ``width_pixels>``,
+    ``file_size_mb<``): the limit itself is refused. ``ge`` and ``le`` are ``>=`` and ``<=``
+    (the pages' "images <= 50 MB"): the limit itself is accepted. At most one of each pair.
+    """
+
+    gt: float | None = None
+    ge: float | None = None
+    lt: float | None = None
+    le: float | None = None
+
+    def too_low(self, value: float) -> bool:
+        return ((self.gt is not None and value <= self.gt)
+                or (self.ge is not None and value < self.ge))
+
+    def too_high(self, value: float) -> bool:
+        return ((self.lt is not None and value >= self.lt)
+                or (self.le is not None and value > self.le))
+
+    def allows(self, value: float) -> bool:
+        return not self.too_low(value) and not self.too_high(value)
+
+    @property
+    def upper(self) -> float | None:
+        return self.lt if self.lt is not None else self.le
+
+    @model_validator(mode="after")
+    def _one_per_side(self) -> Self:
+        if self.gt is not None and self.ge is not None:
+            raise ValueError("give 'gt' (>) or 'ge' (>=), not both")
+        if self.lt is not None and self.le is not None:
+            raise ValueError("give 'lt' (<) or 'le' (<=), not both")
+        low = self.gt if self.gt is not None else self.ge
+        high = self.upper
+        strict = self.gt is not None or self.lt is not None
+        if low is not None and high is not None and (low > high or (low == high and strict)):
+            raise ValueError("no value is within these bounds")
+        return self
+
+
+# The rule keys of catalogs before bounds kept their strictness, and what replaces them.
+_LEGACY_IMAGE_KEYS = {
+    "min_width": "width", "min_height": "height", "max_width": "width",
+    "max_height": "height", "max_mb": "file_size_mb",
+}
+
+
 class ImageRules(_Strict):
-    """What an image input must be, from the model page's ``validations`` and description."""
+    """What an image input must be, from the model page's ``validations`` and description.
+
+    ``width`` and ``height`` are in pixels, ``file_size_mb`` in MB of 1024 * 1024 bytes; each
+    keeps the page's strictness (``"width_pixels>" 300`` is ``{"gt": 300}``). The default size
+    limit is the pages' "images <= 50 MB". The aspect ratio (from the pages' descriptions,
+    "between 2:5 and 5:2") includes both ends.
+    """
 
     formats: tuple[ImageFormat, ...] = ("jpeg", "png", "webp", "bmp")
-    min_width: int | None = Field(default=None, ge=1)
-    min_height: int | None = Field(default=None, ge=1)
-    max_width: int | None = Field(default=None, ge=1)
-    max_height: int | None = Field(default=None, ge=1)
-    max_mb: float = Field(default=50, gt=0)
+    width: Bound = Bound()
+    height: Bound = Bound()
+    file_size_mb: Bound = Bound(le=50)
     min_aspect: str | None = Field(default=None, pattern=_RATIO)
     max_aspect: str | None = Field(default=None, pattern=_RATIO)
     allow_alpha: bool = True
 
+    def size_allowed(self, size_bytes: int) -> bool:
+        return self.file_size_mb.allows(size_bytes / MB)
+
     @property
-    def max_bytes(self) -> int:
-        return int(self.max_mb * 1024 * 1024)
+    def download_cap(self) -> int:
+        """Bytes enough to know whether a file is within ``file_size_mb``: one over its limit."""
+        upper = self.file_size_mb.upper
+        assert upper is not None  # the validator below guarantees it
+        return math.floor(upper * MB) + 1
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_legacy_keys(cls, data: object) -> object:
+        if isinstance(data, dict):
+            for key, new in _LEGACY_IMAGE_KEYS.items():
+                if key in data:
+                    raise ValueError(
+                        f"{key!r} is no longer read: write {new!r} as bounds that keep the "
+                        "model page's strictness, e.g. {\"gt\": 300} for '>', {\"le\": 50} "
+                        "for '<='"
+                    )
+        return data
+
+    @model_validator(mode="after")
+    def _size_has_a_limit(self) -> Self:
+        if self.file_size_mb.upper is None:
+            raise ValueError("'file_size_mb' needs an upper limit ('lt' or 'le')")
+        return self
 
 
 class FieldSpec(_Strict):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import random
 import time
 from collections import deque
 from collections.abc import Callable
@@ -16,15 +17,19 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
-from bot.catalog import Catalog, ModelSpec, load_catalog
+from bot.catalog import Catalog, ModelSpec, load_catalog, with_defaults
 from bot.pricing import estimate_usd
 from bot.simulator.faults import Fault, FaultInjector, Handler
+from bot.simulator.inputs import input_problems
 from bot.simulator.queue import JobQueue, JobState, Plan, SimJob
-from bot.validation import check_body
 
-SAMPLE_VIDEO = resources.files("bot.simulator").joinpath("sample.mp4").read_bytes()
+# clip.mp4: 2 s, 16 frames of 704x396 H.264 (made with PyAV): a ball crosses a gradient, so
+# its last frame differs from its first (an Extend starts from the last), and it is large
+# enough for every image-to-video model's pixel bounds.
+SAMPLE_VIDEO = resources.files("bot.simulator").joinpath("clip.mp4").read_bytes()
 # Used for the cost of models whose catalog price is unknown.
 FALLBACK_USD_PER_SECOND = 0.05
 
@@ -37,11 +42,21 @@ class SimulatorConfig:
     run_seconds: float = 2.0
     video_bytes: int | None = None  # pad the sample video to this size (oversize tests)
     balance_usd: float | None = None  # None: unlimited credits
+    # The share of jobs (not planned with ``plan_next``) that fail, drawn from ``seed``.
+    failure_rate: float = 0.0
+    seed: int | None = None
+    # Download each image input and check it against the model's image rules, as RunComfy
+    # does; off, image URLs are taken on trust (the tests' URLs do not resolve).
+    fetch_images: bool = False
     # The status and result words RunComfy may use instead of the documented ones.
     alternate_vocabulary: bool = False
     # Close every connection after its answer: no idle keep-alive connections inside the bot.
     close_connections: bool = False
     clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.failure_rate <= 1:
+            raise ValueError(f"failure_rate must be between 0 and 1, not {self.failure_rate}")
 
 
 @dataclass(frozen=True)
@@ -63,11 +78,14 @@ class Simulator:
     max_in_flight: int = 0  # the most calls it was answering at once
     _plans: deque[Plan] = field(default_factory=deque)
     _expired: set[str] = field(default_factory=set)
+    _session: aiohttp.ClientSession | None = None
 
     def __post_init__(self) -> None:
         self.queue = JobQueue(workers=self.config.workers, queue_seconds=self.config.queue_seconds,
                               run_seconds=self.config.run_seconds, clock=self.config.clock)
         self.video = pad_video(SAMPLE_VIDEO, self.config.video_bytes)
+        # Which jobs fail at random: a simulation, not cryptography.
+        self._random = random.Random(self.config.seed)  # noqa: S311
 
     def plan_next(self, *plans: Plan) -> None:
         """The next submits go as planned, in order; later ones use the defaults."""
@@ -96,7 +114,26 @@ class Simulator:
         app.router.add_get("/v1/requests/{request_id}/result", self._result)
         app.router.add_post("/v1/requests/{request_id}/cancel", self._cancel)
         app.router.add_get("/files/{request_id}.mp4", self._video)
+        app.on_cleanup.append(self._close_session)
         return app
+
+    def _fetcher(self) -> aiohttp.ClientSession | None:
+        """The session that downloads image inputs, when the simulator checks them."""
+        if self.config.fetch_images and self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def _close_session(self, _app: web.Application) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _next_plan(self) -> Plan:
+        if self._plans:
+            return self._plans.popleft()
+        if self._random.random() < self.config.failure_rate:
+            return Plan(JobState.FAILED)
+        return Plan()
 
     @web.middleware
     async def _record(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -138,19 +175,20 @@ class Simulator:
             return _error(422, 422001, "The body is not valid JSON.")
         if not isinstance(body, dict):
             return _error(422, 422001, "The body must be a JSON object.")
-        problems = check_body(model, body)
+        problems = await input_problems(model, body, self._fetcher())
         if problems:
             return _error(422, 422001, problems[0], detail=problems)
-        cost = estimate_usd(model, body)
+        effective = with_defaults(model, body)  # what RunComfy runs, and charges for
+        cost = estimate_usd(model, effective)
         if cost is None:
-            seconds = body.get(model.duration_field or "", 5)
+            seconds = effective.get(model.duration_field or "", 5)
             cost = round(FALLBACK_USD_PER_SECOND * float(seconds), 6)
         balance = self.config.balance_usd
         if balance is not None and cost > balance:
             return _error(402, 400002, "Insufficient balance.")
         if balance is not None:
             self.config.balance_usd = round(balance - cost, 6)
-        plan = self._plans.popleft() if self._plans else Plan()
+        plan = self._next_plan()
         job = self.queue.add(model.id, body, plan, cost)
         base = _base_url(request)
         return web.json_response({

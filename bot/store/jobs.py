@@ -53,6 +53,8 @@ class NewJob:
     resolution: str | None = None
     simulated: bool = False
     retry_of: int | None = None
+    parent_id: int | None = None  # the job whose Again, Vary or Extend this is (bot.lineage)
+    origin: str | None = None
 
 
 class JobStore:
@@ -72,13 +74,13 @@ class JobStore:
         now = self.clock()
         sql = ("INSERT INTO jobs (guild_id, channel_id, user_id, model_id, command, prompt, body,"
                " state, estimated_usd, seconds, audio, resolution, simulated, retry_of,"
-               " lease_owner, lease_until, created_at, updated_at)"
-               " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *")
+               " parent_id, origin, lease_owner, lease_until, created_at, updated_at)"
+               " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *")
         params = (new.guild_id, new.channel_id, new.user_id, new.model_id, new.command,
                   new.prompt, json.dumps(new.body), JobState.ACCEPTED.value, new.estimated_usd,
                   new.seconds, None if new.audio is None else int(new.audio), new.resolution,
-                  int(new.simulated), new.retry_of, self.owner, now + self.lease_seconds, now,
-                  now)
+                  int(new.simulated), new.retry_of, new.parent_id, new.origin, self.owner,
+                  now + self.lease_seconds, now, now)
         rows = await (tx.fetch(sql, *params) if tx else self.db.write(sql, *params))
         return Job.from_row(rows[0])
 

@@ -23,6 +23,17 @@ def videos_are(world: World, count: int) -> Callable[[], bool]:
     return lambda: len(world.videos()) == count
 
 
+async def four_runs_of_30_s(world: World) -> list[int]:
+    """Four 30 s jobs one after the other: RunComfy calls each cost."""
+    world.sim.plan_next(*(Plan(run_seconds=30) for _ in range(4)))
+    calls = []
+    for index in range(4):
+        await start(world, world.channel, f"shot {index}")
+        await world.run_until(videos_are(world, index + 1))
+        calls.append(len(world.sim.calls_to(f"/{world.sim.submits[index].request_id}/")))
+    return calls
+
+
 async def start(world: World, channel: object, prompt: str) -> None:
     await world.alice.slash(channel, "kling-2-1", prompt=prompt, image=("z.png", PNG))
 
@@ -52,12 +63,7 @@ async def test_a_job_is_polled_from_its_kinds_learned_run_time(world: World) -> 
     """Three 30 s runs teach the bot how long this kind of job takes: the fourth is left
     alone until near its likely finish, its card says when it will be ready, and its video
     comes no later."""
-    world.sim.plan_next(*(Plan(run_seconds=30) for _ in range(4)))
-    calls = []
-    for index in range(4):
-        await start(world, world.channel, f"shot {index}")
-        await world.run_until(videos_are(world, index + 1))
-        calls.append(len(world.sim.calls_to(f"/{world.sim.submits[index].request_id}/")))
+    calls = await four_runs_of_30_s(world)
     assert calls[3] < calls[0], calls
     job = await world.job(4)
     assert job.started_at is not None and job.finished_at is not None
@@ -84,12 +90,7 @@ async def test_the_card_says_when_the_video_will_likely_be_ready(world: World) -
 
 @pytest.mark.settings(jobs={"poll_strategy": "fixed"})
 async def test_the_fixed_strategy_polls_every_interval(world: World) -> None:
-    world.sim.plan_next(*(Plan(run_seconds=30) for _ in range(4)))
-    calls = []
-    for index in range(4):
-        await start(world, world.channel, f"shot {index}")
-        await world.run_until(videos_are(world, index + 1))
-        calls.append(len(world.sim.calls_to(f"/{world.sim.submits[index].request_id}/")))
+    calls = await four_runs_of_30_s(world)
     assert calls[3] >= calls[0] - 1, calls  # nothing learned changes its pace
 
 

@@ -95,7 +95,9 @@ BAD_INPUTS: list[tuple[Case, str]] = [
         filename="notes.txt", content_type="text/plain", data=b"hello")}),
      "`image` must be a JPEG, PNG, WebP or BMP image; `notes.txt` is text/plain."),
     (Case("kling-2-1", {"prompt": "a"}, {"image": Img(declared_size=60 * MB)}),
-     "`image` must be under 50 MB; `photo.png` is 60.0 MB."),
+     "`image` must be at most 50 MB; `photo.png` is 60.0 MB."),
+    (Case("kling-2-1", {"prompt": "a"}, {"image": Img(declared_size=50 * MB + 1)}),
+     "`image` must be at most 50 MB; `photo.png` is 52,428,801 bytes."),  # not "50.0 MB"
     (Case("kling-2-1", {"prompt": "a"}, {"image": Img(
         filename="broken.png", data=b"\x89PNG\r\n\x1a\n garbage")}),
      "`image` could not be read as an image; `broken.png` seems damaged or is not an image. "
@@ -108,15 +110,15 @@ BAD_INPUTS: list[tuple[Case, str]] = [
     # Kling 1.6 Pro
     (Case("kling-1-6", {}), "`image` is required: attach an image."),
     (Case("kling-1-6", {}, {"image": Img(width=300, height=600)}),
-     "`image` must be at least 301 px on each side; yours is 300x600."),
+     "`image` must be more than 300 px on each side; yours is 300x600."),
     (Case("kling-1-6", {}, {"image": Img(width=400, height=1200)}),
      "`image` must have an aspect ratio between 2:5 and 5:2 (width:height); yours is 400x1200."),
     (Case("kling-1-6", {}, {"image": Img(width=1300, height=400)}),
      "`image` must have an aspect ratio between 2:5 and 5:2 (width:height); yours is 1300x400."),
     (Case("kling-1-6", {}, {"image": Img("jpeg", declared_size=11 * MB)}),
-     "`image` must be under 10 MB; `photo.jpg` is 11.0 MB."),
+     "`image` must be less than 10 MB; `photo.jpg` is 11.0 MB."),
     (Case("kling-1-6", {}, {**PHOTO, "end_image": Img(width=200, height=200)}),
-     "`end_image` must be at least 301 px on each side; yours is 200x200."),
+     "`end_image` must be more than 300 px on each side; yours is 200x200."),
     (Case("kling-1-6", {"cfg_scale": -0.1}, PHOTO),
      "`cfg_scale` must be between 0 and 1; yours is -0.1."),
     (Case("kling-1-6", {"duration": 15}, PHOTO), "`duration` must be one of 5 or 10; yours is 15."),
@@ -140,6 +142,8 @@ BAD_INPUTS: list[tuple[Case, str]] = [
      "`multi_prompt` can have at most 20 items; yours has 21."),
     (Case("kling-3-0", {"prompt": "a", "multi_prompt": '[{"duration": 10}]'}, PHOTO),
      "`multi_prompt[1]` needs `prompt`."),
+    (Case("kling-3-0", {"prompt": "a", "multi_prompt": '[{"prompt": "x"}]'}, PHOTO),
+     "`multi_prompt` segment durations must add up to `duration` (10 s); yours add up to 5 s."),
     (Case("kling-3-0", {"prompt": "a", "multi_prompt": '[{"prompt": "x", "duration": 10, '
                                                        '"camera": "pan"}]'}, PHOTO),
      "`multi_prompt[1]` has an unknown key `camera`; it takes `prompt`, `duration`."),
@@ -177,9 +181,9 @@ BAD_INPUTS: list[tuple[Case, str]] = [
     (Case("wan-2-2", {"prompt": "a"}, {"image": Img(transparent_index=True)}),
      "`image` must not have transparency (an alpha channel); flatten it or send a JPEG."),
     (Case("wan-2-2", {"prompt": "a"}, {"image": Img(width=300, height=900)}),
-     "`image` must be at least 360 px on each side; yours is 300x900."),
+     "`image` must be more than 360 px on each side; yours is 300x900."),
     (Case("wan-2-2", {"prompt": "a"}, {"image": Img("jpeg", width=2400, height=1000)}),
-     "`image` must be at most 2000 px on each side; yours is 2400x1000."),
+     "`image` must be less than 2000 px on each side; yours is 2400x1000."),
     (Case("wan-2-2", {"prompt": "a", "resolution": "720P"}, PHOTO),
      '`resolution` must be one of 480P or 1080P; yours is "720P".'),
     (Case("wan-2-2", {"prompt": "a", "duration": 10}, PHOTO), "`duration` must be 5; yours is 10."),
@@ -188,7 +192,7 @@ BAD_INPUTS: list[tuple[Case, str]] = [
     (Case("wan-2-2", {"prompt": "a", "prompt_extend": "sure"}, PHOTO),
      '`prompt_extend` must be true or false; yours is "sure".'),
     (Case("wan-2-2", {"prompt": "a"}, {"image": Img("webp", declared_size=12 * MB)}),
-     "`image` must be under 10 MB; `photo.webp` is 12.0 MB."),
+     "`image` must be less than 10 MB; `photo.webp` is 12.0 MB."),
 ]
 
 
@@ -218,7 +222,7 @@ async def test_several_problems_are_all_reported(catalog: Catalog) -> None:
     assert str(refused.value) == (
         "The video was not started:\n"
         "- `prompt` must be at most 799 characters; yours has 800.\n"
-        "- `image` must be at least 360 px on each side; yours is 100x100.\n"
+        "- `image` must be more than 360 px on each side; yours is 100x100.\n"
         '- `resolution` must be one of 480P or 1080P; yours is "4K".')
 
 
@@ -253,6 +257,18 @@ HAPPY: list[tuple[Case, dict[str, Any]]] = [
       "sound": False, "multi_prompt": [{"prompt": "wide", "duration": 4},
                                        {"prompt": "macro", "duration": 6}],
       "shot_type": "customize"}),
+    # The schema's defaults: `duration` 10 s, and 5 s for a segment that does not say.
+    (Case("kling-3-0", {"prompt": "A cliff", "multi_prompt": '[{"prompt": "wide"}, '
+                                                             '{"prompt": "close", "duration": 5}]'},
+          PHOTO),
+     {"prompt": "A cliff", "multi_prompt": [{"prompt": "wide", "duration": 5},
+                                            {"prompt": "close", "duration": 5}],
+      "start_image_url": "https://cdn.example/photo.png", "duration": 10,
+      "generate_audio": True, "shot_type": "customize", "cfg_scale": 0.5}),
+    (Case("kling-3-0-4k", {"prompt": "A coffee shop", "multi_prompt": '[{"prompt": "wide"}]'}),
+     {"prompt": "A coffee shop", "duration": 5, "aspect_ratio": "16:9", "cfg_scale": 0.5,
+      "sound": True, "multi_prompt": [{"prompt": "wide", "duration": 5}],
+      "shot_type": "customize"}),
     (Case("wan-2-2", {"prompt": "A vintage street", "resolution": "1080p", "seed": 7,
                       "template": "flying"}, {"image": Img("jpeg", 1280, 720)}),
      {"prompt": "A vintage street", "negative_prompt": "",
@@ -261,7 +277,8 @@ HAPPY: list[tuple[Case, dict[str, Any]]] = [
 ]
 
 
-@pytest.mark.parametrize(("case", "expected"), HAPPY, ids=[c.command for c, _ in HAPPY])
+@pytest.mark.parametrize(("case", "expected"), HAPPY,
+                         ids=[f"{c.command}-{i}" for i, (c, _) in enumerate(HAPPY)])
 async def test_every_model_gets_its_exact_body(
     catalog: Catalog, simulator: RunningSimulator, client: RunComfyClient, case: Case,
     expected: dict[str, Any],

@@ -47,9 +47,9 @@ CASES: list[Bad] = [
                                       "file."), {"prompt": "x"}, ("broken.png", b"\x89PNG..")),
     Bad("slash", "kling-2-1", refused("`prompt` is required and cannot be empty."),
         {"prompt": "   "}),
-    Bad("slash", "kling-2-1", refused("`image` must be under 50 MB; `huge.png` is 51.0 MB."),
+    Bad("slash", "kling-2-1", refused("`image` must be at most 50 MB; `huge.png` is 51.0 MB."),
         {"prompt": "x"}, ("huge.png", PNG + bytes(51 * 1024 * 1024))),
-    Bad("slash", "kling-1-6", refused("`image` must be at least 301 px on each side; yours is "
+    Bad("slash", "kling-1-6", refused("`image` must be more than 300 px on each side; yours is "
                                       "300x600."), {}, ("s.png", image_bytes("png", 300, 600))),
     Bad("slash", "kling-1-6", refused("`image` must have an aspect ratio between 2:5 and 5:2 "
                                       "(width:height); yours is 400x1200."), {},
@@ -57,10 +57,10 @@ CASES: list[Bad] = [
     Bad("slash", "kling-1-6", refused("`image` must have an aspect ratio between 2:5 and 5:2 "
                                       "(width:height); yours is 1300x400."), {},
         ("wide.jpg", image_bytes("jpeg", 1300, 400))),
-    Bad("slash", "kling-1-6", refused("`end_image` must be at least 301 px on each side; yours "
+    Bad("slash", "kling-1-6", refused("`end_image` must be more than 300 px on each side; yours "
                                       "is 200x200."),
         {"end_image": ("end.png", image_bytes("png", 200, 200))}),
-    Bad("slash", "kling-1-6", refused("`image` must be under 10 MB; `big.png` is 11.0 MB."), {},
+    Bad("slash", "kling-1-6", refused("`image` must be less than 10 MB; `big.png` is 11.0 MB."), {},
         ("big.png", HUGE_PNG)),
     Bad("slash", "kling-3-0", refused("`multi_prompt` segment durations must add up to "
                                       "`duration` (10 s); yours add up to 9 s."),
@@ -95,10 +95,10 @@ CASES: list[Bad] = [
     Bad("slash", "wan-2-2", refused("`image` must not have transparency (an alpha channel); "
                                     "flatten it or send a JPEG."),
         {"prompt": "x"}, ("p.png", image_bytes("png", 800, 600, transparent_index=True))),
-    Bad("slash", "wan-2-2", refused("`image` must be at least 360 px on each side; yours is "
+    Bad("slash", "wan-2-2", refused("`image` must be more than 360 px on each side; yours is "
                                     "300x900."), {"prompt": "x"},
         ("small.png", image_bytes("png", 300, 900))),
-    Bad("slash", "wan-2-2", refused("`image` must be at most 2000 px on each side; yours is "
+    Bad("slash", "wan-2-2", refused("`image` must be less than 2000 px on each side; yours is "
                                     "2400x1000."), {"prompt": "x"},
         ("big.jpg", image_bytes("jpeg", 2400, 1000))),
     Bad("slash", "wan-2-2", refused("`image` must be a JPEG, PNG, BMP or WebP image; `a.gif` "

@@ -82,7 +82,7 @@ async def test_a_bad_image_is_found_in_its_bytes(world: World) -> None:
                                      image=("small.png", small))
     assert result.ephemeral
     assert result.response.content == (
-        "The video was not started:\n`image` must be at least 360 px on each side; "
+        "The video was not started:\n`image` must be more than 360 px on each side; "
         "yours is 300x900.")
     assert world.job_calls() == []
 

@@ -97,7 +97,7 @@ async def test_jobs_lists_my_recent_jobs(world: World) -> None:
     video = world.videos()[0]
     assert lines[0].startswith("**#1** Kling 2.1 Pro: Done in ")
     assert lines[0].endswith(
-        f"[open](https://discord.com/channels/{world.guild.id}/{world.channel.id}/{video.id})")
+        f"[video](https://discord.com/channels/{world.guild.id}/{world.channel.id}/{video.id})")
     assert lines[1] == "> first @\u200beveryone"
     assert len(lines) == 2
 

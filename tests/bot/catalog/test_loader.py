@@ -1,12 +1,21 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.catalog import BUILTIN_DIR, Catalog, CatalogError, PriceSpec, load_catalog
+from bot.catalog import (
+    BUILTIN_DIR,
+    Bound,
+    Catalog,
+    CatalogError,
+    ImageRules,
+    PriceSpec,
+    load_catalog,
+)
 
 SIXTH_MODEL: dict[str, Any] = {
     "id": "acme/motion-1/image-to-video",
@@ -18,7 +27,7 @@ SIXTH_MODEL: dict[str, Any] = {
     "fields": [
         {"name": "prompt", "type": "string", "required": True},
         {"name": "image_url", "option": "image", "type": "image", "required": True,
-         "image": {"min_width": 64, "min_height": 64}},
+         "image": {"width": {"ge": 64}, "height": {"ge": 64}}},
         {"name": "duration", "type": "integer", "enum": [4, 8], "default": 4},
     ],
     "price": {"unit": "video", "usd": 0.3},
@@ -62,16 +71,59 @@ def test_ids_kinds_and_image_roles(catalog: Catalog) -> None:
 
 
 def test_validations_become_typed_rules(catalog: Catalog) -> None:
+    # "width_pixels>" 360 and "width_pixels<" 2000: both ends refused, as the page says.
     wan = catalog.by_command("wan-2-2").field("img_url").image
     assert wan is not None
-    assert (wan.min_width, wan.max_width, wan.min_height, wan.max_height) == (360, 2000, 360, 2000)
-    assert (wan.max_mb, wan.allow_alpha) == (10, False)
+    assert wan.width == wan.height == Bound(gt=360, lt=2000)
+    assert (wan.file_size_mb, wan.allow_alpha) == (Bound(lt=10), False)
     assert wan.formats == ("jpeg", "png", "bmp", "webp")
     kling16 = catalog.by_command("kling-1-6").field("image_url").image
     assert kling16 is not None
-    assert (kling16.min_width, kling16.min_aspect, kling16.max_aspect) == (301, "2:5", "5:2")
+    assert (kling16.width, kling16.height, kling16.file_size_mb) == (
+        Bound(gt=300), Bound(gt=300), Bound(lt=10))
+    assert (kling16.min_aspect, kling16.max_aspect) == ("2:5", "5:2")
+    # No "file_size_mb<" on the end frame: the pages' "images <= 50 MB".
+    tail = catalog.by_command("kling-1-6").field("tail_image_url").image
+    assert tail is not None
+    assert (tail.width, tail.file_size_mb) == (Bound(gt=300), Bound(le=50))
     assert catalog.by_command("wan-2-2").field("prompt").max_length == 799
     assert catalog.by_command("wan-2-2").field("negative_prompt").max_length == 500
+
+
+PAGES = Path("/work/shared/runcomfy/model-pages")
+_RULE = re.compile(r'"validation_rule": "(\w+)_(pixels|mb)([<>])",\s*"validation_value": (\d+)')
+
+
+@pytest.mark.skipif(not PAGES.is_dir(), reason="the raw model pages are not on this machine")
+def test_every_image_rule_of_the_raw_pages_is_in_the_catalog(catalog: Catalog) -> None:
+    """Each ``validations`` entry of each page, read as written, against the catalog."""
+    for model in catalog:
+        page = (PAGES / f"{model.id.split('/', 1)[1].replace('/', '-').replace('.', '-')}.txt")
+        schema = page.read_text(encoding="utf-8")
+        for image in model.image_fields:
+            start = schema.find(f'"{image.name}": {{')
+            block = schema[start:schema.find('"default"', start)] if start >= 0 else ""
+            expected: dict[str, dict[str, float]] = {}
+            for what, _unit, op, value in _RULE.findall(block):
+                key = {"width": "width", "height": "height", "file_size": "file_size_mb"}[what]
+                expected.setdefault(key, {})["gt" if op == ">" else "lt"] = float(value)
+            rules = image.image or ImageRules()
+            for key in ("width", "height", "file_size_mb"):
+                found = getattr(rules, key).model_dump(exclude_none=True)
+                default = {"le": 50.0} if key == "file_size_mb" else {}
+                assert found == expected.get(key, default), (model.command, image.name, key)
+
+
+@pytest.mark.parametrize(("bound", "inside", "outside"), [
+    (Bound(gt=300), [301, 300.5], [300, 299]),
+    (Bound(ge=300), [300, 301], [299]),
+    (Bound(gt=360, lt=2000), [361, 1999], [360, 2000, 359, 2001]),
+    (Bound(le=50), [50, 0], [50.000001, 51]),
+])
+def test_bounds_keep_their_strictness(bound: Bound, inside: list[float],
+                                      outside: list[float]) -> None:
+    assert [bound.allows(v) for v in inside] == [True] * len(inside)
+    assert [bound.allows(v) for v in outside] == [False] * len(outside)
 
 
 def test_raw_schema_quirks_are_normalised(catalog: Catalog) -> None:
@@ -128,6 +180,18 @@ def test_operator_prices_override_the_catalog(catalog: Catalog) -> None:
                      {"name": "cfg_scale", "type": "number", "minimum": 2, "maximum": 1}]},
          r"fields\[3\] \(cfg_scale\): Value error, minimum is greater than maximum"),
         ({"surprise": 1}, r"acme\.json: surprise: Extra inputs are not permitted"),
+        ({"fields": [{"name": "image_url", "type": "image", "image": {"min_width": 301}}]},
+         r"fields\[0\] \(image_url\)\.image: Value error, 'min_width' is no longer read: "
+         r"write 'width' as bounds"),
+        ({"fields": [{"name": "image_url", "type": "image",
+                      "image": {"width": {"gt": 300, "ge": 300}}}]},
+         r"image\.width: Value error, give 'gt' \(>\) or 'ge' \(>=\), not both"),
+        ({"fields": [{"name": "image_url", "type": "image",
+                      "image": {"height": {"gt": 2000, "lt": 2000}}}]},
+         r"image\.height: Value error, no value is within these bounds"),
+        ({"fields": [{"name": "image_url", "type": "image",
+                      "image": {"file_size_mb": {"gt": 0}}}]},
+         r"\.image: Value error, 'file_size_mb' needs an upper limit"),
     ],
 )
 def test_a_bad_catalog_file_is_named_with_its_field(

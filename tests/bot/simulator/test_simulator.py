@@ -1,22 +1,23 @@
-"""The simulator as an operator or a test drives it: over HTTP, and as its own process."""
+"""The simulator as a test drives it, over HTTP (as its own process: test_process.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections.abc import Awaitable, Callable
 
 import aiohttp
 import pytest
 
-from bot.runcomfy import Outcome, Phase
+from bot.runcomfy import InvalidInput, Outcome, Phase, RunComfyClient
 from bot.simulator import SAMPLE_VIDEO, JobState, Plan, pad_video
 from tests.conftest import TOKEN, RunningSimulator
 
 Start = Callable[..., Awaitable[RunningSimulator]]
 WAN = "wan-ai/wan-2-2/image-to-video"
 BODY = {"prompt": "a street", "img_url": "https://cdn.example/street.jpg"}
+KLING3 = "kling/kling-3.0/standard/image-to-video"
+KLING3_4K = "kling/kling-3.0/4k/text-to-video"
+START = {"prompt": "a cliff", "start_image_url": "https://cdn.example/cliff.png"}
 
 
 def test_the_sample_is_a_real_mp4_and_padding_keeps_it_one() -> None:
@@ -102,25 +103,39 @@ async def test_the_video_url_needs_no_token_but_the_api_does(simulator: RunningS
             assert response.status == 404
 
 
-async def test_it_runs_as_its_own_process(closed_port: int) -> None:
-    process = subprocess.Popen(  # noqa: ASYNC220, S603 - a server we poll below
-        [sys.executable, "-m", "bot.simulator", "--port", str(closed_port), "--token", "op"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(100):
-                try:
-                    async with session.get(f"http://127.0.0.1:{closed_port}/v1/models/{WAN}",
-                                           headers={"Authorization": "Bearer op"}) as response:
-                        info = await response.json()
-                        break
-                except aiohttp.ClientConnectorError:
-                    await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("the simulator did not start")
-        assert info["model_id"] == WAN
-        assert set(info["input_schema"]) >= {"prompt", "img_url", "resolution", "seed"}
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+@pytest.mark.parametrize(("model_id", "body", "problem"), [
+    # The schema's defaults come first: `duration` is 10 s on Kling 3.0, 5 s on Kling 3.0 4K,
+    # and a segment that does not say lasts 5 s.
+    (KLING3, {**START, "multi_prompt": [{"prompt": "a", "duration": 4},
+                                        {"prompt": "b", "duration": 6}]}, None),
+    (KLING3, {**START, "multi_prompt": [{"prompt": "a"}, {"prompt": "b"}]}, None),
+    (KLING3, {**START, "duration": 8, "multi_prompt": [{"prompt": "a"},
+                                                       {"prompt": "b", "duration": 3}]}, None),
+    (KLING3, {**START, "multi_prompt": [{"prompt": "a"}]},
+     "`multi_prompt` segment durations must add up to `duration` (10 s); yours add up to 5 s."),
+    (KLING3, {**START, "multi_prompt": [{"prompt": "a", "duration": 2}, {"prompt": "b"}]},
+     "`multi_prompt[1].duration` must be between 3 and 15; yours is 2."),
+    (KLING3_4K, {"prompt": "a", "multi_prompt": [{"prompt": "a"}]}, None),
+    (KLING3_4K, {"prompt": "a", "multi_prompt": [{"prompt": "a", "duration": 6}]},
+     "`multi_prompt` segment durations must add up to `duration` (5 s); yours add up to 6 s."),
+], ids=["kling3-total-10", "kling3-segments-5+5", "kling3-5+3", "kling3-5-of-10",
+        "kling3-bad-segment", "4k-5-of-5", "4k-6-of-5"])
+async def test_the_schema_defaults_apply_before_the_cross_field_rules(
+    client: RunComfyClient, model_id: str, body: dict[str, object], problem: str | None,
+) -> None:
+    if problem is None:
+        assert (await client.submit(model_id, body)).request_id
+        return
+    with pytest.raises(InvalidInput) as refused:
+        await client.submit(model_id, body)
+    assert refused.value.detail == problem
+
+
+async def test_defaults_are_charged_but_the_body_is_kept_as_sent(start_simulator: Start) -> None:
+    running = await start_simulator(run_seconds=0)
+    body = {**START, "multi_prompt": [{"prompt": "a"}, {"prompt": "b"}]}
+    async with running.client() as client:
+        submitted = await client.submit(KLING3, body)
+        result = await client.result(submitted.request_id)
+    assert result.cost == pytest.approx(1.26)  # 10 s with audio (both defaults) at $0.126/s
+    assert running.sim.submits[0].body == body

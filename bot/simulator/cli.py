@@ -1,0 +1,95 @@
+"""``python -m bot.simulator``: the simulator on its own, for operators who want to point the
+bot at it, steered by flags (credits, failures, faults, image checks)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from aiohttp import web
+
+from bot.simulator import Fault, Simulator, SimulatorConfig
+
+FAULT_HELP = (
+    "fail the next calls whose path matches, as KEY=VALUE pairs separated by commas: "
+    "kind=status|slow|malformed (default status), status=CODE (default 500), times=N "
+    "(default 1), path=REGEX (default ^/v1/; no commas), method=GET|POST, retry_after=SECONDS, "
+    "delay=SECONDS (slow). E.g. 'status=503,times=3,path=/status$' or "
+    "'kind=malformed,path=/result'. Repeat the flag for several faults"
+)
+
+
+def _fault(text: str) -> Fault:
+    try:
+        return Fault.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+
+
+def _rate(text: str) -> float:
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = -1.0
+    if not 0 <= rate <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share between 0 and 1")
+    return rate
+
+
+def _usd(text: str) -> float:
+    try:
+        usd = float(text)
+    except ValueError:
+        usd = -1.0
+    if not usd >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount of USD (0 or more)")
+    return usd
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot.simulator",
+        description="Serve a simulated RunComfy Model API. Point the bot at it with "
+        "RUNCOMFY_BASE_URL=http://HOST:PORT and RUNCOMFY_API_TOKEN=<--token>.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--token", default="sim-token", help="bearer token it accepts")
+    parser.add_argument("--workers", type=int, default=2, help="jobs that run at once")
+    parser.add_argument("--queue-seconds", type=float, default=0.0,
+                        help="least seconds a job waits in the queue")
+    parser.add_argument("--run-seconds", type=float, default=20.0,
+                        help="seconds a job runs")
+    parser.add_argument("--video-bytes", type=int, default=None,
+                        help="pad the output video to this many bytes")
+    parser.add_argument("--balance", type=_usd, default=None, metavar="USD",
+                        help="credits: a submit that costs more is refused (402, error 400002), "
+                        "a cancelled job gives its cost back (default: unlimited)")
+    parser.add_argument("--failure-rate", type=_rate, default=0.0, metavar="SHARE",
+                        help="share of jobs that end failed, 0 to 1 (default 0)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed of the draw that picks failed jobs (default: random)")
+    parser.add_argument("--fault", type=_fault, action="append", default=[], metavar="SPEC",
+                        help=FAULT_HELP)
+    parser.add_argument("--fetch-images", action="store_true",
+                        help="download every image input and refuse one that breaks the "
+                        "model's image rules (422), as RunComfy does")
+    parser.add_argument("--alternate-vocabulary", action="store_true",
+                        help="answer with the other words RunComfy may use: 'succeeded', "
+                        "'failed' and 'canceled' in status, 'completed' and 'canceled' in "
+                        "result")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    simulator = Simulator(SimulatorConfig(
+        token=args.token, workers=args.workers, queue_seconds=args.queue_seconds,
+        run_seconds=args.run_seconds, video_bytes=args.video_bytes, balance_usd=args.balance,
+        failure_rate=args.failure_rate, seed=args.seed, fetch_images=args.fetch_images,
+        alternate_vocabulary=args.alternate_vocabulary,
+    ))
+    for fault in args.fault:
+        simulator.inject(fault)
+    web.run_app(simulator.app(), host=args.host, port=args.port)
