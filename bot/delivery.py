@@ -89,8 +89,13 @@ class Delivery:
         self.max_download_bytes = max_download_bytes
         self.download_timeout = download_timeout
 
-    async def channel(self, channel_id: int) -> discord.abc.Messageable:
-        channel = self.client.get_channel(channel_id)
+    async def channel(self, channel_id: int,
+                      guild_id: int | None = None) -> discord.abc.Messageable:
+        """The channel (or thread), looked up through its guild when known: discord.py's
+        ``get_channel`` searches every guild, milliseconds with thousands of them."""
+        guild = self.client.get_guild(guild_id) if guild_id else None
+        channel: object = (guild.get_channel_or_thread(channel_id) if guild is not None
+                           else self.client.get_channel(channel_id))
         if channel is None:
             try:
                 channel = await self.client.fetch_channel(channel_id)
@@ -105,7 +110,7 @@ class Delivery:
     async def post_card(self, job: Job) -> int:
         """Send the card with a nonce Discord enforces: a resend (after a crash) within a few
         minutes answers the first message instead of posting a second."""
-        channel = await self.channel(job.channel_id)
+        channel = await self.channel(job.channel_id, job.guild_id)
         view = card_view(job)
         embed = render_card(job, self._model_name(job))
         nonce = card_nonce(job)
@@ -121,7 +126,7 @@ class Delivery:
     async def find_card(self, job: Job, since: float) -> int | None:
         """The job's card, if an earlier run sent it (from ``since``, unix seconds) before it
         could record so."""
-        channel = await self.channel(job.channel_id)
+        channel = await self.channel(job.channel_id, job.guild_id)
         me = self.client.user
         if me is None or not hasattr(channel, "history"):
             return None
@@ -136,7 +141,7 @@ class Delivery:
     async def edit_card(self, job: Job) -> None:
         if job.card_message_id is None:
             return
-        channel = await self.channel(job.channel_id)
+        channel = await self.channel(job.channel_id, job.guild_id)
         if not isinstance(channel, discord.TextChannel | discord.Thread | discord.VoiceChannel):
             return
         message = channel.get_partial_message(job.card_message_id)
@@ -146,13 +151,13 @@ class Delivery:
 
     async def tell(self, job: Job, text: str) -> None:
         """A reply to the card that pings only the requester."""
-        channel = await self.channel(job.channel_id)
+        channel = await self.channel(job.channel_id, job.guild_id)
         with _discord_errors():
             await channel.send(f"<@{job.user_id}> {text}", **self._reply_to_card(job))
 
     async def find_posted(self, job: Job) -> int | None:
         """The video message, if an earlier run posted it before it could record so."""
-        channel = await self.channel(job.channel_id)
+        channel = await self.channel(job.channel_id, job.guild_id)
         me = self.client.user
         if job.card_message_id is None or me is None or not hasattr(channel, "history"):
             return None
@@ -178,7 +183,7 @@ class Delivery:
     async def post_video(self, job: Job, *, as_link: bool = False) -> Posted:
         """Post the video as a file when it fits the guild's limit, else as a link."""
         assert job.video_url is not None
-        channel = await self.channel(job.channel_id)
+        channel = await self.channel(job.channel_id, job.guild_id)
         if as_link:
             return await self._send(channel, job, file=None)
         limit = getattr(getattr(channel, "guild", None), "filesize_limit", 10 * 1024 * 1024)
@@ -202,7 +207,7 @@ class Delivery:
         """Post a finished job's card and video again, in one message with the loop's buttons,
         in ``channel_id`` (``/show``). Raises ``VideoGone`` when RunComfy's link has expired."""
         assert job.video_url is not None
-        channel = await self.channel(channel_id)
+        channel = await self.channel(channel_id, job.guild_id)
         limit = getattr(getattr(channel, "guild", None), "filesize_limit", 10 * 1024 * 1024)
         text = (f"Job #{job.id} ({self._model_name(job)}) by <@{job.user_id}>, shown again by "
                 f"<@{shown_by}>.")
