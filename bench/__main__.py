@@ -1,4 +1,4 @@
-"""Every benchmark, one after the other, each in a fresh process (about 7 minutes):
+"""Every benchmark, one after the other, each in a fresh process (about 12 minutes):
 
     .venv/bin/python -m bench
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-SCRIPTS = ("acknowledge", "delivery", "footprint", "report_usage", "store_lifecycle")
+SCRIPTS = ("acknowledge", "delivery", "footprint", "report_usage", "store_lifecycle", "shards")
 
 
 def main() -> int:

@@ -1,34 +1,52 @@
-"""Footprint: memory and CPU of the bot with 1,000 pending jobs polled every 3 s (targets:
-peak RSS <= 120 MB, average CPU <= 10 % of one core).
+"""Footprint: memory and CPU of the bot with 500 jobs pending, poll strategy "planned" (the
+default) against "fixed" (every poll interval, the reference), side by side (targets: peak RSS
+<= 1.2 x fixed's, CPU <= 1.0 x fixed's).
 
-The simulator runs in a process of its own; this process holds the bot and SimCord (the
-simulated Discord). The same minute is measured with the poller stopped and running, and
-then the poller alone, without SimCord, so that the bot's own cost shows apart from SimCord's.
+Each strategy runs in a process of its own, at the same time, each with its own simulator
+(``bench.remote``): the bot's store, RunComfy client and poller, as in the bot, without
+Discord (cards are not sent; a finished job stays fetched), so that the process measured is
+the bot's own work and not SimCord's. RunComfy runs jobs as in ``bench.delivery``: a 5 s
+video about 30 s, a 10 s video about 52 s (lognormal, 12 %). The store holds what a running
+bot would have learned: the last 40 delivered jobs of each length, run times drawn from the
+same law. Then 500 jobs are pending (half of each length; they leave RunComfy's queue over
+the first minute) and are kept at 500: each job that finishes is replaced by a new one (one
+submit and one new row, as a command would), so the mix of ages is that of a busy bot. After
+a ramp of ``--ramp`` seconds, the process's CPU time and peak RSS are measured over
+``--seconds`` seconds.
 
-    .venv/bin/python -m bench.footprint [--jobs 1000 --seconds 60]
+    .venv/bin/python -m bench.footprint [--jobs 500 --seconds 60 --ramp 30]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import resource
+import multiprocessing
+import statistics
 import tempfile
 import time
+import timeit
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
-from bench.delivery import ask
-from bench.harness import Bench, png, running_bot
-from bench.remote import TOKEN, simulator_process
+from bench.delivery import RUN_SECONDS, SPREAD
+from bench.harness import polling
+from bench.remote import TOKEN, RunsByDuration, simulator_process
 from bot.catalog import load_catalog
 from bot.delivery import Delivery
-from bot.jobs import JobState
-from bot.poller import Poller, PollSettings
+from bot.jobs import Job, JobState
+from bot.poller import Poller, PollSettings, PollStrategy
 from bot.runcomfy import RunComfyClient
+from bot.simulator import Plan
 from bot.store.connect import open_database
 from bot.store.jobs import JobStore, NewJob
 from bot.store.notices import NoticeStore
+
+STRATEGIES = ("planned", "fixed")
+INTERVAL = 3.0
+HISTORY = 40  # delivered jobs of each length in the store (the bot keeps the last 40)
 
 
 def rss_mb() -> float:
@@ -39,86 +57,189 @@ def rss_mb() -> float:
     return 0.0
 
 
-async def measure(bench: Bench, seconds: float) -> tuple[float, float]:
-    """Average CPU (% of one core) and peak RSS (MB) over ``seconds`` of real time."""
-    cpu, wall, peak = time.process_time(), time.perf_counter(), rss_mb()
-    end = wall + seconds
-    while time.perf_counter() < end:
-        await bench.follow_real_time(1.0)
-        peak = max(peak, rss_mb())
-    return ((time.process_time() - cpu) / (time.perf_counter() - wall) * 100, peak)
+@dataclass
+class Footprint:
+    strategy: str
+    rss_start: float = 0.0  # MB, the bot set up, before the jobs
+    rss_peak: float = 0.0  # MB, while measured
+    cpu: float = 0.0  # % of one core, while measured
+    pending: list[int] = field(default_factory=list)  # sampled while measured
+    calls: int = 0  # status and result calls while measured
+    finished: int = 0  # jobs finished (and replaced) while measured
+    seconds: float = 0.0
+    gap_us: float = 0.0  # one plan of a running job's next poll, microseconds
 
 
-async def poller_alone(url: str, jobs: int, seconds: float) -> tuple[float, float, float]:
-    """The same poll, without SimCord: the bot's store, client and poller only (no cards:
-    there is no Discord here). RSS at start and peak (MB), and CPU (% of a core), measured
-    after one interval of warm-up (the first polls move every job to running)."""
-    with tempfile.TemporaryDirectory() as folder:
-        db = await open_database(Path(folder) / "alone.sqlite3")
-        store = JobStore(db)
-        async with RunComfyClient(TOKEN, url) as client:
-            model = load_catalog().by_command("kling-2-1")
-            body = {"prompt": "a zebra", "image_url": "https://cdn.example/zebra.png"}
-            for index in range(jobs):
-                submitted = await client.submit(model.id, body)
-                job = await store.add(NewJob(1, index % 100, 2, model.id, model.command,
-                                             "a zebra", body, None))
-                await store.move(job.id, JobState.SUBMITTING)
-                await store.move(job.id, JobState.QUEUED, request_id=submitted.request_id,
-                                 submitted_at=time.time())
-                await store.note(job.id, card_message_id=1)
-            poller = Poller(load_catalog(), store, NoticeStore(db, time.time), client,
-                            cast(Delivery, None), PollSettings(interval=3.0))
-            poller.channels.update = lambda job, news=None: None  # type: ignore[method-assign]
-            start = rss_mb()
-            end = time.perf_counter() + 3.0 + seconds
-            cpu = wall = 0.0
-            peak = start
-            while (now := time.perf_counter()) < end:
-                if not wall and now > end - seconds:
-                    cpu, wall = time.process_time(), now
-                await poller.tick()
-                peak = max(peak, rss_mb())
-                await asyncio.sleep(3.0 / 12)
-        await db.close()
-    return start, peak, (time.process_time() - cpu) / (time.perf_counter() - wall) * 100
+class Pending:
+    """Keeps ``target`` jobs pending: the bot's store and RunComfy, as a command does."""
+
+    def __init__(self, store: JobStore, client: RunComfyClient, target: int) -> None:
+        self.store = store
+        self.client = client
+        self.target = target
+        self.model = load_catalog().by_command("kling-2-1")
+        self.added = 0
+        self.finished = 0
+
+    async def add(self, count: int) -> None:
+        assert self.model is not None
+        for _ in range(count):
+            index = self.added
+            self.added += 1
+            seconds = 5 if index % 2 else 10
+            prompt = f"pending {index}"
+            body = {"prompt": prompt, "image_url": "https://cdn.example/z.png",
+                    "duration": seconds}
+            submitted = await self.client.submit(self.model.id, body)
+            job = await self.store.add(NewJob(1, index % 100, 2, self.model.id,
+                                              self.model.command, prompt, body, None,
+                                              seconds=seconds))
+            await self.store.move(job.id, JobState.SUBMITTING)
+            await self.store.move(job.id, JobState.QUEUED, request_id=submitted.request_id,
+                                  submitted_at=self.store.clock())
+            await self.store.note(job.id, card_message_id=1)
+
+    async def keep(self) -> None:
+        while True:
+            missing = self.target - (self.added - self.finished)
+            if missing > 0:
+                await self.add(missing)
+            await asyncio.sleep(0.25)
 
 
-async def main(jobs: int, seconds: float) -> None:
-    forever = {"workers": jobs, "run_seconds": 100_000}
-    async with simulator_process(forever) as sim:  # first, while this process is still small
-        alone_start, alone_peak, alone_cpu = await poller_alone(sim.url, jobs, seconds)
-    async with simulator_process(forever) as sim, running_bot(runcomfy_url=sim.url) as bench:
-        start_rss = rss_mb()
-        poller = bench.bot.parts.poller
-        await poller.stop()
-        channels = [bench.guild.create_text_channel(f"c{i}") for i in range(100)]
-        await ask(bench, channels, jobs, png())
-        pending = len(await bench.bot.parts.store.open_jobs())
-        idle_cpu, idle_peak = await measure(bench, seconds)
-        poller.start()
-        cpu, peak = await measure(bench, seconds)
-    max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{pending} pending jobs, poll every 3 s, {seconds:g} s each measure; RSS before the "
-          f"bot: {alone_start:.0f} MB alone, {start_rss:.0f} MB with SimCord")
-    print(f"{'figure':<48} {'value':>8} {'target':>8}")
-    for name, value, target in [
-        ("the bot alone: peak RSS (MB)", f"{alone_peak:.0f}", "<= 120"),
-        ("the bot alone: RSS growth while polling (MB)", f"{alone_peak - alone_start:.1f}", ""),
-        ("the bot alone: average CPU (% of a core)", f"{alone_cpu:.1f}", "<= 10"),
-        ("in SimCord: peak RSS, poller running (MB)", f"{peak:.0f}", ""),
-        ("in SimCord: peak RSS of the process, ever (MB)", f"{max_rss:.0f}", ""),
-        ("in SimCord: RSS growth while polling (MB)", f"{peak - idle_peak:.1f}", ""),
-        ("in SimCord: average CPU, poller running (%)", f"{cpu:.1f}", ""),
-        ("in SimCord: average CPU, poller stopped (%)", f"{idle_cpu:.1f}", ""),
-        ("in SimCord: the poller's own CPU (difference)", f"{cpu - idle_cpu:.1f}", ""),
-    ]:
-        print(f"{name:<48} {value:>8} {target:>8}")
+async def learned(store: JobStore, runs: RunsByDuration) -> None:
+    """The last ``HISTORY`` delivered jobs of each length, as the bot would have stored them."""
+    model = load_catalog().by_command("kling-2-1")
+    assert model is not None
+    now = store.clock()
+    for index in range(2 * HISTORY):
+        seconds = 5 if index % 2 else 10
+        prompt = f"history {index}"
+        body = {"prompt": prompt, "image_url": "https://cdn.example/z.png", "duration": seconds}
+        took = runs.plan(body, 10**9, Plan()).run_seconds or 0.0
+        job = await store.add(NewJob(1, 1, 2, model.id, model.command, prompt, body, None,
+                                     seconds=seconds))
+        ended = now - 3600 + index * 10
+        await store.db.write("UPDATE jobs SET state = ?, started_at = ?, finished_at = ? "
+                               "WHERE id = ?", JobState.DELIVERED.value, ended - took, ended,
+                               job.id)
+
+
+async def measure(strategy: str, jobs: int, seconds: float, ramp: float) -> Footprint:
+    out = Footprint(strategy)
+    runs = RunsByDuration(RUN_SECONDS, SPREAD, tuple(2 + 58 * i / (jobs - 1)
+                                                     for i in range(jobs)), seed=8)
+    async with simulator_process({"workers": 10 * jobs}, runs=runs) as sim:
+        with tempfile.TemporaryDirectory() as folder:
+            db = await open_database(Path(folder) / "footprint.sqlite3")
+            store = JobStore(db)
+            async with RunComfyClient(TOKEN, sim.url) as client:
+                await learned(store, runs)
+                poller = Poller(load_catalog(), store, NoticeStore(db, time.time), client,
+                                cast(Delivery, None),
+                                PollSettings(interval=INTERVAL,
+                                             strategy=cast(PollStrategy, strategy)))
+                poller.channels.update = lambda job, news=None: None  # type: ignore[method-assign]
+                calls = [0]
+                for name in ("status", "result"):
+                    setattr(client, name, counted(getattr(client, name), calls))
+                pending = Pending(store, client, jobs)
+                move = store.move
+
+                async def noting(job_id: int, to: JobState, **kwargs: Any) -> Job | None:
+                    moved = await move(job_id, to, **kwargs)
+                    if moved is not None and to is JobState.FETCHED:
+                        pending.finished += 1
+                    return moved
+
+                store.move = noting  # type: ignore[method-assign]
+                out.rss_start = rss_mb()
+                sim.clock.start()
+                await pending.add(jobs)
+                keeper = asyncio.create_task(pending.keep())
+                async with polling(poller):
+                    await asyncio.sleep(ramp)
+                    cpu, wall, first_calls, first_done = (time.process_time(),
+                                                          time.perf_counter(), calls[0],
+                                                          pending.finished)
+                    peak = rss_mb()
+                    end = wall + seconds
+                    while time.perf_counter() < end:
+                        await asyncio.sleep(0.5)
+                        peak = max(peak, rss_mb())
+                        out.pending.append(pending.added - pending.finished)
+                    out.seconds = time.perf_counter() - wall
+                    out.cpu = (time.process_time() - cpu) / out.seconds * 100
+                    out.rss_peak = peak
+                    out.calls = calls[0] - first_calls
+                    out.finished = pending.finished - first_done
+                    running = [j for j in poller._waiting.values()
+                               if j.state is JobState.RUNNING]
+                    if running:
+                        job = running[0]
+                        out.gap_us = timeit.timeit(lambda: poller._gap(job),
+                                                   number=2000) / 2000 * 1e6
+                keeper.cancel()
+            await db.close()
+    return out
+
+
+def counted(call: Any, calls: list[int]) -> Any:
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return await call(*args, **kwargs)
+    return counting
+
+
+def _child(strategy: str, jobs: int, seconds: float, ramp: float, conn: Connection) -> None:
+    conn.send(asyncio.run(measure(strategy, jobs, seconds, ramp)))
+
+
+def side_by_side(jobs: int, seconds: float, ramp: float) -> dict[str, Footprint]:
+    context = multiprocessing.get_context("spawn")
+    running = []
+    for strategy in STRATEGIES:
+        ours, theirs = context.Pipe()
+        process = context.Process(target=_child, args=(strategy, jobs, seconds, ramp, theirs))
+        process.start()
+        running.append((strategy, ours, process))
+    results = {strategy: ours.recv() for strategy, ours, _ in running}
+    for _, _, process in running:
+        process.join()
+    return results
+
+
+def main(jobs: int, seconds: float, ramp: float) -> None:
+    print(f"{jobs} jobs pending (kept there), RunComfy runs {RUN_SECONDS[5]:g} / "
+          f"{RUN_SECONDS[10]:g} s (lognormal {SPREAD:.0%}), poll interval {INTERVAL:g} s; the "
+          f"bot alone (store, client, poller), a process per strategy, side by side; measured "
+          f"{seconds:g} s after {ramp:g} s", flush=True)
+    results = side_by_side(jobs, seconds, ramp)
+    planned, fixed = results["planned"], results["fixed"]
+    print(f"{'figure':<48}{'planned':>10}{'fixed':>10}{'ratio':>8}{'target':>9}{'':>9}")
+    rows: list[tuple[str, float, float, str, float | None]] = [
+        ("peak RSS (MB)", planned.rss_peak, fixed.rss_peak, ".0f", 1.2),
+        ("average CPU (% of a core)", planned.cpu, fixed.cpu, ".1f", 1.0),
+        ("RSS before the jobs (MB)", planned.rss_start, fixed.rss_start, ".0f", None),
+        ("jobs pending, mean", statistics.mean(planned.pending), statistics.mean(fixed.pending),
+         ".0f", None),
+        ("status + result calls a second", planned.calls / planned.seconds,
+         fixed.calls / fixed.seconds, ".1f", None),
+        ("jobs finished a second", planned.finished / planned.seconds,
+         fixed.finished / fixed.seconds, ".1f", None),
+        ("planning one poll of a running job (us)", planned.gap_us, fixed.gap_us, ".1f", None),
+    ]
+    for label, ours, theirs, spec, target in rows:
+        ratio = ours / theirs if theirs else float("nan")
+        verdict = "" if target is None else ("met" if ratio <= target else "NOT MET")
+        print(f"{label:<48}{ours:>10{spec}}{theirs:>10{spec}}{ratio:>8.2f}"
+              f"{'' if target is None else f'<= {target:g}':>9}{verdict:>9}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--jobs", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--ramp", type=float, default=30)
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.jobs, arguments.seconds))
+    main(arguments.jobs, arguments.seconds, arguments.ramp)

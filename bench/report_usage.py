@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import statistics
 import time
@@ -26,7 +27,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.store_lifecycle import Backend, Places, add_backend_argument, backends_of, places
+from bench.store_lifecycle import (
+    Backend,
+    Others,
+    Places,
+    add_backend_argument,
+    backends_of,
+    places,
+)
 from bot.catalog import load_catalog
 from bot.jobs import TERMINAL
 from bot.limits import Limits
@@ -77,7 +85,7 @@ def batches(rows: int) -> Iterator[list[Any]]:
             created = NOW - rng.random() * 30 * DAY
             values += (GUILD, 10, 1000 + rng.randrange(500), "m", rng.choice(models), "", "{}",
                        END_STATES[index % len(END_STATES)], rng.choice([0.42, 1.26, None]),
-                       rng.choice([5.0, 10.0]), created + 60, created, created + 60)
+                       rng.choice([5.0, 10.0]), created, created + 60, created + 60)
         yield values
 
 
@@ -158,12 +166,15 @@ async def main(backends: tuple[Backend, ...], rows: int, repeats: int, where: Pl
         print(f"{each.backend}: {jobs:,} jobs; rollup rows: {rollup:,}")
         await each.once()  # load matplotlib, warm the caches: off the clock
         each.timings = {label: [] for label in LABELS}
+    others = Others(where.pids())
     for _ in range(repeats):
         for each in measured:
             await each.once()
+    busy = others.cores()
     for each in measured:
         await each.db.close()
-        print(f"\n{each.backend}, {rows:,} jobs, {repeats} repeats")
+        print(f"\n{each.backend}, {rows:,} jobs, {repeats} repeats (other processes kept"
+              f" {busy:.2f} of {os.cpu_count()} cores busy meanwhile)")
         print(f"{'what':<42} {'median ms':>10} {'p95 ms':>8} {'target':>8}")
         for label, values in each.timings.items():
             target = "<= 100" if label.startswith("report") else ""

@@ -17,7 +17,9 @@ exactly the lifecycles done (and their cost).
 
 SQLite is a file in a temporary folder; PostgreSQL a throwaway server in a temporary folder on
 the same disk (``tests.postgres_server``: fsync and synchronous_commit off; SQLite's WAL with
-synchronous=NORMAL does not wait for the disk at commit either).
+synchronous=NORMAL does not wait for the disk at commit either). The table also gives this
+process's CPU and the cores that other processes kept busy meanwhile: on a shared machine, a
+figure is fair only when that is near 0.
 
     .venv/bin/python -m bench.store_lifecycle [--lifecycles 2000] [--backend both]
 """
@@ -28,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import math
+import os
 import statistics
 import tempfile
 import time
@@ -36,7 +39,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from bench.harness import percentile
 from bot.catalog import load_catalog
 from bot.jobs import Job, JobState
 from bot.limits import Limits
@@ -91,6 +93,56 @@ class Places:
         finally:
             await conn.close()
         return self.server.database_url(name)
+
+    def pids(self) -> set[int]:
+        """This process and the PostgreSQL server's (whose work is the benchmark's too)."""
+        roots = {os.getpid()}
+        if self.server is not None and self.server.process is not None:
+            roots.add(self.server.process.pid)
+        return roots
+
+
+class Others:
+    """How busy the machine was with other work (the CPU time of every process but this one
+    and the PostgreSQL server's), in cores: the benchmark's figures are fair only when this
+    is near 0."""
+
+    def __init__(self, roots: set[int]) -> None:
+        self.roots = roots
+        self.start = self._sample()
+
+    def cores(self) -> float:
+        busy, total, ours = (now - then for now, then in zip(self._sample(), self.start,
+                                                               strict=True))
+        return max(busy - ours, 0) / total * (os.cpu_count() or 1) if total else 0.0
+
+    def _sample(self) -> tuple[int, int, int]:
+        with open("/proc/stat", encoding="ascii") as stat:
+            ticks = [int(n) for n in stat.readline().split()[1:9]]  # user .. steal
+        idle = ticks[3] + ticks[4]
+        return sum(ticks) - idle, sum(ticks), sum(_tree_ticks(self.roots).values())
+
+
+def _tree_ticks(roots: set[int]) -> dict[int, int]:
+    """CPU ticks of ``roots`` and every process under them (with their ended children)."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            parents[int(entry.name)] = int(fields[1])
+            ticks[int(entry.name)] = sum(int(n) for n in fields[11:15])
+
+    def inside(pid: int) -> bool:
+        while pid > 1:
+            if pid in roots:
+                return True
+            pid = parents.get(pid, 0)
+        return False
+    return {pid: n for pid, n in ticks.items() if inside(pid)}
 
 
 @contextlib.contextmanager
@@ -169,6 +221,13 @@ class Store:
                 f"lifecycles (${expected[1]:.2f}, {expected[2]:g} s)")
 
 
+def percentile(values: list[float], share: float) -> float:
+    """As ``bench.harness.percentile`` (not imported: this benchmark needs none of the bot's
+    Discord side)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
 def moved(job: Job | None) -> Job:
     if job is None:
         raise RuntimeError("a move was refused: the lifecycle is not the one the bot makes")
@@ -183,6 +242,7 @@ class Run:
     lifecycles: int
     seconds: float = 0.0
     cpu: float = 0.0  # this process's CPU time over the run (the bot's side)
+    others: float = 0.0  # cores busy with other work meanwhile
     latencies: list[float] = field(default_factory=list)
 
     @property
@@ -191,7 +251,7 @@ class Run:
 
 
 async def measure(store: Store, coroutines: int, guilds: int, lifecycles: int,
-                  first_user: int) -> Run:
+                  first_user: int, ours: set[int]) -> Run:
     """``lifecycles`` done by ``coroutines`` at once, each taking the next one when done."""
     run = Run(store.backend, coroutines, guilds, lifecycles)
     left = iter(range(lifecycles))
@@ -206,12 +266,13 @@ async def measure(store: Store, coroutines: int, guilds: int, lifecycles: int,
             await store.lifecycle(who)
             run.latencies.append(time.perf_counter() - started)
 
-    started, cpu = time.perf_counter(), time.process_time()
+    started, cpu, others = time.perf_counter(), time.process_time(), Others(ours)
     async with asyncio.TaskGroup() as group:
         for index in range(coroutines):
             group.create_task(worker(index))
     run.seconds = time.perf_counter() - started
     run.cpu = time.process_time() - cpu
+    run.others = others.cores()
     return run
 
 
@@ -220,21 +281,25 @@ async def main(backends: tuple[Backend, ...], lifecycles: int, where: Places) ->
     users = iter(range(10_000, 10**9, 100_000))  # a fresh block of members for each run
     for store in stores:
         await store.set_policies(range(1, 9))
-        await measure(store, 32, 8, 64, next(users))  # warm-up: connections, statements
+        # warm-up: connections, statements
+        await measure(store, 32, 8, 64, next(users), where.pids())
     runs = []
     for coroutines, guilds in CONCURRENCY:
         for store in stores:
-            runs.append(await measure(store, coroutines, guilds, lifecycles, next(users)))
+            runs.append(await measure(store, coroutines, guilds, lifecycles, next(users),
+                                     where.pids()))
     print(f"{lifecycles:,} lifecycles a run: admission (guild lock, Limits.check, add) + 5 moves"
           " + the move to delivered with its usage line")
+    print(f"bot CPU: this process (aiosqlite's threads included), of one core; others: cores"
+          f" (of {os.cpu_count()}) busy meanwhile with processes neither this one nor PostgreSQL")
     print(f"{'backend':<11} {'coroutines':>10} {'guilds':>6} {'seconds':>8} {'lifecycles/s':>12}"
-          f" {'commits/s':>9} {'p50 ms':>7} {'p95 ms':>7} {'bot CPU':>7}")
+          f" {'commits/s':>9} {'p50 ms':>7} {'p95 ms':>7} {'bot CPU':>7} {'others':>6}")
     for run in runs:
         print(f"{run.backend:<11} {run.coroutines:>10} {run.guilds:>6} {run.seconds:>8.2f}"
               f" {run.per_second:>12.0f} {run.per_second * WRITES:>9.0f}"
               f" {statistics.median(run.latencies) * 1000:>7.1f}"
               f" {percentile(run.latencies, 0.95) * 1000:>7.1f}"
-              f" {run.cpu / run.seconds:>7.0%}")
+              f" {run.cpu / run.seconds:>7.0%} {run.others:>6.2f}")
     failed = False
     for store in stores:
         verdict = await store.verify()
