@@ -122,8 +122,15 @@ async def _rollback(conn: aiosqlite.Connection) -> None:
         await asyncio.shield(conn.execute_fetchall("ROLLBACK"))
 
 
+def _probe(target: str, uri: bool) -> None:
+    """Open and close the file with plain sqlite3 first: a file that cannot be opened fails
+    here, cleanly (aiosqlite's failed connect leaves its thread to report to a closed loop)."""
+    sqlite3.connect(target, uri=uri).close()
+
+
 async def _connect(path: Path, *, read_only: bool) -> aiosqlite.Connection:
     target = f"file:{path}?mode=ro" if read_only else str(path)
+    await asyncio.to_thread(_probe, target, read_only)
     conn = await aiosqlite.connect(target, isolation_level=None, uri=read_only)
     conn.row_factory = aiosqlite.Row
     pragmas = f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}; PRAGMA foreign_keys = ON;"
