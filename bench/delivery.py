@@ -5,9 +5,10 @@ asks for: a 5 s video about 30 s, a 10 s video about 52 s, each times a lognorma
 12 %, after 2 to 20 s in its queue. The same bot is run three times at once, one process each
 with its own simulator, with ``jobs.poll_strategy`` "planned" (the default), "economy" and
 "fixed" (every poll interval, the reference). Each first delivers a warm-up (24 jobs of each
-length: the bot learns run times from the jobs it delivered, and from nothing else), then the
-300 measured jobs (150 of each length, the same jobs with the same run times in each process)
-over 30 channels.
+length: the bot learns run times from the jobs it delivered, and from nothing else), then is
+asked for the 300 measured jobs (150 of each length, the same jobs with the same run times in
+each process) over 30 channels while its poller is stopped and RunComfy's clock paused; once
+every process has asked, their clocks resume and their pollers start, together.
 
 Delivery is from the moment the simulator completes a job (its clock, shared with this
 process) to the moment the bot has posted the video; calls are the status and result calls
