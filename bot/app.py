@@ -162,7 +162,7 @@ class VideoBot(commands.AutoShardedBot):
         if self.run_jobs:
             if self.shards_served is None or self.shards_served.syncs_commands:
                 await self.sync_commands()
-            poller.start()
+            await poller.start()
 
     async def _read_prices(self) -> None:
         """RunComfy's published prices: read now (start-up waits for them a little, so the

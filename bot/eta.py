@@ -9,6 +9,7 @@ Nothing is assumed: with too few runs for a kind of job, there is no estimate.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import deque
 from collections.abc import Iterable
@@ -19,6 +20,7 @@ from bot.jobs import Job
 RUNS_KEPT = 40  # per kind of job: the most recent
 MIN_RUNS = 3  # fewer runs than this: no estimate
 RATE_WEIGHT = 0.3  # how much a new observation of the queue's pace counts
+TAIL_Z = 2.326  # the window's edges: the 1st and 99th percentiles of the fitted law
 
 
 @dataclass(frozen=True)
@@ -36,16 +38,21 @@ class RunKind:
 
 @dataclass(frozen=True)
 class Estimate:
-    """How long a kind of job runs: its median, and the range most runs fall in."""
+    """How long a kind of job runs: its median, and the window nearly all runs end in."""
 
     median: float
-    low: float  # about the 10th percentile
-    high: float  # about the 90th percentile
+    low: float  # the 1st percentile
+    high: float  # the 99th percentile
 
 
 class RunTimes:
+    """Run times per kind. The window comes from a lognormal law fitted to the runs (the
+    mean and spread of their logarithms): run times are products of factors, and a fitted law
+    places the rare early and late ends where 40 runs' own extremes cannot."""
+
     def __init__(self) -> None:
         self._runs: dict[RunKind, deque[float]] = {}
+        self._estimates: dict[RunKind, Estimate | None] = {}  # until a run of the kind is added
 
     def load(self, runs: Iterable[tuple[RunKind, float]]) -> None:
         """Runs read from the store, oldest first."""
@@ -58,16 +65,25 @@ class RunTimes:
             self._add(RunKind.of(job), job.finished_at - job.started_at)
 
     def estimate(self, job: Job) -> Estimate | None:
-        runs = self._runs.get(RunKind.of(job))
-        if runs is None or len(runs) < MIN_RUNS:
+        kind = RunKind.of(job)
+        if kind not in self._estimates:
+            self._estimates[kind] = self._fit(self._runs.get(kind, ()))
+        return self._estimates[kind]
+
+    @staticmethod
+    def _fit(runs: Iterable[float]) -> Estimate | None:
+        runs = list(runs)
+        if len(runs) < MIN_RUNS:
             return None
-        ordered = sorted(runs)
-        cuts = statistics.quantiles(ordered, n=10, method="inclusive")
-        return Estimate(statistics.median(ordered), cuts[0], cuts[-1])
+        logs = [math.log(seconds) for seconds in runs]
+        centre, spread = statistics.fmean(logs), statistics.stdev(logs)
+        return Estimate(statistics.median(runs), math.exp(centre - TAIL_Z * spread),
+                        math.exp(centre + TAIL_Z * spread))
 
     def _add(self, kind: RunKind, seconds: float) -> None:
         if seconds > 0:
             self._runs.setdefault(kind, deque(maxlen=RUNS_KEPT)).append(seconds)
+            self._estimates.pop(kind, None)
 
 
 class QueuePace:

@@ -32,8 +32,8 @@ TICKS_PER_INTERVAL = 24  # how often, per poll interval, the loop looks for jobs
 PHASES = 16  # jobs found in the database are spread over this many slots of an interval
 LEARN_DAYS = 7  # run times are learned from the jobs of the last week
 DAY = 86400.0
-DENSE = 0.5  # "planned": inside its likely finish window a job is polled twice per interval
-WINDOW_POLLS = 12  # at most this many polls inside the window (the per-job call budget)
+DENSE = {"planned": 0.5, "economy": 0.85}  # intervals between polls inside the likely window
+WINDOW_POLLS = 24  # at most this many polls inside the window (the per-job call budget)
 FAR_IN_QUEUE = 3  # intervals: a queued job likely to start later than this is polled half
 PollStrategy = Literal["planned", "economy", "fixed"]
 
@@ -73,9 +73,11 @@ class Poller:
         # discord.py's task loop: reconnect-safe, and one task however many jobs wait.
         tick = settings.interval / TICKS_PER_INTERVAL
         self._loop = tasks.loop(seconds=tick)(self._tick_safely)
-        self._loop.before_loop(self.recover)
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Recover first, then poll: the bot starts taking commands only after this returns,
+        so no job admitted by this process can be taken for one a crash interrupted."""
+        await self.recover()
         self._loop.start()
 
     async def stop(self) -> None:
@@ -173,9 +175,10 @@ class Poller:
     def _gap(self, job: Job) -> float:
         """Seconds until the job's next poll. ``fixed``: one interval. ``planned`` (and
         ``economy``, with fewer calls): a running job whose kind has a learned run time sleeps
-        until a step before its likely finish window, is polled densely inside it (at most
-        ``WINDOW_POLLS`` times), and once an interval after it; a queued job likely to start
-        late is polled half as often. Nothing learned: one interval."""
+        until a step before the window its run will almost surely end in, is polled every
+        ``DENSE`` interval inside it (at most ``WINDOW_POLLS`` times), and once an interval
+        after it; a queued job likely to start late (``economy``: any queued job) is polled
+        half as often. Nothing learned: one interval."""
         interval = self.settings.interval
         strategy = self.settings.strategy
         if strategy == "fixed":
@@ -187,8 +190,7 @@ class Poller:
         estimate = self.runs.estimate(job)
         if estimate is None or job.started_at is None:
             return interval
-        step = max(interval * (DENSE if strategy == "planned" else 1.0),
-                   (estimate.high - estimate.low) / WINDOW_POLLS)
+        step = max(interval * DENSE[strategy], (estimate.high - estimate.low) / WINDOW_POLLS)
         age = self.clock() - job.started_at
         opens = estimate.low - step
         if age < opens - step:

@@ -70,15 +70,15 @@ class JobService:
     @staticmethod
     def precheck(model: ModelSpec, options: Mapping[str, object],
                  attachments: Mapping[str, AttachmentLike]) -> dict[str, Any]:
-        """Everything that can be checked without downloading (fast enough to answer an
-        interaction before deferring it): the body, or ``InvalidOptions``."""
+        """Everything that can be checked without I/O (a refusal before anything is read,
+        downloaded or submitted): the body, or ``InvalidOptions``."""
         return build_request(model, options, {k: facts_of(v) for k, v in attachments.items()},
                              headers_pending=True)
 
     async def admit(self, model: ModelSpec, body: Mapping[str, Any], who: Requester, *,
                     tx: Tx | None = None) -> None:
         """The guild's rules and the member's allowance; raises ``LimitReached``. Called
-        before deferring, as a quick refusal, and again inside the admission's transaction."""
+        before a download, as a quick refusal, and again inside the admission's transaction."""
         await self.limits.check(who.who, model, prompt_texts(body),
                                 self.prices.estimate(model, body), budgeted=not self.simulated,
                                 tx=tx)

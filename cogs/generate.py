@@ -46,16 +46,16 @@ async def start_from_interaction(
     bot: VideoBot, interaction: discord.Interaction, model: ModelSpec,
     options: dict[str, object], attachments: Mapping[str, AttachmentLike], note: str = "",
 ) -> None:
-    """Answer within Discord's 3 s: what needs no I/O (the options, the attachment's metadata,
-    the bot's permissions) is refused at once; anything that may wait (the guild's rules in
-    the database, the image, RunComfy) comes after the defer."""
+    """Defer first (Discord's 3 s, and the first answer as soon as a bot can give it), then
+    refuse what needs no I/O (the options, the attachment's metadata, the bot's permissions)
+    before anything that may wait (the guild's rules in the database, the image, RunComfy)."""
     assert interaction.guild_id is not None
     assert interaction.channel is not None
-    who = requester(interaction.guild_id, interaction.channel, interaction.user)
-    bot.parts.jobs.precheck(model, options, attachments)
-    check_can_post(interaction.app_permissions, isinstance(interaction.channel, discord.Thread))
     if not interaction.response.is_done():
         await interaction.response.defer(ephemeral=True, thinking=True)
+    bot.parts.jobs.precheck(model, options, attachments)
+    check_can_post(interaction.app_permissions, isinstance(interaction.channel, discord.Thread))
+    who = requester(interaction.guild_id, interaction.channel, interaction.user)
     job = await bot.parts.jobs.request(model, options, attachments, who)
     await interaction.edit_original_response(content=queued_text(job.id) + note)
 

@@ -63,12 +63,13 @@ async def test_the_request_body_carries_the_attachment_url(world: World) -> None
     assert submitted.body["resolution"] == "480P"
 
 
-async def test_a_bad_option_is_refused_at_once_and_costs_nothing(world: World) -> None:
+async def test_a_bad_option_is_refused_after_the_defer_and_costs_nothing(world: World) -> None:
+    """The defer comes first (the fastest first answer); the refusal replaces its "thinking",
+    seen by the member alone, before anything is read, downloaded or submitted."""
     result = await world.alice.slash(world.channel, "kling-3-0", prompt="a cliff",
                                      image=("c.png", PNG), duration=10,
                                      multi_prompt="5: a | 3: b")
     assert result.ephemeral
-    assert not result.deferred
     assert result.response.content == (
         "The video was not started:\n`multi_prompt` segment durations must add up to "
         "`duration` (10 s); yours add up to 8 s.")

@@ -1,0 +1,53 @@
+"""What the bot makes of the run times it learned: the ready time, and the window a run ends in."""
+
+from __future__ import annotations
+
+import math
+import random
+
+from bot.eta import MIN_RUNS, RunKind, RunTimes
+from bot.jobs import Job, JobState
+
+
+def job(seconds: float, resolution: str | None = None) -> Job:
+    return Job(id=1, guild_id=1, channel_id=1, user_id=1, model_id="kling/2.1", command="k",
+               prompt="p", body={}, state=JobState.RUNNING, request_id="r",
+               queue_position=None, card_message_id=None, result_message_id=None,
+               delivered_as=None, video_url=None, error=None, estimated_usd=None,
+               cost_usd=None, created_at=0, submitted_at=0, started_at=0, finished_at=None,
+               updated_at=0, seconds=seconds, resolution=resolution)
+
+
+def learned(runs: dict[RunKind, list[float]]) -> RunTimes:
+    times = RunTimes()
+    times.load((kind, seconds) for kind, many in runs.items() for seconds in many)
+    return times
+
+
+def test_too_few_runs_give_no_estimate() -> None:
+    kind = RunKind.of(job(5))
+    times = learned({kind: [30.0] * (MIN_RUNS - 1)})
+    assert times.estimate(job(5)) is None
+    times.load([(kind, 31.0)])
+    assert times.estimate(job(5)) is not None
+
+
+def test_the_window_holds_nearly_every_run_of_a_spread_like_the_learned_ones() -> None:
+    draw = random.Random(7)
+    law = [30 * math.exp(draw.gauss(0, 0.12)) for _ in range(10_000)]
+    estimate = learned({RunKind.of(job(5)): law[:40]}).estimate(job(5))
+    assert estimate is not None
+    inside = sum(estimate.low <= run <= estimate.high for run in law) / len(law)
+    assert 0.9 <= inside < 1, inside  # 98 % for the true law; 40 runs estimate its spread
+    assert abs(estimate.median - 30) < 2
+
+
+def test_each_kind_has_its_own_estimate_and_a_new_run_changes_it() -> None:
+    five, ten = RunKind.of(job(5)), RunKind.of(job(10))
+    times = learned({five: [29.0, 30.0, 31.0], ten: [50.0, 52.0, 54.0]})
+    first = times.estimate(job(10))
+    assert first is not None and first.median == 52.0
+    assert times.estimate(job(10, resolution="1080p")) is None
+    times.load([(ten, 90.0)])
+    later = times.estimate(job(10))
+    assert later is not None and later.median == 53.0 and later.high > first.high
