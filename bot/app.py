@@ -140,7 +140,7 @@ class VideoBot(commands.AutoShardedBot):
             timeouts=Timeouts(submit=s.runcomfy.submit_timeout, read=s.runcomfy.request_timeout),
         )
         delivery = Delivery(self, self.http_session, self.model_name,
-                            int(s.jobs.max_download_mb * 1024 * 1024))
+                            int(s.jobs.max_download_mb * 1024 * 1024), await store.nonce_tag())
         notices = NoticeStore(db, self.clock)
         poller = Poller(self.catalog, store, notices, runcomfy, delivery, PollSettings(
             interval=s.jobs.poll_interval, max_concurrent=s.jobs.max_concurrent_polls,

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import discord
@@ -47,11 +47,6 @@ def check_can_post(have: discord.Permissions, in_thread: bool) -> None:
                         "Ask a moderator to give me these permissions here.")
 
 
-def card_nonce(job: Job) -> str:
-    """The same for every attempt at one job's card (Discord allows 25 characters)."""
-    return f"rcvb-card-{job.id}"
-
-
 def is_card_of(message: discord.Message, job_id: int) -> bool:
     footer = message.embeds[0].footer.text if message.embeds else None
     return bool(footer) and str(footer).split(" · ")[0] == f"Job #{job_id}"
@@ -81,9 +76,10 @@ class Posted:
 
 class Delivery:
     def __init__(self, client: discord.Client, session: Callable[[], aiohttp.ClientSession],
-                 model_name: Callable[[Job], str], max_download_bytes: int,
+                 model_name: Callable[[Job], str], max_download_bytes: int, nonce_tag: str,
                  download_timeout: float = 300.0) -> None:
         self.client = client
+        self.nonce_tag = nonce_tag
         self._session = session
         self._model_name = model_name
         self.max_download_bytes = max_download_bytes
@@ -113,7 +109,7 @@ class Delivery:
         channel = await self.channel(job.channel_id, job.guild_id)
         view = card_view(job)
         embed = render_card(job, self._model_name(job))
-        nonce = card_nonce(job)
+        nonce = self.nonce(job, "card")
         with _discord_errors():
             if view is None:
                 message = await channel.send(embed=embed, nonce=nonce,
@@ -133,7 +129,7 @@ class Delivery:
         after = discord.Object(discord.utils.time_snowflake(
             datetime.fromtimestamp(since - _CLOCK_SLACK, UTC)))
         async for message in channel.history(limit=_HISTORY_CHECKED, after=after):
-            if message.author.id == me.id and (message.nonce == card_nonce(job)
+            if message.author.id == me.id and (message.nonce == self.nonce(job, "card")
                                                or is_card_of(message, job.id)):
                 return message.id
         return None
@@ -250,10 +246,12 @@ class Delivery:
         finally:
             await asyncio.to_thread(path.unlink, missing_ok=True)
 
-    @staticmethod
-    def nonce(job: Job) -> str:
-        """The same for every attempt at one job's video, so Discord can drop a repeat."""
-        return f"rcvb-video-{job.id}"
+    def nonce(self, job: Job, what: Literal["card", "vid"] = "vid") -> str:
+        """The same for every attempt at one job's card or video, so Discord can drop a
+        repeat; the database's tag keeps another database's job of the same number (a store
+        started afresh, a second deployment on the same bot) from matching (25 characters at
+        most: job numbers of up to 9 digits)."""
+        return f"rc-{self.nonce_tag}-{what}-{job.id}"
 
     async def _send(self, channel: discord.abc.Messageable, job: Job, *,
                     file: Path | None) -> Posted:

@@ -20,7 +20,6 @@ from bot.jobs import Job
 RUNS_KEPT = 40  # per kind of job: the most recent
 MIN_RUNS = 3  # fewer runs than this: no estimate
 RATE_WEIGHT = 0.3  # how much a new observation of the queue's pace counts
-TAIL_Z = 2.326  # the window's edges: the 1st and 99th percentiles of the fitted law
 
 
 @dataclass(frozen=True)
@@ -38,11 +37,18 @@ class RunKind:
 
 @dataclass(frozen=True)
 class Estimate:
-    """How long a kind of job runs: its median, and the window nearly all runs end in."""
+    """How long a kind of job runs: its median, and the law fitted to its runs (the mean
+    and standard deviation of their logarithms)."""
 
     median: float
-    low: float  # the 1st percentile
-    high: float  # the 99th percentile
+    log_mean: float
+    log_sd: float
+
+    def window(self, z: float) -> tuple[float, float]:
+        """The run times within ``z`` standard deviations of the law's centre (z = 2.326:
+        the 1st to the 99th percentile; 1.282: the 10th to the 90th)."""
+        return (math.exp(self.log_mean - z * self.log_sd),
+                math.exp(self.log_mean + z * self.log_sd))
 
 
 class RunTimes:
@@ -76,9 +82,7 @@ class RunTimes:
         if len(runs) < MIN_RUNS:
             return None
         logs = [math.log(seconds) for seconds in runs]
-        centre, spread = statistics.fmean(logs), statistics.stdev(logs)
-        return Estimate(statistics.median(runs), math.exp(centre - TAIL_Z * spread),
-                        math.exp(centre + TAIL_Z * spread))
+        return Estimate(statistics.median(runs), statistics.fmean(logs), statistics.stdev(logs))
 
     def _add(self, kind: RunKind, seconds: float) -> None:
         if seconds > 0:

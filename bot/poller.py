@@ -32,7 +32,10 @@ TICKS_PER_INTERVAL = 24  # how often, per poll interval, the loop looks for jobs
 PHASES = 16  # jobs found in the database are spread over this many slots of an interval
 LEARN_DAYS = 7  # run times are learned from the jobs of the last week
 DAY = 86400.0
-DENSE = {"planned": 0.5, "economy": 0.85}  # intervals between polls inside the likely window
+# Per strategy: the window a running job's polls are dense in (its run time's percentiles:
+# z = 2.326, the 1st to the 99th; 1.282, the 10th to the 90th), and their gap there.
+WINDOW_Z = {"planned": 2.326, "economy": 1.282}
+DENSE = {"planned": 0.5, "economy": 0.85}  # poll intervals
 WINDOW_POLLS = 24  # at most this many polls inside the window (the per-job call budget)
 FAR_IN_QUEUE = 3  # intervals: a queued job likely to start later than this is polled half
 PollStrategy = Literal["planned", "economy", "fixed"]
@@ -175,10 +178,10 @@ class Poller:
     def _gap(self, job: Job) -> float:
         """Seconds until the job's next poll. ``fixed``: one interval. ``planned`` (and
         ``economy``, with fewer calls): a running job whose kind has a learned run time sleeps
-        until a step before the window its run will almost surely end in, is polled every
-        ``DENSE`` interval inside it (at most ``WINDOW_POLLS`` times), and once an interval
-        after it; a queued job likely to start late (``economy``: any queued job) is polled
-        half as often. Nothing learned: one interval."""
+        until a step before the window its run likely ends in (``planned``: almost surely), is
+        polled every ``DENSE`` interval inside it (at most ``WINDOW_POLLS`` times), and once
+        an interval after it; a queued job likely to start late (``economy``: any queued job)
+        is polled half as often. Nothing learned: one interval."""
         interval = self.settings.interval
         strategy = self.settings.strategy
         if strategy == "fixed":
@@ -190,12 +193,13 @@ class Poller:
         estimate = self.runs.estimate(job)
         if estimate is None or job.started_at is None:
             return interval
-        step = max(interval * DENSE[strategy], (estimate.high - estimate.low) / WINDOW_POLLS)
+        low, high = estimate.window(WINDOW_Z[strategy])
+        step = max(interval * DENSE[strategy], (high - low) / WINDOW_POLLS)
         age = self.clock() - job.started_at
-        opens = estimate.low - step
+        opens = low - step
         if age < opens - step:
             return opens - age  # far from its likely finish: one call saved per interval
-        return step if age <= estimate.high + step else interval
+        return step if age <= high + step else interval
 
     def _learn(self, job: Job) -> None:
         """Remember how long a finished job ran."""

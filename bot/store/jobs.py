@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from bot.shards import Shards
 from bot.store.database import Database, Row, Tx
 
 log = logging.getLogger(__name__)
+NONCE_TAG_KEY = "nonce_tag"
 _UPDATABLE = frozenset({
     "request_id", "queue_position", "card_message_id", "card_sending_at", "result_message_id",
     "delivered_as", "video_url", "error", "cost_usd", "submitted_at", "started_at",
@@ -189,6 +191,15 @@ class JobStore:
     async def get_meta(self, key: str) -> str | None:
         row = await self.db.fetchrow("SELECT value FROM meta WHERE key = ?", key)
         return None if row is None else str(row[0])
+
+    async def nonce_tag(self) -> str:
+        """This database's own six hex digits, made on first use (in the nonces of the
+        messages it records, so that no other database's can match them)."""
+        await self.db.write("INSERT INTO meta (key, value) VALUES (?, ?)"
+                            " ON CONFLICT (key) DO NOTHING", NONCE_TAG_KEY, secrets.token_hex(3))
+        tag = await self.get_meta(NONCE_TAG_KEY)
+        assert tag is not None
+        return tag
 
     async def set_meta(self, key: str, value: str) -> None:
         await self.db.write("INSERT INTO meta (key, value) VALUES (?, ?)"

@@ -53,7 +53,8 @@ async def test_a_crash_after_the_upload_does_not_post_it_again(world: World) -> 
     [sent] = [r.json for r in world.env.http_requests
               if r.method == "POST" and r.json and "job #1)" in (r.json.get("content") or "")]
     # Discord drops a resend with the same nonce for a few minutes; the bot also looks.
-    assert (sent["nonce"], sent["enforce_nonce"]) == ("rcvb-video-1", True)
+    tag = await world.bot.parts.store.nonce_tag()
+    assert (sent["nonce"], sent["enforce_nonce"]) == (f"rc-{tag}-vid-1", True)
     # The database as it is when the process dies after the upload, before recording it.
     await world.bot.parts.db.write("UPDATE jobs SET state = 'delivering', result_message_id ="
                                    " NULL WHERE id = 1")
@@ -181,7 +182,8 @@ async def test_a_crash_between_sending_a_card_and_recording_it_leaves_one_card(
     card = world.card(3)
     [sent] = [r.json for r in world.env.http_requests if r.method == "POST" and r.json
               and "Job #3" in str(r.json.get("embeds"))]
-    assert (sent["nonce"], sent["enforce_nonce"]) == ("rcvb-card-3", True)
+    tag = await world.bot.parts.store.nonce_tag()
+    assert (sent["nonce"], sent["enforce_nonce"]) == (f"rc-{tag}-card-3", True)
     # The database as it is when the process dies after the card went out, before recording
     # its message: the intent to send it is there, the message id is not.
     await world.bot.parts.db.write("UPDATE jobs SET card_message_id = NULL WHERE id = 3")

@@ -48,3 +48,20 @@ async def test_the_last_runs_of_each_kind_oldest_first(database_target: Path | s
     assert [(kind.model_id, took) for kind, took in runs] == [
         *(("a", float(s)) for s in range(6, 26)), ("b", 40.0), ("b", 50.0)]
     await db.close()
+
+
+async def test_each_database_tags_its_message_nonces_for_good(
+        database_target: Path | str, tmp_path: Path) -> None:
+    """The tag in every card's and video's nonce: kept across restarts, another database's
+    differs (so its job #1 can never be mistaken for this one's)."""
+    db = await open_database(database_target)
+    tag = await JobStore(db).nonce_tag()
+    assert len(tag) == 6 and int(tag, 16) >= 0
+    assert await JobStore(db).nonce_tag() == tag
+    await db.close()
+    db = await open_database(database_target)
+    assert await JobStore(db).nonce_tag() == tag
+    await db.close()
+    other = await open_database(tmp_path / "another.sqlite3")
+    assert await JobStore(other).nonce_tag() != tag
+    await other.close()
