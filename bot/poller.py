@@ -51,11 +51,10 @@ class PollSettings:
 
 
 class Poller:
-    """Each waiting job is polled on its own beat, one poll interval after it was last due
-    (twice that deep in a queue, or while younger than its model's recent runs), so polls
-    spread evenly instead of coming in bursts: a job is seen finished at most about one
-    interval after it finishes, however many jobs there are. A pool of ``max_concurrent``
-    workers makes the calls, so many jobs never mean many tasks."""
+    """Each waiting job is polled on its own beat, its next poll planned from the last one's
+    due time (``_gap``), so polls spread evenly instead of coming in bursts, however many
+    jobs there are. A pool of ``max_concurrent`` workers makes the calls, so many jobs never
+    mean many tasks."""
 
     def __init__(self, catalog: Catalog, store: JobStore, notices: NoticeStore,
                  client: RunComfyClient, delivery: Delivery, settings: PollSettings,

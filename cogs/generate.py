@@ -36,7 +36,10 @@ class Generate(commands.Cog):
 
     async def generate(self, interaction: discord.Interaction, model: ModelSpec,
                        values: dict[str, Any]) -> None:
-        """Validate, then start the job; every refusal is raised for the error handler."""
+        """Defer (nothing comes before it), validate, then start the job; every refusal is
+        raised for the error handler."""
+        if not interaction.response.is_done():
+            await interaction.response.defer(ephemeral=True, thinking=True)
         attachments = {k: v for k, v in values.items() if isinstance(v, discord.Attachment)}
         options = {k: v for k, v in values.items() if v is not None and k not in attachments}
         await start_from_interaction(self.bot, interaction, model, options, attachments)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
+import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, cast
 
@@ -27,6 +28,10 @@ from bot.store.database import (
 )
 
 POOL_MIN, POOL_MAX = 1, 10
+# asyncpg prepares every statement, and after five runs PostgreSQL plans a prepared statement
+# once for any values; the reports' plans for their actual values run twice as fast
+# (bench/README.md). A URL's own ``?plan_cache_mode=...`` wins.
+SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 MIGRATION_LOCK = 0x52435642  # "RCVB": not a Discord snowflake, so no guild's lock
 _PLACEHOLDER_OR_QUOTED = re.compile(r"'(?:[^']|'')*'|\?")
 _INDEXED_BY = re.compile(r"\s+INDEXED BY \w+", re.IGNORECASE)
@@ -101,7 +106,10 @@ class PostgresDatabase(Database):
 async def open_postgres(url: str, *, migrate: bool,
                         clock: Callable[[], float]) -> PostgresDatabase:
     try:
-        pool = await asyncpg.create_pool(url, min_size=POOL_MIN, max_size=POOL_MAX)
+        given = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+        pool = await asyncpg.create_pool(
+            url, min_size=POOL_MIN, max_size=POOL_MAX,
+            server_settings={k: v for k, v in SERVER_SETTINGS.items() if k not in given})
     except (OSError, asyncpg.PostgresError, ValueError) as exc:
         raise DatabaseError(f"{redact(url)}: {exc}") from None
     try:
