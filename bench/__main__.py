@@ -1,4 +1,4 @@
-"""Every benchmark, one after the other, each in a fresh process (about 12 minutes):
+"""Every benchmark, one after the other, each in a fresh process (about 17 minutes):
 
     .venv/bin/python -m bench
 """

@@ -93,6 +93,12 @@ class PostgresDatabase(Database):
             finally:
                 tx.end()
 
+    async def write(self, sql: str, *params: Any) -> list[Row]:
+        """One statement is atomic by itself: no BEGIN and COMMIT around it (two round trips
+        fewer), as on SQLite."""
+        async with self._pool.acquire() as conn:
+            return cast(list[Row], await conn.fetch(to_postgres(sql), *params))
+
     async def close(self) -> None:
         await self._pool.close()
 
@@ -108,7 +114,7 @@ async def open_postgres(url: str, *, migrate: bool,
     try:
         given = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
         pool = await asyncpg.create_pool(
-            url, min_size=POOL_MIN, max_size=POOL_MAX,
+            url, min_size=POOL_MIN, max_size=POOL_MAX, reset=_keep_session,
             server_settings={k: v for k, v in SERVER_SETTINGS.items() if k not in given})
     except (OSError, asyncpg.PostgresError, ValueError) as exc:
         raise DatabaseError(f"{redact(url)}: {exc}") from None
@@ -119,6 +125,13 @@ async def open_postgres(url: str, *, migrate: bool,
         await pool.close()
         raise DatabaseError(f"{redact(url)}: {exc}") from None
     return PostgresDatabase(pool, url)
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """What the pool does to a connection given back, after rolling back a transaction left
+    open: nothing. The store leaves no session state (its advisory locks are the
+    transaction's, it never listens, declares cursors or sets a setting), so asyncpg's default
+    (unlock all, close all, unlisten, reset all) would be a round trip for nothing."""
 
 
 async def _migrate(pool: asyncpg.Pool, clock: Callable[[], float]) -> None:
