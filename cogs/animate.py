@@ -153,7 +153,7 @@ class Animate(commands.Cog):
         me = self.bot.user
         if message.author.bot or message.guild is None or me is None:
             return
-        if me.id not in {user.id for user in message.mentions}:
+        if me.id not in message.raw_mentions:  # typed in the text: not a reply's ping
             return
         try:
             await self._animate_mention(message)

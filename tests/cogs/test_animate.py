@@ -213,3 +213,20 @@ async def test_a_mention_without_any_image(world: World) -> None:
 async def test_a_text_to_video_model_needs_no_image(world: World) -> None:
     await world.alice.send(world.channel, mention(world, "a coffee shop --model kling-3-0-4k"))
     assert world.sim.submits[0].body["prompt"] == "a coffee shop"
+
+
+async def test_a_reply_to_the_bot_that_does_not_name_it_starts_nothing(world: World) -> None:
+    """Discord's reply ping puts the bot in the reply's mentions; only a mention typed in the
+    text asks for a video (a reply "nice!" with a picture to a card must cost nothing)."""
+    await world.alice.send(world.channel, mention(world, "a zebra --model kling-2-1"),
+                           attachments=[("zebra.png", PNG)])
+    [thread] = world.channel.threads
+    await world.run_until(lambda: bool(world.videos(thread)))
+    [video] = world.videos(thread)
+    said = len(world.bot_messages(thread))
+    reply = await world.bob.send(thread, "nice!", attachments=[("cat.png", PNG)],
+                                 reply_to=video)
+    assert world.bot.user is not None
+    assert world.bot.user.id in {user.id for user in reply.mentions}  # the reply ping
+    assert len(world.sim.submits) == 1
+    assert len(world.bot_messages(thread)) == said
