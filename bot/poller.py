@@ -21,7 +21,7 @@ from discord.ext import tasks
 from bot.catalog import DEFAULT_OUTPUT_KEY, Catalog
 from bot.channel_work import ChannelWork
 from bot.delivery import Delivery
-from bot.eta import RUNS_KEPT, QueuePace, RunTimes
+from bot.eta import RUNS_KEPT, Estimate, QueuePace, RunTimes
 from bot.jobs import WAITING, Job, JobState
 from bot.runcomfy import NotFound, Outcome, Phase, Result, RunComfyClient, RunComfyError
 from bot.store.jobs import JobStore
@@ -37,6 +37,7 @@ DAY = 86400.0
 WINDOW_Z = {"planned": 2.326, "economy": 1.282}
 DENSE = {"planned": 0.5, "economy": 0.85}  # poll intervals
 WINDOW_POLLS = 24  # at most this many polls inside the window (the per-job call budget)
+MAX_SLEEP = 20  # intervals: the longest a running job goes unpolled
 FAR_IN_QUEUE = 3  # intervals: a queued job likely to start later than this is polled half
 PollStrategy = Literal["planned", "economy", "fixed"]
 
@@ -48,6 +49,20 @@ class PollSettings:
     timeout_seconds: float = 30 * 60
     card_edit_interval: float = 5.0
     strategy: PollStrategy = "planned"
+
+
+def running_gap(strategy: Literal["planned", "economy"], interval: float, estimate: Estimate,
+                age: float) -> float:
+    """Seconds until the next poll of a job that has run ``age`` seconds: asleep until a step
+    before its window, a step at a time inside it, an interval after it; never more than
+    ``MAX_SLEEP`` intervals (odd learned runs, a clock set back), so a timeout is noticed."""
+    low, high = estimate.window(WINDOW_Z[strategy])
+    step = max(interval * DENSE[strategy], (high - low) / WINDOW_POLLS)
+    age = max(age, 0.0)
+    opens = low - step
+    if age < opens - step:  # far from its likely finish: one call saved per interval
+        return min(opens - age, MAX_SLEEP * interval)
+    return min(step if age <= high + step else interval, MAX_SLEEP * interval)
 
 
 class Poller:
@@ -192,13 +207,7 @@ class Poller:
         estimate = self.runs.estimate(job)
         if estimate is None or job.started_at is None:
             return interval
-        low, high = estimate.window(WINDOW_Z[strategy])
-        step = max(interval * DENSE[strategy], (high - low) / WINDOW_POLLS)
-        age = self.clock() - job.started_at
-        opens = low - step
-        if age < opens - step:
-            return opens - age  # far from its likely finish: one call saved per interval
-        return step if age <= high + step else interval
+        return running_gap(strategy, interval, estimate, self.clock() - job.started_at)
 
     def _learn(self, job: Job) -> None:
         """Remember how long a finished job ran."""
@@ -216,14 +225,15 @@ class Poller:
 
     async def _poll(self, job: Job) -> None:
         """Queued: the status (it has the queue position). Running: the result, which is the
-        current state until the video is there, and then the video: one call, not two."""
+        current state until the video is there, and then the video: one call, not two. Past
+        its timeout: the result, and the job times out only if it is still not done (it may
+        have finished, and been charged, while the bot was down)."""
         assert job.request_id is not None
-        if job.submitted_at and self.clock() - job.submitted_at > self.settings.timeout_seconds:
-            await self._time_out(job)
-            return
+        overdue = job.submitted_at is not None and (
+            self.clock() - job.submitted_at > self.settings.timeout_seconds)
         status = result = None
         try:
-            if job.state is JobState.QUEUED:
+            if job.state is JobState.QUEUED and not overdue:
                 status = await self.client.status(job.request_id)
             if status is None or status.phase is Phase.FINISHED:
                 result = await self.client.result(job.request_id)
@@ -232,10 +242,17 @@ class Poller:
                             "(it expired).")
             return
         except RunComfyError as exc:
-            log.warning("job %d: poll failed (%s); will try again", job.id, type(exc).__name__)
+            if overdue:
+                await self._time_out(job)
+            else:
+                log.warning("job %d: poll failed (%s); will try again", job.id,
+                            type(exc).__name__)
             return
         if result is not None and result.outcome not in (Outcome.QUEUED, Outcome.RUNNING):
             job = await self._finish(job, result) or job
+        elif overdue:
+            await self._time_out(job)
+            return
         elif status is not None and status.phase is Phase.RUNNING:
             now = self.clock()
             self.pace.forget(job.id)

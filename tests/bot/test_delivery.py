@@ -72,6 +72,20 @@ async def test_a_job_that_runs_too_long_is_timed_out(world: World) -> None:
         "your video could not be made: No video after 1 minutes; the bot stopped waiting.")
 
 
+@pytest.mark.settings(jobs={"timeout_minutes": 1})
+async def test_a_job_that_finished_while_the_bot_was_down_past_its_timeout_is_delivered(
+        world: World) -> None:
+    """Charged while the bot was down: RunComfy is asked before the job is timed out."""
+    world.sim.plan_next(Plan(run_seconds=30))
+    await start(world)
+    await world.bot.parts.poller.stop()  # down for five minutes (no polls), then restarted
+    await world.run_polls(100)
+    await world.restart()
+    await world.run_until(lambda: bool(world.videos()))
+    assert (await world.job(1)).state is JobState.DELIVERED
+    assert await world.videos()[0].attachments[0].read() == world.sim.video
+
+
 async def test_cards_show_queue_position_then_running(world: World) -> None:
     for prompt in ("one", "two", "three"):
         await start(world, prompt)  # two workers: the third waits

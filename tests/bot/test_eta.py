@@ -7,6 +7,7 @@ import random
 
 from bot.eta import MIN_RUNS, RunKind, RunTimes
 from bot.jobs import Job, JobState
+from bot.poller import MAX_SLEEP, WINDOW_Z, running_gap
 
 
 def job(seconds: float, resolution: str | None = None) -> Job:
@@ -53,3 +54,19 @@ def test_each_kind_has_its_own_estimate_and_a_new_run_changes_it() -> None:
     later = times.estimate(job(10))
     assert later is not None and later.median == 53.0
     assert later.window(1)[1] > first.window(1)[1]
+
+
+def test_a_running_job_sleeps_until_its_window_and_never_longer_than_the_cap() -> None:
+    interval = 3.0
+    usual = learned({RunKind.of(job(5)): [29.0, 30.0, 31.0, 30.5, 29.5]}).estimate(job(5))
+    assert usual is not None
+    low, high = usual.window(WINDOW_Z["planned"])
+    first = running_gap("planned", interval, usual, 0.0)
+    assert low - 2 * interval <= first < low  # asleep until just before the window
+    assert running_gap("planned", interval, usual, (low + high) / 2) == interval / 2
+    assert running_gap("planned", interval, usual, high + 10) == interval
+    # Learned runs of 5 s and 600 s (a restart's), or a clock set back an hour: the cap.
+    odd = learned({RunKind.of(job(10)): [5.0, 600.0, 600.0]}).estimate(job(10))
+    assert odd is not None
+    assert running_gap("planned", interval, odd, 0.0) == MAX_SLEEP * interval
+    assert running_gap("planned", interval, usual, -3600.0) == first  # as if just started
