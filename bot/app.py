@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +90,10 @@ class VideoBot(commands.AutoShardedBot):
         self._simulator: web.AppRunner | None = None
         self._first_prices: asyncio.Task[None] | None = None
         self._daily_prices = tasks.loop(hours=24)(self._refresh_prices_daily)
+        # Answers an interaction that failed outside an app command (the Cancel button): the
+        # one error handler (cogs.errors) puts itself here; until then, a log line.
+        self.report_error: Callable[[discord.Interaction, Exception], Awaitable[None]] = \
+            _log_error
 
     @property
     def parts(self) -> Parts:
@@ -196,16 +200,24 @@ class VideoBot(commands.AutoShardedBot):
         button was on shows the outcome, even one the store does not know of (sent before a
         crash could record it)."""
         await interaction.response.defer(ephemeral=True, thinking=True)
-        answer = await self.parts.jobs.cancel(
-            job_id, guild_id=interaction.guild_id or 0, user_id=interaction.user.id,
-            moderator=is_moderator(interaction))
-        await interaction.edit_original_response(content=answer)
-        job = await self.parts.store.get(job_id)
+        try:
+            answer = await self.parts.jobs.cancel(
+                job_id, guild_id=interaction.guild_id or 0, user_id=interaction.user.id,
+                moderator=is_moderator(interaction))
+            await interaction.edit_original_response(content=answer)
+            job = await self.parts.store.get(job_id)
+        except Exception as exc:  # the member is told; the error handler logs it
+            await self.report_error(interaction, exc)
+            return
         pressed = interaction.message
         if job is not None and pressed is not None and pressed.id != job.card_message_id \
                 and job.guild_id == interaction.guild_id:
-            await pressed.edit(embed=render_card(job, self.model_name(job)),
-                               view=card_view(job), allowed_mentions=discord.AllowedMentions.none())
+            try:
+                await pressed.edit(embed=render_card(job, self.model_name(job)),
+                                   view=card_view(job),
+                                   allowed_mentions=discord.AllowedMentions.none())
+            except discord.HTTPException as exc:  # the member has the answer already
+                log.warning("job %d: the pressed card could not be updated (%s)", job_id, exc)
 
     async def release(self) -> None:
         """Stop the poller and close the database, the HTTP session and the simulator."""
@@ -223,6 +235,10 @@ class VideoBot(commands.AutoShardedBot):
     async def close(self) -> None:
         await self.release()
         await super().close()
+
+
+async def _log_error(interaction: discord.Interaction, error: Exception) -> None:
+    log.error("interaction %d failed", interaction.id, exc_info=error)
 
 
 def is_moderator(interaction: discord.Interaction) -> bool:

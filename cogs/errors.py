@@ -55,15 +55,16 @@ async def flush_notices(interaction: discord.Interaction) -> None:
 
 
 class Errors(commands.Cog):
-    def __init__(self, bot: commands.Bot) -> None:
+    def __init__(self, bot: VideoBot) -> None:
         self.bot = bot
-        self._previous = bot.tree.on_error
+        self._previous = bot.tree.on_error, bot.report_error
 
     async def cog_load(self) -> None:
         self.bot.tree.on_error = report  # type: ignore[method-assign]
+        self.bot.report_error = report
 
     async def cog_unload(self) -> None:
-        self.bot.tree.on_error = self._previous  # type: ignore[method-assign]
+        self.bot.tree.on_error, self.bot.report_error = self._previous  # type: ignore[method-assign]
 
     @commands.Cog.listener()
     async def on_app_command_completion(self, interaction: discord.Interaction,
@@ -72,4 +73,4 @@ class Errors(commands.Cog):
 
 
 async def setup(bot: commands.Bot) -> None:
-    await bot.add_cog(Errors(bot))
+    await bot.add_cog(Errors(cast(VideoBot, bot)))

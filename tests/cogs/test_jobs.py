@@ -41,6 +41,19 @@ async def test_the_cancel_button_cancels_a_queued_job(world: World) -> None:
     assert world.sim.submits[2].state == "cancelled"
 
 
+async def test_a_cancel_button_that_fails_says_so_instead_of_thinking_forever(
+        world: World) -> None:
+    await three_jobs(world)
+    await world.bot.parts.db.write("ALTER TABLE jobs RENAME TO jobs_away")  # the store fails
+    try:
+        result = await world.alice.click(world.card(3), label="Cancel")
+    finally:
+        await world.bot.parts.db.write("ALTER TABLE jobs_away RENAME TO jobs")
+    assert result.ephemeral
+    assert result.response.content == "Something went wrong on the bot's side; it has been logged."
+    assert world.sim.submits[2].state != "cancelled"
+
+
 async def test_a_running_job_cannot_be_cancelled(world: World) -> None:
     await three_jobs(world)
     result = await world.alice.slash(world.channel, "cancel", job=1)
