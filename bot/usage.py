@@ -116,9 +116,15 @@ def to_csv(report: Report, name: Callable[[str], str]) -> bytes:
     for line in [*report.lines, report.total]:
         key = name(line.key) if report.group_by == "user" and line is not report.total \
             else line.key
-        writer.writerow([key, line.jobs, f"{line.seconds:g}", f"{line.cost_usd:.4f}",
+        writer.writerow([inert(key), line.jobs, f"{line.seconds:g}", f"{line.cost_usd:.4f}",
                          line.failures, line.cancellations, line.unpriced, line.simulated])
     return out.getvalue().encode()
+
+
+def inert(cell: str) -> str:
+    """A member's name as text a spreadsheet will not run: ``=``, ``+``, ``-``, ``@``, a tab
+    or a carriage return first would make it a formula (OWASP's CSV injection advice)."""
+    return f"'{cell}" if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
 
 
 def chart_png(report: Report) -> bytes:
