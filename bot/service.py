@@ -1,5 +1,5 @@
-"""Starting and cancelling jobs: the one path every entry point (slash command, context menu,
-mention) takes into RunComfy."""
+"""Starting and cancelling jobs: the one path every entry point (slash commands, Animate image
+and its form, mentions, Again, Vary and Extend, /retry) takes into RunComfy."""
 
 from __future__ import annotations
 
@@ -77,8 +77,8 @@ class JobService:
 
     async def admit(self, model: ModelSpec, body: Mapping[str, Any], who: Requester, *,
                     tx: Tx | None = None) -> None:
-        """The guild's rules and the member's allowance; raises ``LimitReached``. Called
-        before a download, as a quick refusal, and again inside the admission's transaction."""
+        """The guild's rules and the member's allowance; raises ``LimitReached``. Checked
+        before anything is downloaded, and again inside the admission's transaction."""
         await self.limits.check(who.who, model, prompt_texts(body),
                                 self.prices.estimate(model, body), budgeted=not self.simulated,
                                 tx=tx)
@@ -86,9 +86,12 @@ class JobService:
     async def request(self, model: ModelSpec, options: Mapping[str, object],
                       attachments: Mapping[str, AttachmentLike], who: Requester, *,
                       lineage: Lineage | None = None) -> Job:
-        """The way in for every entry point: validate fully (reading images where their
-        metadata is not enough), then start the job. ``lineage``: the finished job it comes
-        from (the creative loop's Again, Vary and Extend)."""
+        """The way in for every entry point, in this order: the options and what the images'
+        metadata tell (``precheck``), the guild's rules (``admit``), the images' own bytes
+        where their metadata is not enough, then the job (``start``: the rules again, in the
+        transaction that records it). ``lineage``: the finished job it comes from (the
+        creative loop's Again, Vary and Extend)."""
+        await self.admit(model, self.precheck(model, options, attachments), who)
         body = build_request(model, options, await inspect_attachments(model, attachments))
         return await self.start(model, body, who, lineage=lineage)
 

@@ -12,6 +12,7 @@ from discord.ext import commands
 
 from bot.app import VideoBot
 from bot.catalog import ModelSpec
+from bot.creative import PendingImage
 from bot.delivery import check_can_post
 from bot.errors import UserError
 from bot.images import AttachmentLike, fetch_image
@@ -103,12 +104,17 @@ class AnimateModal(discord.ui.Modal):
                                 else None)
         if source is None:
             raise UserError("Pick an image to animate.")
-        if isinstance(source, str):  # downloading may take a while: answer Discord first
-            await interaction.response.defer(ephemeral=True, thinking=True)
-        image = await fetched(self.bot, source)
         options: dict[str, object] = {"prompt": self.prompt.value}
         if self.duration.value.strip():
             options["duration"] = self.duration.value
+        if isinstance(source, str):  # an embed's image: checked before it is downloaded
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            jobs = self.bot.parts.jobs
+            assert interaction.guild_id is not None
+            body = jobs.precheck(model, options, {main_image_option(model): PendingImage(source)})
+            await jobs.admit(model, body, requester(interaction.guild_id, interaction.channel,
+                                                    interaction.user))
+        image = await fetched(self.bot, source)
         await start_from_interaction(self.bot, interaction, model, options,
                                      {main_image_option(model): image}, self.note)
 
@@ -169,22 +175,23 @@ class Animate(commands.Cog):
         request = parse_mention(message.content, self.bot.catalog,
                                 policy.default_model or self.bot.settings.bot.default_model)
         model = request.model
-        attachments: dict[str, AttachmentLike] = {}
-        if model.main_image is not None:
-            image = await self._mention_image(message)
-            attachments[main_image_option(model)] = image
+        source = None if model.main_image is None else await self._mention_image(message)
         channel = message.channel
         assert isinstance(channel, discord.TextChannel | discord.Thread)
-        body = self.bot.parts.jobs.precheck(model, request.options, attachments)
-        await self.bot.parts.jobs.admit(model, body, requester(channel.guild.id, channel,
-                                                               message.author))
+        jobs = self.bot.parts.jobs
+        body = jobs.precheck(model, request.options, {} if source is None else {
+            main_image_option(model): PendingImage(source) if isinstance(source, str)
+            else source})
+        await jobs.admit(model, body, requester(channel.guild.id, channel, message.author))
         check_can_post(channel.permissions_for(channel.guild.me),
                        isinstance(channel, discord.Thread))
+        attachments: dict[str, AttachmentLike] = {} if source is None else {
+            main_image_option(model): await fetched(self.bot, source)}  # checked, then read
         where = await self._thread_for(message, request.options.get("prompt"))
         await self.bot.parts.jobs.request(model, request.options, attachments,
                                           requester(channel.guild.id, where, message.author))
 
-    async def _mention_image(self, message: discord.Message) -> AttachmentLike:
+    async def _mention_image(self, message: discord.Message) -> ImageSource:
         own = [a for a in message.attachments if is_image(a)]
         if own:
             return own[0]
@@ -197,7 +204,7 @@ class Animate(commands.Cog):
             target = await message.channel.fetch_message(reference.message_id)
         images = images_in(target)
         if images:
-            return await fetched(self.bot, images[0])
+            return images[0]
         if not self.bot.intents.message_content and target.author.id != message.author.id:
             raise UserError(
                 "I can't see the images in other messages (the bot runs without Discord's "

@@ -197,3 +197,22 @@ async def test_guilds_never_see_each_others_jobs_settings_or_usage(world: World)
     assert "#1 " not in (jobs.response.embeds[0].description or "")
     report = await owner.slash(place, "usage server", period="today")
     assert report.response.embeds[0].description.startswith("0 jobs")
+
+
+async def test_a_refused_member_costs_no_download(world: World,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The guild's rules come before the image is read (it may be up to 50 MB)."""
+    fetched: list[str] = []
+    cdn = world.bot.http.get_from_cdn
+
+    async def counted(url: str) -> bytes:
+        fetched.append(url)
+        return await cdn(url)
+
+    monkeypatch.setattr(world.bot.http, "get_from_cdn", counted)
+    await settings(world, "settings block", member=world.alice, blocked=True)
+    result = await make(world)
+    assert result.response.content == "You are not allowed to make videos on this server."
+    assert fetched == []
+    assert QUEUED.match((await make(world, world.bob)).response.content)
+    assert len(fetched) == 1  # a member who may: read once, to check it
