@@ -53,15 +53,15 @@ class Jobs(commands.Cog):
     @app_commands.command(name="jobs", description="Your recent videos and how they went.")
     @app_commands.guild_only()
     async def jobs(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)  # it reads the store
         jobs = await self.bot.parts.store.for_user(
             interaction.guild_id or 0, interaction.user.id, limit=RECENT)
         if not jobs:
-            await interaction.response.send_message("You have no videos here yet.",
-                                                    ephemeral=True)
+            await interaction.edit_original_response(content="You have no videos here yet.")
             return
         embed = discord.Embed(title="Your recent videos", colour=discord.Colour.blurple())
         embed.description = "\n".join(self._line(job) for job in jobs)
-        await interaction.response.send_message(embed=embed, ephemeral=True)
+        await interaction.edit_original_response(embed=embed)
 
     def _line(self, job: Job) -> str:
         where = f"https://discord.com/channels/{job.guild_id}/{job.channel_id}/"

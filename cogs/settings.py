@@ -33,6 +33,10 @@ class Settings(commands.GroupCog, group_name="settings",
             raise app_commands.NoPrivateMessage()
         if not interaction.permissions.manage_guild:
             raise app_commands.MissingPermissions(["manage_guild"])
+        if interaction.type is discord.InteractionType.application_command:
+            # Answer Discord first: every subcommand reads or writes the guild's settings,
+            # and a write waits for the guild's lock (held while a job is admitted).
+            await interaction.response.defer(ephemeral=True, thinking=True)
         return True
 
     async def _update(self, interaction: discord.Interaction,
@@ -47,8 +51,8 @@ class Settings(commands.GroupCog, group_name="settings",
         return await self.bot.parts.policies.get(interaction.guild_id)
 
     async def _done(self, interaction: discord.Interaction, text: str) -> None:
-        await interaction.response.send_message(text, ephemeral=True,
-                                                allowed_mentions=discord.AllowedMentions.none())
+        await interaction.edit_original_response(content=text,
+                                                 allowed_mentions=discord.AllowedMentions.none())
 
     async def model_names(self, interaction: discord.Interaction,
                           current: str) -> list[app_commands.Choice[str]]:
@@ -57,8 +61,8 @@ class Settings(commands.GroupCog, group_name="settings",
 
     @app_commands.command(name="show", description="Show this server's video settings.")
     async def show(self, interaction: discord.Interaction) -> None:
-        await interaction.response.send_message(embed=describe(await self._policy(interaction),
-                                                               self.bot), ephemeral=True)
+        await interaction.edit_original_response(
+            embed=describe(await self._policy(interaction), self.bot))
 
     @app_commands.command(name="model", description="Turn a model on or off for this server.")
     @app_commands.describe(model="The model's slash command", enabled="On or off")
@@ -140,8 +144,7 @@ class Settings(commands.GroupCog, group_name="settings",
         if not changes:
             raise UserError("Give at least one of the limits to change.")
         policy = await self._update(interaction, lambda _: changes)
-        await interaction.response.send_message(embed=describe(policy, self.bot),
-                                                ephemeral=True)
+        await interaction.edit_original_response(embed=describe(policy, self.bot))
 
     @app_commands.command(name="default-model",
                           description="The model of the Animate form and of mentions.")
@@ -159,9 +162,8 @@ class Settings(commands.GroupCog, group_name="settings",
         changes = await self.bot.parts.policies.audit(interaction.guild_id)
         lines = [f"<t:{int(c.at)}:f> <@{c.user_id}> `{c.key}`: {c.old or '(default)'} → {c.new}"
                  for c in changes] or ["No changes yet."]
-        await interaction.response.send_message(
-            embed=discord.Embed(title="Settings changes", description="\n".join(lines)[:4000]),
-            ephemeral=True)
+        await interaction.edit_original_response(
+            embed=discord.Embed(title="Settings changes", description="\n".join(lines)[:4000]))
 
 
 def describe(policy: Policy, bot: VideoBot) -> discord.Embed:

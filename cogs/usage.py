@@ -78,6 +78,7 @@ class Usage(commands.Cog):
     @app_commands.guild_only()
     async def quota(self, interaction: discord.Interaction) -> None:
         assert interaction.guild_id is not None
+        await interaction.response.defer(ephemeral=True, thinking=True)  # it reads the store
         standing = await self.bot.parts.limits.standing(interaction.guild_id, interaction.user.id)
         policy, now = standing.policy, self.bot.clock()
         lines = []
@@ -95,7 +96,7 @@ class Usage(commands.Cog):
         if left is not None:
             lines.append(f"Server budget: ${left:.2f} left of ${policy.monthly_budget_usd:.2f} "
                          "this month.")
-        await interaction.response.send_message("\n".join(lines), ephemeral=True)
+        await interaction.edit_original_response(content="\n".join(lines))
 
 
 def summary(line: Line) -> str:

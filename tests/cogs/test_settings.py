@@ -216,3 +216,25 @@ async def test_a_refused_member_costs_no_download(world: World,
     assert fetched == []
     assert QUEUED.match((await make(world, world.bob)).response.content)
     assert len(fetched) == 1  # a member who may: read once, to check it
+
+
+@pytest.mark.parametrize(("member", "command", "answer"), [
+    ("mod", "settings show", None),
+    ("mod", "settings audit", None),
+    ("alice", "jobs", "You have no videos here yet."),
+    ("alice", "quota", "Today: 0 videos (no daily quota)."),
+])
+async def test_commands_that_read_the_store_answer_discord_first(
+        world: World, member: str, command: str, answer: str | None) -> None:
+    """Their first answer is the defer ("thinking"), before the database is read (it may be
+    busy, or behind the guild's lock); then the answer replaces it, seen by the member alone."""
+    before = len(world.env.http_requests)
+    result = await getattr(world, member).slash(world.channel, command)
+    callbacks = [r.json for r in world.env.http_requests[before:]
+                 if r.method == "POST" and r.path.endswith("/callback")]
+    assert callbacks == [{"type": 5, "data": {"flags": 64}}]
+    assert result.ephemeral
+    if answer is not None:
+        assert (result.response.content or "").startswith(answer)
+    else:
+        assert result.response.embeds
