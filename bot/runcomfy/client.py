@@ -2,7 +2,8 @@
 
 Reads (status, result, cancel, model info) are retried with exponential backoff and jitter,
 honouring ``Retry-After``. A submit is never retried: RunComfy has no idempotency key, so a
-submit that got no answer raises ``SubmitOutcomeUnknown`` and the caller decides.
+submit that got no answer (or one it cannot read) raises ``SubmitOutcomeUnknown`` and the caller
+decides.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from bot.runcomfy.errors import (
     RunComfyError,
     ServerError,
     SubmitOutcomeUnknown,
+    UnreadableSubmitAnswer,
 )
 from bot.runcomfy.schemas import Cancelled, ModelInfo, Result, Status, Submitted
 
@@ -176,12 +178,15 @@ class RunComfyClient:
                             scrub=self.scrub)
         if error is not None:
             raise error
+        # A submit that was accepted (no error above) but whose answer cannot be read may
+        # have started a paid job: that is an unknown outcome, not a failure.
+        unreadable = UnreadableSubmitAnswer if submitting else ServerError
         if not isinstance(payload, dict):
-            raise ServerError("(the answer was not JSON)", status=status)
+            raise unreadable("(the answer was not a JSON object)", status=status)
         try:
             return answer.model_validate(payload)
         except ValidationError:
-            raise ServerError("(the answer had an unexpected shape)", status=status) from None
+            raise unreadable("(the answer had an unexpected shape)", status=status) from None
 
 
 async def retrying(call: Callable[[], Awaitable[_Answer]], policy: RetryPolicy) -> _Answer:
@@ -249,8 +254,9 @@ def _error_from(
     code = body.get("error_code")
     code = code if isinstance(code, int) and not isinstance(code, bool) else None
     if status < 400 and code is None:
-        if payload is _UNREADABLE:
-            return ServerError("(the answer was not JSON)", status=status)
+        if payload is _UNREADABLE:  # accepted: a submit's job may exist
+            unreadable = UnreadableSubmitAnswer if submitting else ServerError
+            return unreadable("(the answer was not JSON)", status=status)
         return None
     message = _message(body)
     message = scrub(message) if message else None

@@ -63,3 +63,13 @@ class SubmitOutcomeUnknown(RunComfyError):
         "RunComfy did not answer in time, so the bot cannot tell whether the job was started. "
         "It was not sent again, to avoid paying twice."
     )
+
+
+class UnreadableSubmitAnswer(SubmitOutcomeUnknown):
+    """A submit RunComfy accepted (2xx) with an answer that cannot be read: no request id,
+    but the job may exist and be charged."""
+
+    user_message = (
+        "RunComfy accepted the job but its answer could not be read, so the bot cannot tell "
+        "whether it was started. It was not sent again, to avoid paying twice."
+    )

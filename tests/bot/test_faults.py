@@ -74,6 +74,20 @@ async def test_a_refused_submit_is_explained_and_never_resent(world: World, faul
     await still_works(world)
 
 
+async def test_an_accepted_submit_whose_answer_cannot_be_read_is_outcome_unknown(
+        world: World) -> None:
+    """A 200 without a readable request id: the job may run and be charged, so it is not
+    "nothing was charged", and it is never sent again by itself."""
+    world.sim.inject(Fault("malformed", method="POST", path="/v1/models/"))
+    answer = await start(world)
+    assert answer == (
+        "Job #1: RunComfy accepted the job but its answer could not be read, so the bot cannot "
+        "tell whether it was started. It was not sent again, to avoid paying twice. (the "
+        "answer was not JSON) A moderator can start it again with `/retry job:1`.")
+    assert (await world.job(1)).state is JobState.OUTCOME_UNKNOWN
+    assert len(world.sim.calls_to("/v1/models/", "POST")) == 1
+
+
 async def test_a_submit_without_answer_is_outcome_unknown_until_a_moderator_retries(
         world: World) -> None:
     # A gateway gave up waiting for RunComfy (the client's own timeout is tested against the
