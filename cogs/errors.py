@@ -49,9 +49,16 @@ async def flush_notices(interaction: discord.Interaction) -> None:
     bot = cast(VideoBot, interaction.client)
     if interaction.guild_id is None or not interaction.response.is_done():
         return
-    for text in await bot.parts.notices.take(interaction.guild_id, interaction.user.id):
-        await interaction.followup.send(text, ephemeral=True,
-                                        allowed_mentions=discord.AllowedMentions.none())
+    texts = await bot.parts.notices.take(interaction.guild_id, interaction.user.id)
+    for index, text in enumerate(texts):
+        try:
+            await interaction.followup.send(text, ephemeral=True,
+                                            allowed_mentions=discord.AllowedMentions.none())
+        except discord.HTTPException as exc:  # kept for the next command, not lost
+            for unsent in texts[index:]:
+                await bot.parts.notices.add(interaction.guild_id, interaction.user.id, unsent)
+            log.warning("notices could not be shown (%s); kept for the next command", exc)
+            return
 
 
 class Errors(commands.Cog):

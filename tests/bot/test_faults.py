@@ -158,6 +158,23 @@ async def test_without_dms_the_requester_is_told_on_their_next_command(world: Wo
     assert again.followups == []  # told once
 
 
+async def test_a_notice_that_could_not_be_shown_is_shown_on_the_next_command(
+        world: World) -> None:
+    """The link to an undeliverable video survives a failed follow-up."""
+    await start(world)
+    world.env.backend.set_overwrite(world.channel.id, bot_overwrite(world, send_messages=True))
+    world.env.inject_error("POST", "/users/@me/channels", status=403, code=50007, times=None)
+    await world.env.settle()
+    await world.run_polls(4)
+    assert (await world.job(1)).state is JobState.UNDELIVERABLE
+    world.env.inject_error("POST", "/webhooks/*", status=500, times=1)  # the follow-up fails
+    first = await world.alice.slash(world.guild.create_text_channel("other"), "quota")
+    assert first.followups == []
+    again = await world.alice.slash(world.guild.create_text_channel("more"), "quota")
+    [notice] = again.followups
+    assert notice.content.startswith("Your video (job #1) is ready, but I could not post it")
+
+
 async def test_a_deleted_channel_makes_the_job_undeliverable_once(world: World) -> None:
     await start(world)
     world.env.backend.delete_channel(world.channel.id)
