@@ -100,9 +100,10 @@ class ChannelWork:
                 self._shown[job.id] = (self._card_of(job), time.monotonic())
             else:
                 await self._refresh_card(job)
-            news = self._news.pop(job.id, None)
+            news = self._news.get(job.id)
             if news:
                 await self.delivery.tell(job, news)
+                self._news.pop(job.id, None)  # told (kept for the next try if not)
         except (ChannelGone, CannotPost, discord.HTTPException) as exc:
             # The card can wait; the video cannot be lost: see _deliver.
             log.warning("job %d: could not update its card (%s)", job.id, type(exc).__name__)

@@ -44,7 +44,17 @@ def images_in(message: discord.Message) -> list[ImageSource]:
     found: list[ImageSource] = [a for a in message.attachments if is_image(a)]
     if found:
         return found
-    return [url for e in message.embeds if (url := e.image.url or e.thumbnail.url)]
+    return [url for e in message.embeds if (url := embed_image_url(e))]
+
+
+def embed_image_url(embed: discord.Embed) -> str | None:
+    """The embed's image as Discord's media proxy serves it, when Discord gave one: a link
+    preview's own URL may point anywhere (even inside the bot's network), and the bot
+    downloads it."""
+    for image in (embed.image, embed.thumbnail):
+        if image.proxy_url or image.url:
+            return image.proxy_url or image.url
+    return None
 
 
 async def fetched(bot: VideoBot, source: ImageSource) -> AttachmentLike:

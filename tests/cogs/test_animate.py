@@ -10,6 +10,7 @@ import pytest
 from aiohttp import web
 
 from bot.jobs import JobState
+from cogs.animate import embed_image_url
 from tests.discord_world import World
 from tests.images import image_bytes
 
@@ -230,3 +231,13 @@ async def test_a_reply_to_the_bot_that_does_not_name_it_starts_nothing(world: Wo
     assert world.bot.user.id in {user.id for user in reply.mentions}  # the reply ping
     assert len(world.sim.submits) == 1
     assert len(world.bot_messages(thread)) == said
+
+
+def test_an_embed_image_is_read_through_discords_media_proxy() -> None:
+    """A link preview's own image URL may point inside the bot's network: Discord's proxy
+    URL is used whenever Discord gives one."""
+    embed = discord.Embed.from_dict({"image": {
+        "url": "http://169.254.169.254/latest/meta-data.png",
+        "proxy_url": "https://images-ext-1.discordapp.net/external/x/meta-data.png"}})
+    assert embed_image_url(embed) == "https://images-ext-1.discordapp.net/external/x/meta-data.png"
+    assert embed_image_url(discord.Embed(title="no image")) is None
