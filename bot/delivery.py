@@ -152,18 +152,27 @@ class Delivery:
             await channel.send(f"<@{job.user_id}> {text}", **self._reply_to_card(job))
 
     async def find_posted(self, job: Job) -> int | None:
-        """The video message, if an earlier run posted it before it could record so."""
+        """The video message, if an earlier run posted it before it could record so: looked
+        for among the bot's messages from the moment RunComfy's video was seen (the post came
+        after it), not from the card, which a busy channel may have left far behind. Discord
+        does not return nonces in a channel's history, so the message is known by its reply
+        to the card or by its text."""
         channel = await self.channel(job.channel_id, job.guild_id)
         me = self.client.user
-        if job.card_message_id is None or me is None or not hasattr(channel, "history"):
+        if me is None or not hasattr(channel, "history"):
             return None
-        after = discord.Object(job.card_message_id)
+        since = job.finished_at or job.updated_at
+        after = discord.Object(discord.utils.time_snowflake(
+            datetime.fromtimestamp(since - _CLOCK_SLACK, UTC)))
+        ready = f"your video is ready ({self._model_name(job)}, job #{job.id})."
         async for message in channel.history(limit=_HISTORY_CHECKED, after=after):
-            if message.author.id == me.id and message.nonce == self.nonce(job):
-                return message.id
+            if message.author.id != me.id:
+                continue
             ref = message.reference
-            if message.author.id == me.id and ref and ref.message_id == job.card_message_id \
-                    and (message.attachments or "video is ready" in message.content):
+            replies_to_card = bool(ref and job.card_message_id
+                                   and ref.message_id == job.card_message_id)
+            if message.nonce == self.nonce(job) or ready in message.content or (
+                    replies_to_card and message.attachments):
                 return message.id
         return None
 
