@@ -125,15 +125,21 @@ class Poller:
         self.runs = RunTimes()
         self.runs.load(await self.store.recent_runs(self.clock() - LEARN_DAYS * DAY, RUNS_KEPT))
         for job in await self.store.claim_open():
-            if job.state is JobState.ACCEPTED:
-                job = await self._end(job, JobState.FAILED, "The bot restarted before sending "
-                                      "the job to RunComfy; nothing was charged.") or job
-            elif job.state is JobState.SUBMITTING:
-                job = await self._end(job, JobState.OUTCOME_UNKNOWN, "The bot restarted while "
-                                      "sending the job; it may or may not have started, and it "
-                                      "was not sent again.") or job
+            job = await self._settle_interrupted(job)
             if job.card_message_id is None or job.state not in WAITING:
                 self.channels.update(job)
+
+    async def _settle_interrupted(self, job: Job) -> Job:
+        """A job a crash (of this process, or of the one that held it) left before or in the
+        middle of its submit: never sent again."""
+        if job.state is JobState.ACCEPTED:
+            return await self._end(job, JobState.FAILED, "The bot restarted before sending "
+                                   "the job to RunComfy; nothing was charged.") or job
+        if job.state is JobState.SUBMITTING:
+            return await self._end(job, JobState.OUTCOME_UNKNOWN, "The bot restarted while "
+                                   "sending the job; it may or may not have started, and it "
+                                   "was not sent again.") or job
+        return job
 
     async def tick(self) -> None:
         """Poll the jobs that are due, most overdue first, through ``max_concurrent``
@@ -167,9 +173,11 @@ class Poller:
         (it is the truth: jobs may have moved outside the poller, in an earlier life of the
         process, or in another process), renewing its leases on them."""
         self._refresh_at = now + self.settings.interval
-        jobs = await self.store.claim_open()
+        jobs, taken = await self.store.claim()
         self._waiting = {}
         for job in jobs:
+            if job.id in taken:  # its process stopped holding it (gone, or its shards moved)
+                job = await self._settle_interrupted(job)
             self._follow(job, first_poll=now + self._phase(job))
             if job.state in (JobState.FETCHED, JobState.DELIVERING):
                 self.channels.update(job)

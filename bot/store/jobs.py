@@ -140,24 +140,35 @@ class JobStore:
             " ORDER BY id")
 
     async def claim_open(self) -> list[Job]:
+        """This process's open jobs, oldest first (see ``claim``)."""
+        return (await self.claim())[0]
+
+    async def claim(self) -> tuple[list[Job], set[int]]:
         """This process's open jobs, oldest first, after renewing its leases (half-way
-        through) and taking the jobs of its guilds that nobody holds: one write of the few
-        rows that change, then a read."""
+        through, or lapsed: the name is its shards', so a lapsed one is from its own earlier
+        life) and taking the jobs of its guilds that nobody holds; and the ids of those it
+        took from another name or from nobody (a job this process admits is its own from the
+        start, so a taken job caught mid-submit was interrupted elsewhere)."""
         now = self.clock()
-        mine = "1 = 1"
-        params: list[Any] = [self.owner, now + self.lease_seconds, self.owner,
-                             now + self.lease_seconds / 2, now]
+        until = now + self.lease_seconds
+        await self.db.write(
+            f"UPDATE jobs SET lease_until = ? WHERE state IN ({_OPEN_SQL})"  # noqa: S608
+            " AND lease_owner = ? AND lease_until < ?",
+            until, self.owner, now + self.lease_seconds / 2)
+        mine, params = "1 = 1", [self.owner, until, self.owner, now]
         if self.shards is not None:
             ids = sorted(self.shards.ids)
             mine = f"((guild_id >> 22) % ?) IN ({', '.join('?' * len(ids))})"
             params += [self.shards.count, *ids]
-        await self.db.write(
+        taken = await self.db.write(
             "UPDATE jobs SET lease_owner = ?, lease_until = ?"  # noqa: S608 - no input in it
-            f" WHERE state IN ({_OPEN_SQL}) AND ((lease_owner = ? AND lease_until < ?)"
-            f" OR ((lease_owner IS NULL OR lease_until < ?) AND {mine}))", *params)
-        return await self._many(
+            f" WHERE state IN ({_OPEN_SQL}) AND (lease_owner IS NULL"
+            " OR (lease_owner <> ? AND lease_until < ?))"
+            f" AND {mine} RETURNING id", *params)
+        jobs = await self._many(
             f"SELECT * FROM jobs INDEXED BY jobs_open WHERE state IN ({_OPEN_SQL})"  # noqa: S608
             " AND lease_owner = ? ORDER BY id", self.owner)
+        return jobs, {int(row[0]) for row in taken}
 
     async def recent_runs(self, since: float, per_kind: int) -> list[tuple[RunKind, float]]:
         """How long (as the poller saw it) the last ``per_kind`` delivered jobs of each kind

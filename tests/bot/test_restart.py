@@ -68,3 +68,25 @@ async def test_commands_are_synced_only_when_they_change(world: World) -> None:
     assert syncs() == 1
     await world.bot.sync_commands(force=True)
     assert syncs() == 2
+
+
+async def test_a_job_taken_over_mid_submit_from_a_process_gone_is_settled(
+        world: World) -> None:
+    """Another process (other shards, or before a change of shards) died in the middle of a
+    submit; once its lease has run out, this one takes the job and settles it, without a
+    restart of its own, and never sends it again."""
+    store = world.bot.parts.store
+    job = await store.add(NewJob(guild_id=world.guild.id, channel_id=world.channel.id,
+                                 user_id=world.alice.id, model_id="kling/kling-2-1/pro/"
+                                 "image-to-video", command="kling-2-1", prompt="lost",
+                                 body={"prompt": "lost"}, estimated_usd=None))
+    await store.move(job.id, JobState.SUBMITTING)
+    await world.bot.parts.db.write("UPDATE jobs SET lease_owner = 'shards 1 of 2',"
+                                   " lease_until = ? WHERE id = ?", world.bot.clock() + 10,
+                                   job.id)
+    await world.run_polls(1)
+    assert (await world.job(job.id)).state is JobState.SUBMITTING  # still held by the other
+    await world.run_polls(4)  # its lease runs out
+    assert (await world.job(job.id)).state is JobState.OUTCOME_UNKNOWN
+    assert world.card(job.id).embeds[0].title == "Kling 2.1 Pro · Outcome unknown"
+    assert world.sim.submits == []
