@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.jobs import JobState
+from bot.jobs import Job, JobState
 from bot.simulator import Plan
 from bot.store.jobs import NewJob
 from tests.discord_world import World
@@ -39,14 +39,21 @@ async def test_queued_running_and_finished_jobs_are_each_posted_once(world: Worl
     assert len(cards) == 3
 
 
-async def test_a_job_caught_mid_submit_is_not_sent_again(world: World) -> None:
-    # As if the bot died between writing the job down and hearing back from RunComfy.
+async def submitting(world: World) -> Job:
+    """A job as the store has it between writing it down and hearing back from RunComfy."""
     store = world.bot.parts.store
     job = await store.add(NewJob(guild_id=world.guild.id, channel_id=world.channel.id,
                                  user_id=world.alice.id, model_id="kling/kling-2-1/pro/"
                                  "image-to-video", command="kling-2-1", prompt="lost",
                                  body={"prompt": "lost"}, estimated_usd=None))
-    await store.move(job.id, JobState.SUBMITTING)
+    moved = await store.move(job.id, JobState.SUBMITTING)
+    assert moved is not None
+    return moved
+
+
+async def test_a_job_caught_mid_submit_is_not_sent_again(world: World) -> None:
+    # As if the bot died between writing the job down and hearing back from RunComfy.
+    job = await submitting(world)
     await world.restart()
     await world.run_polls(1)
     ended = await world.job(job.id)
@@ -75,12 +82,7 @@ async def test_a_job_taken_over_mid_submit_from_a_process_gone_is_settled(
     """Another process (other shards, or before a change of shards) died in the middle of a
     submit; once its lease has run out, this one takes the job and settles it, without a
     restart of its own, and never sends it again."""
-    store = world.bot.parts.store
-    job = await store.add(NewJob(guild_id=world.guild.id, channel_id=world.channel.id,
-                                 user_id=world.alice.id, model_id="kling/kling-2-1/pro/"
-                                 "image-to-video", command="kling-2-1", prompt="lost",
-                                 body={"prompt": "lost"}, estimated_usd=None))
-    await store.move(job.id, JobState.SUBMITTING)
+    job = await submitting(world)
     await world.bot.parts.db.write("UPDATE jobs SET lease_owner = 'shards 1 of 2',"
                                    " lease_until = ? WHERE id = ?", world.bot.clock() + 10,
                                    job.id)
