@@ -40,7 +40,7 @@ from multiprocessing.synchronize import Barrier
 from typing import Any
 
 from bench.harness import Bench, percentile, png, polling, real_monotonic, running_bot, slash
-from bench.remote import RunsByDuration, SimulatedJob, simulator_process
+from bench.remote import RunsByDuration, SimulatedJob, each_in_a_process, simulator_process
 from bot.delivery import Posted
 from bot.jobs import TERMINAL, Job, JobState
 
@@ -248,19 +248,8 @@ def side_by_side(strategies: tuple[str, ...], jobs: int, channels: int, warmup: 
                  ) -> dict[str, Outcome]:
     """Every strategy at once, each in a process of its own (with its own simulator); their
     measured phases start together, once every one has asked for its jobs."""
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(len(strategies))
-    running = []
-    for strategy in strategies:
-        ours, theirs = context.Pipe()
-        process = context.Process(target=_child, args=(strategy, jobs, channels, warmup,
-                                                       barrier, theirs))
-        process.start()
-        running.append((strategy, ours, process))
-    outcomes = {strategy: ours.recv() for strategy, ours, _ in running}
-    for _, _, process in running:
-        process.join()
-    return outcomes
+    barrier = multiprocessing.get_context("spawn").Barrier(len(strategies))
+    return each_in_a_process(_child, strategies, jobs, channels, warmup, barrier)
 
 
 def report(outcomes: dict[str, Outcome]) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import statistics
 import tempfile
 import time
@@ -33,7 +32,7 @@ from typing import Any, cast
 
 from bench.delivery import RUN_SECONDS, SPREAD
 from bench.harness import polling
-from bench.remote import TOKEN, RunsByDuration, simulator_process
+from bench.remote import TOKEN, RunsByDuration, each_in_a_process, simulator_process
 from bot.catalog import load_catalog
 from bot.delivery import Delivery
 from bot.jobs import Job, JobState
@@ -196,17 +195,7 @@ def _child(strategy: str, jobs: int, seconds: float, ramp: float, conn: Connecti
 
 
 def side_by_side(jobs: int, seconds: float, ramp: float) -> dict[str, Footprint]:
-    context = multiprocessing.get_context("spawn")
-    running = []
-    for strategy in STRATEGIES:
-        ours, theirs = context.Pipe()
-        process = context.Process(target=_child, args=(strategy, jobs, seconds, ramp, theirs))
-        process.start()
-        running.append((strategy, ours, process))
-    results = {strategy: ours.recv() for strategy, ours, _ in running}
-    for _, _, process in running:
-        process.join()
-    return results
+    return each_in_a_process(_child, STRATEGIES, jobs, seconds, ramp)
 
 
 def main(jobs: int, seconds: float, ramp: float) -> None:

@@ -14,7 +14,7 @@ import multiprocessing
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.sharedctypes import SynchronizedArray
@@ -175,3 +175,20 @@ def _report(simulator: Simulator) -> list[SimulatedJob]:
                          calls[job.request_id, "status"], calls[job.request_id, "result"],
                          job.submitted_at)
             for job in simulator.submits]
+
+
+def each_in_a_process(target: Callable[..., None], names: Sequence[str],
+                      *args: object) -> dict[str, Any]:
+    """``target(name, *args, conn)`` in a spawned process of its own for each name, all at
+    once; what each sent back on ``conn``, by name."""
+    context = multiprocessing.get_context("spawn")
+    running = []
+    for name in names:
+        ours, theirs = context.Pipe()
+        process = context.Process(target=target, args=(name, *args, theirs))
+        process.start()
+        running.append((name, ours, process))
+    results = {name: ours.recv() for name, ours, _ in running}
+    for _, _, process in running:
+        process.join()
+    return results

@@ -231,16 +231,6 @@ def build(discord: StandIn, guilds: int, shape: Shape, layouts: int, channels: i
     return world
 
 
-async def new_database(server: PostgresServer, name: str) -> str:
-    """The URL of a new, empty database (as ``tests.conftest.new_postgres_database``)."""
-    conn = await asyncpg.connect(server.url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return server.database_url(name)
-
-
 async def connections_to(server: PostgresServer, database: str) -> int:
     conn = await asyncpg.connect(server.url)
     try:
@@ -377,7 +367,7 @@ async def run_layout(layout: Layout, world: World, places: list[Place],
     discord = world.discord
     slug = re.sub(r"\W", "_", layout.name)
     database = f"shards_{os.getpid()}_{slug}"
-    url = await new_database(server, database)
+    url = await server.create_database(database)
     async with simulator(jobs if layout.deliver else 0, seed) as (sim, sim_pid), \
             Launcher(workdir / slug) as launch:
         bots = []

@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import discord
@@ -118,23 +117,6 @@ class ExtendButton(discord.ui.DynamicItem[_Button], template=r"rcvb:extend:(?P<j
 
 
 LOOP_BUTTONS = (AgainButton, VaryButton, ExtendButton)
-
-
-@dataclass(frozen=True)
-class PendingImage:
-    """An image input not downloaded (or made) yet, known by its URL at most:
-    ``JobService.precheck`` checks the options around it, and the image itself is checked
-    once it is there (``JobService.request``)."""
-
-    url: str
-    filename: str = "image"
-    size: int = 0
-    content_type: str | None = None
-    width: int | None = None
-    height: int | None = None
-
-    async def read(self) -> bytes:
-        raise RuntimeError("a pending image has no bytes yet")
 
 
 def options_of(model: ModelSpec, body: Mapping[str, Any]) -> dict[str, object]:

@@ -137,6 +137,23 @@ async def inspect_attachments(
 
 
 @dataclass(frozen=True)
+class PendingImage:
+    """An image input not downloaded (or made) yet, known by its URL at most:
+    ``JobService.check_before_download`` checks the options around it, and the image itself
+    is checked once it is there (``JobService.request``)."""
+
+    url: str
+    filename: str = "image"
+    size: int = 0
+    content_type: str | None = None
+    width: int | None = None
+    height: int | None = None
+
+    async def read(self) -> bytes:
+        raise RuntimeError("a pending image has no bytes yet")
+
+
+@dataclass(frozen=True)
 class FetchedImage:
     """An image known only by URL (an embed's image), downloaded to be checked."""
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.catalog import ModelSpec
 from bot.errors import UserError
-from bot.images import AttachmentLike, facts_of, inspect_attachments
+from bot.images import AttachmentLike, PendingImage, facts_of, inspect_attachments
 from bot.jobs import Job, JobState
 from bot.limits import Limits, Who
 from bot.lineage import Lineage
@@ -75,7 +75,7 @@ class JobService:
         return build_request(model, options, {k: facts_of(v) for k, v in attachments.items()},
                              headers_pending=True)
 
-    async def admit(self, model: ModelSpec, body: Mapping[str, Any], who: Requester, *,
+    async def _admit(self, model: ModelSpec, body: Mapping[str, Any], who: Requester, *,
                     tx: Tx | None = None) -> None:
         """The guild's rules and the member's allowance; raises ``LimitReached``. Checked
         before anything is downloaded, and again inside the admission's transaction."""
@@ -83,15 +83,25 @@ class JobService:
                                 self.prices.estimate(model, body), budgeted=not self.simulated,
                                 tx=tx)
 
+    async def check_before_download(self, model: ModelSpec, options: Mapping[str, object],
+                                    images: Mapping[str, AttachmentLike | str],
+                                    who: Requester) -> None:
+        """The options and the guild's rules for a request whose images are still to be
+        downloaded or made (given by URL): a refusal costs no download. ``request`` checks
+        everything again once they are there."""
+        pending = {name: PendingImage(image) if isinstance(image, str) else image
+                   for name, image in images.items()}
+        await self._admit(model, self.precheck(model, options, pending), who)
+
     async def request(self, model: ModelSpec, options: Mapping[str, object],
                       attachments: Mapping[str, AttachmentLike], who: Requester, *,
                       lineage: Lineage | None = None) -> Job:
         """The way in for every entry point, in this order: the options and what the images'
-        metadata tell (``precheck``), the guild's rules (``admit``), the images' own bytes
+        metadata tell (``precheck``), the guild's rules (``_admit``), the images' own bytes
         where their metadata is not enough, then the job (``start``: the rules again, in the
         transaction that records it). ``lineage``: the finished job it comes from (the
         creative loop's Again, Vary and Extend)."""
-        await self.admit(model, self.precheck(model, options, attachments), who)
+        await self._admit(model, self.precheck(model, options, attachments), who)
         body = build_request(model, options, await inspect_attachments(model, attachments))
         return await self.start(model, body, who, lineage=lineage)
 
@@ -122,7 +132,7 @@ class JobService:
         async with self.store.db.transaction() as tx:
             await tx.lock_guild(who.guild_id)
             if retry_of is None:
-                await self.admit(model, body, who, tx=tx)
+                await self._admit(model, body, who, tx=tx)
             else:
                 again = await self.store.retried_as(retry_of, tx=tx)
                 if again is not None:

@@ -12,7 +12,6 @@ from discord.ext import commands
 
 from bot.app import VideoBot
 from bot.catalog import ModelSpec
-from bot.creative import PendingImage
 from bot.delivery import check_can_post
 from bot.errors import UserError
 from bot.images import AttachmentLike, fetch_image
@@ -119,11 +118,10 @@ class AnimateModal(discord.ui.Modal):
             options["duration"] = self.duration.value
         if isinstance(source, str):  # an embed's image: checked before it is downloaded
             await interaction.response.defer(ephemeral=True, thinking=True)
-            jobs = self.bot.parts.jobs
             assert interaction.guild_id is not None
-            body = jobs.precheck(model, options, {main_image_option(model): PendingImage(source)})
-            await jobs.admit(model, body, requester(interaction.guild_id, interaction.channel,
-                                                    interaction.user))
+            await self.bot.parts.jobs.check_before_download(
+                model, options, {main_image_option(model): source},
+                requester(interaction.guild_id, interaction.channel, interaction.user))
         image = await fetched(self.bot, source)
         await start_from_interaction(self.bot, interaction, model, options,
                                      {main_image_option(model): image}, self.note)
@@ -188,11 +186,9 @@ class Animate(commands.Cog):
         source = None if model.main_image is None else await self._mention_image(message)
         channel = message.channel
         assert isinstance(channel, discord.TextChannel | discord.Thread)
-        jobs = self.bot.parts.jobs
-        body = jobs.precheck(model, request.options, {} if source is None else {
-            main_image_option(model): PendingImage(source) if isinstance(source, str)
-            else source})
-        await jobs.admit(model, body, requester(channel.guild.id, channel, message.author))
+        await self.bot.parts.jobs.check_before_download(
+            model, request.options, {} if source is None else {main_image_option(model): source},
+            requester(channel.guild.id, channel, message.author))
         check_can_post(channel.permissions_for(channel.guild.me),
                        isinstance(channel, discord.Thread))
         attachments: dict[str, AttachmentLike] = {} if source is None else {

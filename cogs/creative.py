@@ -1,6 +1,6 @@
 """The creative loop: the **Again**, **Vary** and **Extend** buttons under every video, and
-``/show``. Each new job goes through ``JobService`` (precheck, admit, request) like a slash
-command: the same validation, rules, quota and budget."""
+``/show``. Each new job goes through ``JobService`` (``check_before_download``, then
+``request``) like a slash command: the same validation, rules, quota and budget."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from bot.app import VideoBot, is_moderator
 from bot.catalog import ImageRules, ModelSpec
 from bot.creative import (
     LOOP_COG,
-    PendingImage,
     again_options,
     can_extend,
     extend_options,
@@ -100,9 +99,7 @@ class Creative(commands.Cog, name=LOOP_COG):
         who = self._who(interaction)
         jobs = self.bot.parts.jobs
         urls = image_urls(model, parent.body)
-        body = jobs.precheck(model, options, {name: PendingImage(url)
-                                              for name, url in urls.items()})
-        await jobs.admit(model, body, who)
+        await jobs.check_before_download(model, options, urls, who)
         self._check_can_post(interaction)
         images = {name: await self._image(parent, url) for name, url in urls.items()}
         job = await jobs.request(model, options, images, who,
@@ -119,8 +116,7 @@ class Creative(commands.Cog, name=LOOP_COG):
         jobs = self.bot.parts.jobs
         options = extend_options(model, parent.body, prompt)
         start = model.field(model.main_image)
-        body = jobs.precheck(model, options, {start.option_name: PendingImage("")})
-        await jobs.admit(model, body, who)
+        await jobs.check_before_download(model, options, {start.option_name: ""}, who)
         self._check_can_post(interaction)
         limit = min(self._upload_limit(interaction),
                     (start.image or ImageRules()).download_cap - 1)

@@ -51,15 +51,7 @@ def postgres() -> Iterator[PostgresServer]:
 
 async def new_postgres_database(server: PostgresServer) -> str:
     """The URL of a new, empty database on ``server``."""
-    import asyncpg
-
-    name = f"test_{os.getpid()}_{next(_databases)}"
-    conn = await asyncpg.connect(server.url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return server.database_url(name)
+    return await server.create_database(f"test_{os.getpid()}_{next(_databases)}")
 
 
 @pytest.fixture(params=BACKENDS)

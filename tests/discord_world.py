@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -91,6 +92,15 @@ class World:
             self.clock.advance(self.poll_interval)
             await self.env.advance_time(self.poll_interval)
         raise AssertionError("the condition never came true")
+
+    async def answered_before_runcomfy(self, pressing: asyncio.Task[Any]) -> Any:
+        """``pressing``'s result, once it is known that Discord had the defer (type 5) by the
+        time RunComfy, made slow by a fault, was first asked."""
+        while self.sim.in_flight == 0 and not pressing.done():  # noqa: ASYNC110 - its counter
+            await asyncio.sleep(0.005)
+        assert any(r.method == "POST" and r.path.endswith("/callback")
+                   and (r.json or {}).get("type") == 5 for r in self.env.http_requests)
+        return await pressing
 
     async def restart(self) -> None:
         """Stop this bot and start a new one on the same database, as after a crash: the old

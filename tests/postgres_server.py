@@ -64,6 +64,17 @@ class PostgresServer:
     def database_url(self, name: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
 
+    async def create_database(self, name: str) -> str:
+        """The URL of a new, empty database called ``name``."""
+        import asyncpg  # the test extra's; only where a server runs
+
+        conn = await asyncpg.connect(self.url)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        return self.database_url(name)
+
     def _run_as(self) -> list[str]:
         if os.geteuid() != 0:
             return []

@@ -111,11 +111,7 @@ async def test_again_is_acknowledged_before_runcomfy_answers(world: World) -> No
     slow = world.sim.inject(Fault("slow", delay=5, path="^/v1/models/", method="POST"))
     world.env.settle_timeout = 20
     pressing = asyncio.create_task(world.alice.click(video, label="Again"))
-    while world.sim.in_flight == 0 and not pressing.done():  # noqa: ASYNC110 - its counter
-        await asyncio.sleep(0.005)
-    assert any(r.method == "POST" and r.path.endswith("/callback")
-               and (r.json or {}).get("type") == 5 for r in world.env.http_requests)
-    result = await pressing
+    result = await world.answered_before_runcomfy(pressing)
     assert slow.times == 0
     assert result.response.content == QUEUED.format(2)
 

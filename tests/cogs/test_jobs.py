@@ -126,11 +126,7 @@ async def test_cancel_is_acknowledged_before_runcomfy_answers(world: World, via:
         pressing = asyncio.create_task(world.alice.click(world.card(3), label="Cancel"))
     else:
         pressing = asyncio.create_task(world.alice.slash(world.channel, "cancel", job=3))
-    while world.sim.in_flight == 0 and not pressing.done():  # noqa: ASYNC110 - its counter
-        await asyncio.sleep(0.005)
-    assert any(r.method == "POST" and r.path.endswith("/callback")
-               and (r.json or {}).get("type") == 5 for r in world.env.http_requests)
-    result = await pressing
+    result = await world.answered_before_runcomfy(pressing)
     assert slow.times == 0
     assert result.response.content == "Job #3 is cancelled; nothing is charged for it."
     await world.run_polls(1)
