@@ -91,7 +91,7 @@ async def main(count: int, rounds: int) -> None:
             running_bot(runcomfy_url=sim.url, members=count) as bench:
         add_reference(bench)
         await bench.bot.tree.sync()
-        await bench.bot.parts.poller.stop()
+        await bench.bot.parts.poll_loop.stop()
         channel = bench.guild.create_text_channel("videos")
         for number, command in enumerate([COMMAND, REFERENCE] * WARM_UP):  # off the clock
             await round_of(bench, channel, command, image, answered, f"warm {number}")

@@ -41,7 +41,7 @@ from typing import Any
 
 from bench.harness import Bench, percentile, png, polling, real_monotonic, running_bot, slash
 from bench.remote import RunsByDuration, SimulatedJob, each_in_a_process, simulator_process
-from bot.delivery import Posted
+from bot.discord.delivery import Posted
 from bot.jobs import TERMINAL, Job, JobState
 
 STRATEGIES = ("planned", "economy", "fixed")

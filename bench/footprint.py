@@ -34,14 +34,12 @@ from bench.delivery import RUN_SECONDS, SPREAD
 from bench.harness import polling
 from bench.remote import TOKEN, RunsByDuration, each_in_a_process, simulator_process
 from bot.catalog import load_catalog
-from bot.delivery import Delivery
 from bot.jobs import Job, JobState
 from bot.poller import Poller, PollSettings, PollStrategy
 from bot.runcomfy import RunComfyClient
 from bot.simulator import Plan
 from bot.store.connect import open_database
 from bot.store.jobs import JobStore, NewJob
-from bot.store.notices import NoticeStore
 
 STRATEGIES = ("planned", "fixed")
 INTERVAL = 3.0
@@ -67,6 +65,19 @@ class Footprint:
     finished: int = 0  # jobs finished (and replaced) while measured
     seconds: float = 0.0
     gap_us: float = 0.0  # one plan of a running job's next poll, microseconds
+
+
+class NoChannels:
+    """The poller's channels, doing nothing: only the poller is measured here."""
+
+    def update(self, job: Job, news: str | None = None) -> None:
+        return None
+
+    def shows_stale(self, job: Job) -> bool:
+        return True
+
+    async def stop(self) -> None:
+        return None
 
 
 class Pending:
@@ -134,11 +145,9 @@ async def measure(strategy: str, jobs: int, seconds: float, ramp: float) -> Foot
             store = JobStore(db)
             async with RunComfyClient(TOKEN, sim.url) as client:
                 await learned(store, runs)
-                poller = Poller(load_catalog(), store, NoticeStore(db, time.time), client,
-                                cast(Delivery, None),
+                poller = Poller(load_catalog(), store, client, NoChannels(),
                                 PollSettings(interval=INTERVAL,
                                              strategy=cast(PollStrategy, strategy)))
-                poller.channels.update = lambda job, news=None: None  # type: ignore[method-assign]
                 calls = [0]
                 for name in ("status", "result"):
                     setattr(client, name, counted(getattr(client, name), calls))

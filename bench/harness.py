@@ -30,9 +30,9 @@ from simcord.actors import _resolve_visible_command
 from simcord.enums import InteractionType
 
 from bench.remote import TOKEN
-from bot.app import VideoBot, utc_seconds
 from bot.catalog import load_catalog
 from bot.config import Settings
+from bot.discord.client import VideoBot, utc_seconds
 from bot.poller import TICKS_PER_INTERVAL, Poller
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,8 @@
 """``python -m bot``: run the bot; ``sync``: push the slash commands now; ``check``: is all well?
-``migrate-db --to postgresql://...``: copy the SQLite store into an empty PostgreSQL database."""
+``migrate-db --to postgresql://...``: copy the SQLite store into an empty PostgreSQL database.
+
+The command line is the composition root, on Discord's side of the line (it starts the client):
+the domain never imports it."""
 
 from __future__ import annotations
 
@@ -10,11 +13,11 @@ import os
 import sys
 from pathlib import Path
 
-from bot import startup
-from bot.app import VideoBot
 from bot.catalog import CatalogError, load_catalog
 from bot.check import render, run_check
 from bot.config import ConfigError, check_default_model, load_secrets, load_settings
+from bot.discord import startup
+from bot.discord.client import VideoBot
 from bot.logs import setup_logging
 from bot.store.connect import is_postgres_url, open_database
 from bot.store.copy import copy_store

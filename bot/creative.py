@@ -1,122 +1,24 @@
-"""The creative loop: **Again**, **Vary** and **Extend** buttons on every posted video, and what
-each new job is made of. The buttons carry the job id in their custom_id, so they work on
-videos posted before a restart; pressing one calls the ``Creative`` cog (``cogs/creative.py``),
-which starts the new job through ``JobService`` like any slash command."""
+"""The creative loop: what the new job of **Again**, **Vary** or **Extend** is made of, from the
+finished job it comes from. (Their buttons are Discord's side: ``bot.discord.buttons`` and
+``cogs/creative``; each new job goes through ``JobService.request`` like any slash command.)"""
 
 from __future__ import annotations
 
-import re
+import asyncio
 import secrets
 from collections.abc import Mapping
-from typing import Any, Protocol, cast
-
-import discord
-from discord.ext.commands.bot import BotBase  # Bot and AutoShardedBot
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bot.catalog import FieldSpec, ModelSpec
-from bot.jobs import Job
-from bot.lineage import Origin
 
-LOOP_COG = "Creative"  # the cog that answers the buttons
+if TYPE_CHECKING:
+    from bot.frames import Frame
+
 # What a member is likely to change in Vary (besides the prompt), in the form's order.
 VARY_FIELDS = ("duration", "aspect_ratio", "negative_prompt")
 SEED_FIELD = "seed"
 _SEED_RANGE = (0, 2**31 - 1)  # when the catalog gives no bounds
-
-
-class LoopHandler(Protocol):
-    async def pressed(self, interaction: discord.Interaction, origin: Origin,
-                      job_id: int) -> None: ...
-
-
-def loop_view(job: Job) -> discord.ui.View:
-    """The buttons under a posted video."""
-    view = discord.ui.View(timeout=None)
-    for button in (AgainButton(job.id), VaryButton(job.id), ExtendButton(job.id)):
-        view.add_item(button)
-    return view
-
-
-async def _press(interaction: discord.Interaction, origin: Origin, job_id: int) -> None:
-    client = interaction.client
-    handler = client.get_cog(LOOP_COG) if isinstance(client, BotBase) else None
-    if handler is None:
-        await interaction.response.send_message("That button is not available right now; try "
-                                                "again in a moment.", ephemeral=True)
-        return
-    await cast(LoopHandler, handler).pressed(interaction, origin, job_id)
-
-
-_Button = discord.ui.Button[discord.ui.View]
-_EMOJI = {
-    Origin.AGAIN: "\N{CLOCKWISE RIGHTWARDS AND LEFTWARDS OPEN CIRCLE ARROWS}",
-    Origin.VARY: "\N{ARTIST PALETTE}",
-    Origin.EXTEND: "\N{BLACK RIGHT-POINTING DOUBLE TRIANGLE}",
-}
-
-
-def _button(origin: Origin, job_id: int) -> _Button:
-    """``Again``, ``Vary`` or ``Extend``, with the job id in its custom_id."""
-    return discord.ui.Button(label=origin.value.title(), emoji=_EMOJI[origin],
-                             style=discord.ButtonStyle.secondary,
-                             custom_id=f"rcvb:{origin.value}:{job_id}")
-
-
-class AgainButton(discord.ui.DynamicItem[_Button], template=r"rcvb:again:(?P<job_id>\d+)"):
-    """The same model, options and image as a new job (a new seed where the model has one)."""
-
-    def __init__(self, job_id: int) -> None:
-        super().__init__(_button(Origin.AGAIN, job_id))
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[discord.ui.View],
-        match: re.Match[str], /,
-    ) -> AgainButton:
-        return cls(int(match["job_id"]))
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        await _press(interaction, Origin.AGAIN, self.job_id)
-
-
-class VaryButton(discord.ui.DynamicItem[_Button], template=r"rcvb:vary:(?P<job_id>\d+)"):
-    """A form prefilled with the prompt and a few options; the same image."""
-
-    def __init__(self, job_id: int) -> None:
-        super().__init__(_button(Origin.VARY, job_id))
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[discord.ui.View],
-        match: re.Match[str], /,
-    ) -> VaryButton:
-        return cls(int(match["job_id"]))
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        await _press(interaction, Origin.VARY, self.job_id)
-
-
-class ExtendButton(discord.ui.DynamicItem[_Button], template=r"rcvb:extend:(?P<job_id>\d+)"):
-    """The video's last frame as the start image of the next shot."""
-
-    def __init__(self, job_id: int) -> None:
-        super().__init__(_button(Origin.EXTEND, job_id))
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[discord.ui.View],
-        match: re.Match[str], /,
-    ) -> ExtendButton:
-        return cls(int(match["job_id"]))
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        await _press(interaction, Origin.EXTEND, self.job_id)
-
-
-LOOP_BUTTONS = (AgainButton, VaryButton, ExtendButton)
 
 
 def options_of(model: ModelSpec, body: Mapping[str, Any]) -> dict[str, object]:
@@ -181,3 +83,12 @@ def extend_options(model: ModelSpec, body: Mapping[str, Any], prompt: str) -> di
     if field is not None:
         options[field.option_name] = prompt
     return options
+
+
+async def ending_frame(video: Path, limit: int) -> Frame:
+    """The video's last frame as an image of at most ``limit`` bytes, where Extend starts
+    (decoded and encoded in a thread; PyAV is loaded only when a video is extended)."""
+    from bot.frames import encode_frame, last_frame
+
+    image = await asyncio.to_thread(last_frame, video)
+    return await asyncio.to_thread(encode_frame, image, limit)

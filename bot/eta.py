@@ -15,24 +15,11 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bot.jobs import Job
+from bot.jobs import Job, RunKind
 
 RUNS_KEPT = 40  # per kind of job: the most recent
 MIN_RUNS = 3  # fewer runs than this: no estimate
 RATE_WEIGHT = 0.3  # how much a new observation of the queue's pace counts
-
-
-@dataclass(frozen=True)
-class RunKind:
-    """The inputs that drive how long a job runs."""
-
-    model_id: str
-    seconds: float | None
-    resolution: str | None
-
-    @classmethod
-    def of(cls, job: Job) -> RunKind:
-        return cls(job.model_id, job.seconds, job.resolution)
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,14 @@ def facts_of(attachment: AttachmentLike) -> ImageFacts:
         content_type=attachment.content_type, width=attachment.width, height=attachment.height)
 
 
+def main_image_option(model: ModelSpec) -> str:
+    """The option an image to animate goes to; a ``UserError`` for a text-only model."""
+    if model.main_image is None:
+        raise UserError(f"`{model.command}` makes videos from text only; it cannot animate an "
+                        "image.")
+    return model.field(model.main_image).option_name
+
+
 async def inspect_attachments(
     model: ModelSpec, attachments: Mapping[str, AttachmentLike]
 ) -> dict[str, ImageFacts]:
@@ -138,9 +146,8 @@ async def inspect_attachments(
 
 @dataclass(frozen=True)
 class PendingImage:
-    """An image input not downloaded (or made) yet, known by its URL at most:
-    ``JobService.check_before_download`` checks the options around it, and the image itself
-    is checked once it is there (``JobService.request``)."""
+    """An image input not downloaded (or made) yet, known by its URL at most: the options
+    around it are checked first, and the image itself once it is there (``ImageInput``)."""
 
     url: str
     filename: str = "image"
@@ -151,6 +158,23 @@ class PendingImage:
 
     async def read(self) -> bytes:
         raise RuntimeError("a pending image has no bytes yet")
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """An image input of a new job, and where its bytes come from, for ``JobService.request``.
+
+    ``known``: what is known of it before any I/O (an attachment's metadata, or a
+    ``PendingImage``); ``fetch``: gets the image (a download, a video's last frame), called
+    only once the options and the guild's rules pass; ``publish``: puts the fetched image
+    where RunComfy can fetch it, called once its metadata passes too; ``withdraw``: takes the
+    published image back when the job is refused before it is written down (it must not
+    raise). Without ``fetch``, ``known`` is the image."""
+
+    known: AttachmentLike
+    fetch: Callable[[], Awaitable[AttachmentLike]] | None = None
+    publish: Callable[[AttachmentLike], Awaitable[AttachmentLike]] | None = None
+    withdraw: Callable[[], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True)

@@ -124,3 +124,16 @@ class Job:
         if self.submitted_at is None:
             return None
         return (self.finished_at or self.updated_at) - self.submitted_at
+
+
+@dataclass(frozen=True)
+class RunKind:
+    """The inputs that drive how long a job runs (``bot.eta`` learns run times per kind)."""
+
+    model_id: str
+    seconds: float | None
+    resolution: str | None
+
+    @classmethod
+    def of(cls, job: Job) -> RunKind:
+        return cls(job.model_id, job.seconds, job.resolution)

@@ -11,30 +11,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bot.cards import duration_text
 from bot.catalog import ModelSpec
 from bot.errors import UserError
 from bot.policy import Policy, PolicyStore
+from bot.store.allowance import guild_spent, member_use
 from bot.store.database import Database, Tx
-
-# Finished jobs count as the daily rollup has them (real cost, else the estimate; nothing when
-# failed or cancelled), open ones (bot.jobs.OPEN) at their estimate.
-SPENT_SQL = """
-    SELECT (SELECT COALESCE(SUM(cost_usd), 0) FROM usage_daily
-            WHERE guild_id = ? AND day >= ? AND simulated = 0)
-         + (SELECT COALESCE(SUM(COALESCE(cost_usd, estimated_usd, 0)), 0)
-            FROM jobs INDEXED BY jobs_open
-            WHERE state IN ('accepted', 'submitting', 'queued', 'running', 'fetched',
-                            'delivering')
-              AND guild_id = ? AND created_at >= ? AND simulated = 0)"""
-STANDING_SQL = """
-    SELECT SUM(CASE WHEN created_at >= ? AND state NOT IN ('failed', 'cancelled')
-                    THEN 1 ELSE 0 END),
-           SUM(CASE WHEN state IN ('accepted', 'submitting', 'queued', 'running', 'fetched',
-                                   'delivering') THEN 1 ELSE 0 END),
-           MAX(created_at)
-    FROM jobs WHERE guild_id = ? AND user_id = ? AND created_at >= ?"""
-
+from bot.text import duration_text, hours_text
 
 OPEN_HORIZON = 2 * 86400  # open jobs are younger than this (they time out long before)
 
@@ -84,15 +66,14 @@ class Limits:
         async with self.db.reading(tx) as reader:
             policy = await self.policies.get(guild_id, tx=reader)
             since = min(day, now - policy.cooldown_seconds, now - OPEN_HORIZON)
-            row = await reader.fetchrow(STANDING_SQL, day, guild_id, user_id, since)
-            spent = await reader.fetchrow(SPENT_SQL, guild_id, month_day, guild_id, month)
-        today, active, last = (row[0] or 0, row[1] or 0, row[2]) if row else (0, 0, None)
+            use = await member_use(reader, guild_id, user_id, day_start=day, since=since)
+            spent = await guild_spent(reader, guild_id, month_day=month_day, month_start=month)
         cooldown = policy.cooldown_seconds
         return Standing(
-            policy=policy, today=int(today), active=int(active),
-            next_allowed_at=last + cooldown if last is not None and cooldown else None,
-            spent_this_month=float(spent[0]) if spent else 0.0,
-            day_resets_at=next_day, month_resets_at=next_month,
+            policy=policy, today=use.today, active=use.active,
+            next_allowed_at=use.last_at + cooldown if use.last_at is not None and cooldown
+            else None,
+            spent_this_month=spent, day_resets_at=next_day, month_resets_at=next_month,
         )
 
     async def check(self, who: Who, model: ModelSpec, prompts: Sequence[str],
@@ -157,12 +138,6 @@ class Limits:
                 raise LimitReached(f"This server's monthly video budget is used up: {spent}.")
             raise LimitReached(f"This video (about ${estimate:.2f}) would go over this server's "
                                f"monthly video budget: {spent}.")
-
-
-def hours_text(seconds: float) -> str:
-    minutes = max(int(seconds // 60), 1)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
 
 
 def _boundaries(now: float) -> tuple[float, float, float, float]:

@@ -6,8 +6,6 @@ import logging
 import re
 from collections.abc import Iterable
 
-import discord
-
 _SIGNED_QUERY = re.compile(r"(https?://[^\s?#'\"]+)\?[^\s'\"]*")
 
 
@@ -36,7 +34,3 @@ def setup_logging(level: str, secrets: Iterable[str]) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    # No voice in this bot: discord.py's "PyNaCl is not installed" and "davey is not installed"
-    # warnings are noise. These two flags are what discord.py checks to warn once; nothing else.
-    discord.VoiceClient.warn_nacl = False
-    discord.VoiceClient.warn_dave = False

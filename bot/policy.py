@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import regex
@@ -17,6 +16,7 @@ from regex._main import Pattern
 
 from bot.errors import UserError
 from bot.store.database import Database, Tx
+from bot.store.settings import Change, Edit, SettingsStore
 
 PATTERN_MAX = 200
 MATCH_TIMEOUT = 0.05  # seconds a blocklist regular expression may spend on one prompt
@@ -78,26 +78,16 @@ class Policy(BaseModel):
 KEYS = tuple(Policy.model_fields)
 
 
-@dataclass(frozen=True)
-class Change:
-    key: str
-    old: str | None
-    new: str
-    user_id: int
-    at: float
-
-
 class PolicyStore:
+    """Each guild's policy: the config's ``[limits]`` with the guild's own settings over them."""
+
     def __init__(self, db: Database, defaults: Policy, clock: Callable[[], float]) -> None:
         self.db = db
         self.defaults = defaults
-        self.clock = clock
+        self.settings = SettingsStore(db, clock)
 
     async def get(self, guild_id: int, *, tx: Tx | None = None) -> Policy:
-        async with self.db.reading(tx) as reader:
-            rows = await reader.fetch("SELECT key, value FROM guild_settings WHERE guild_id = ?",
-                                      guild_id)
-        stored = {row[0]: json.loads(row[1]) for row in rows}
+        stored = await self.settings.values(guild_id, tx=tx)
         merged = self.defaults.model_dump() | {k: v for k, v in stored.items() if k in KEYS}
         return Policy.model_validate(merged)
 
@@ -111,25 +101,15 @@ class PolicyStore:
             await tx.lock_guild(guild_id)
             current = await self.get(guild_id, tx=tx)
             updated = Policy.model_validate(current.model_dump() | change(current))
-            for key in KEYS:
-                old = json.dumps(_plain(getattr(current, key)))
-                new = json.dumps(_plain(getattr(updated, key)))
-                if old == new:
-                    continue
-                await tx.execute("INSERT INTO guild_settings (guild_id, key, value)"
-                                 " VALUES (?, ?, ?) ON CONFLICT (guild_id, key)"
-                                 " DO UPDATE SET value = excluded.value", guild_id, key, new)
-                await tx.execute("INSERT INTO settings_audit (guild_id, user_id, key, old_value,"
-                                 " new_value, at) VALUES (?, ?, ?, ?, ?, ?)",
-                                 guild_id, user_id, key, old, new, self.clock())
+            edits = [Edit(key, _json(getattr(current, key)), _json(getattr(updated, key)))
+                     for key in KEYS]
+            await self.settings.record(tx, guild_id, user_id,
+                                       [edit for edit in edits if edit.old != edit.new])
         return updated
 
     async def audit(self, guild_id: int, limit: int = 15) -> list[Change]:
-        rows = await self.db.fetch(
-            "SELECT key, old_value, new_value, user_id, at FROM settings_audit"
-            " WHERE guild_id = ? ORDER BY id DESC LIMIT ?", guild_id, limit)
-        return [Change(row[0], row[1], row[2], int(row[3]), float(row[4])) for row in rows]
+        return await self.settings.audit(guild_id, limit)
 
 
-def _plain(value: Any) -> Any:
-    return TypeAdapter(Any).dump_python(value, mode="json")
+def _json(value: Any) -> str:
+    return json.dumps(TypeAdapter(Any).dump_python(value, mode="json"))

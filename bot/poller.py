@@ -1,5 +1,6 @@
-"""The background poll: one loop asks RunComfy about every waiting request, on a schedule per
-job, and hands what changed to the channels (``bot.channel_work``).
+"""The background poll: asks RunComfy about every waiting request, on a schedule per job, and
+hands what changed to the channels (``Channels``: on Discord, ``bot.discord.channel_work``). What
+calls ``tick`` on time is Discord's side (``bot.discord.poll_loop``).
 
 The database is the truth: the loop reads it again every interval, so after a restart (or a
 change made elsewhere) it picks up exactly where the file says things are.
@@ -14,18 +15,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
-
-from discord.ext import tasks
+from typing import Literal, Protocol
 
 from bot.catalog import DEFAULT_OUTPUT_KEY, Catalog
-from bot.channel_work import ChannelWork
-from bot.delivery import Delivery
 from bot.eta import RUNS_KEPT, Estimate, QueuePace, RunTimes
 from bot.jobs import WAITING, Job, JobState
 from bot.runcomfy import NotFound, Outcome, Phase, Result, RunComfyClient, RunComfyError
 from bot.store.jobs import JobStore
-from bot.store.notices import NoticeStore
 
 log = logging.getLogger(__name__)
 TICKS_PER_INTERVAL = 24  # how often, per poll interval, the loop looks for jobs due a poll
@@ -42,12 +38,24 @@ FAR_IN_QUEUE = 3  # intervals: a queued job likely to start later than this is p
 PollStrategy = Literal["planned", "economy", "fixed"]
 
 
+class Channels(Protocol):
+    """Where jobs are shown: the channels their cards and videos are posted in."""
+
+    def update(self, job: Job, news: str | None = None) -> None:
+        """Bring the job's channel up to date with it (and tell the requester ``news``)."""
+
+    def shows_stale(self, job: Job) -> bool:
+        """Whether the job's card shows something else than ``job``."""
+
+    async def stop(self) -> None:
+        """Stop every channel's work."""
+
+
 @dataclass(frozen=True)
 class PollSettings:
     interval: float = 3.0
     max_concurrent: int = 8
     timeout_seconds: float = 30 * 60
-    card_edit_interval: float = 5.0
     strategy: PollStrategy = "planned"
 
 
@@ -71,14 +79,13 @@ class Poller:
     jobs there are. A pool of ``max_concurrent`` workers makes the calls, so many jobs never
     mean many tasks."""
 
-    def __init__(self, catalog: Catalog, store: JobStore, notices: NoticeStore,
-                 client: RunComfyClient, delivery: Delivery, settings: PollSettings,
+    def __init__(self, catalog: Catalog, store: JobStore, client: RunComfyClient,
+                 channels: Channels, settings: PollSettings,
                  clock: Callable[[], float] = time.time) -> None:
         self.catalog = catalog
         self.store = store
-        self.notices = notices
         self.client = client
-        self.delivery = delivery
+        self.channels = channels
         self.settings = settings
         self.clock = clock
         self._waiting: dict[int, Job] = {}  # as of the last look at the database
@@ -86,34 +93,19 @@ class Poller:
         self.runs = RunTimes()
         self.pace = QueuePace()
         self._refresh_at = 0.0
-        self.channels = ChannelWork(store, notices, delivery, settings)
-        # discord.py's task loop: reconnect-safe, and one task however many jobs wait.
-        tick = settings.interval / TICKS_PER_INTERVAL
-        self._loop = tasks.loop(seconds=tick)(self._tick_safely)
 
-    async def start(self) -> None:
-        """Recover first, then poll: the bot starts taking commands only after this returns,
-        so no job admitted by this process can be taken for one a crash interrupted."""
-        await self.recover()
-        self._loop.start()
+    @property
+    def tick_seconds(self) -> float:
+        """How often ``tick`` should run."""
+        return self.settings.interval / TICKS_PER_INTERVAL
 
     async def stop(self) -> None:
-        """Stop polling; ``start`` begins afresh from the database, as after a restart."""
-        task = self._loop.get_task()
-        self._loop.cancel()
-        if task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Stop the channels' work and forget the schedule: ``recover`` then begins afresh
+        from the database, as after a restart. (Whoever calls ``tick`` stops first.)"""
         await self.channels.stop()
         self._waiting.clear()
         self._due.clear()
         self._refresh_at = 0.0
-
-    async def _tick_safely(self) -> None:
-        try:
-            await self.tick()
-        except Exception:
-            log.exception("poll tick failed; the next one will try again")
 
     def notify(self, job: Job) -> None:
         """A job changed outside the poller (started, cancelled): follow it, update its card."""

@@ -1,17 +1,21 @@
 """Starting and cancelling jobs: the one path every entry point (slash commands, Animate image
-and its form, mentions, Again, Vary and Extend, /retry) takes into RunComfy."""
+and its form, mentions, Again, Vary and Extend, /retry) takes into RunComfy.
+
+An entry point says what was asked (``JobRequest``: the model, the options, where each image
+comes from, who asks and where) and answers the member itself; the order of the checks, the
+downloads and the paid call is decided here, once (``JobService.request``)."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from bot.catalog import ModelSpec
+from bot.catalog import Catalog, ModelSpec
 from bot.errors import UserError
-from bot.images import AttachmentLike, PendingImage, facts_of, inspect_attachments
+from bot.images import AttachmentLike, ImageInput, facts_of, inspect_attachments
 from bot.jobs import Job, JobState
 from bot.limits import Limits, Who
 from bot.lineage import Lineage
@@ -40,6 +44,25 @@ class Requester:
         return Who(self.guild_id, self.user_id, frozenset(channels), self.role_ids)
 
 
+@dataclass(frozen=True)
+class JobRequest:
+    """What a member asked for, from any entry point.
+
+    ``options`` by option name (typed, or as text); ``images`` by the option name of the
+    image field. ``check_place``: the entry point's own check, without I/O, that the video can
+    be delivered where it was asked for (the bot's permissions there). ``settle``: where the
+    job will live, decided once its images are there (a mention's thread); ``who`` until
+    then."""
+
+    model: ModelSpec
+    options: Mapping[str, object]
+    who: Requester
+    images: Mapping[str, ImageInput] = field(default_factory=dict)
+    lineage: Lineage | None = None
+    check_place: Callable[[], None] | None = None
+    settle: Callable[[], Awaitable[Requester]] | None = None
+
+
 class JobRefused(UserError):
     """The job was written down but RunComfy refused it; ``job`` says how it ended."""
 
@@ -55,10 +78,12 @@ class JobRefused(UserError):
 
 
 class JobService:
-    def __init__(self, store: JobStore, client: RunComfyClient, limits: Limits,
-                 prices: PriceBook, on_change: Callable[[Job], None],
+    def __init__(self, catalog: Catalog, store: JobStore, client: RunComfyClient,
+                 limits: Limits, prices: PriceBook, on_change: Callable[[Job], None],
                  clock: Callable[[], float] = time.time, simulated: bool = False) -> None:
-        """``simulated``: RunComfy is the built-in simulator; jobs are marked so."""
+        """``on_change``: told of every job this service moves (the poller follows it);
+        ``simulated``: RunComfy is the built-in simulator; jobs are marked so."""
+        self.catalog = catalog
         self.simulated = simulated
         self.prices = prices
         self.store = store
@@ -67,46 +92,67 @@ class JobService:
         self.on_change = on_change
         self.clock = clock
 
-    @staticmethod
-    def precheck(model: ModelSpec, options: Mapping[str, object],
-                 attachments: Mapping[str, AttachmentLike]) -> dict[str, Any]:
-        """Everything that can be checked without I/O (a refusal before anything is read,
-        downloaded or submitted): the body, or ``InvalidOptions``."""
-        return build_request(model, options, {k: facts_of(v) for k, v in attachments.items()},
-                             headers_pending=True)
+    async def request(self, asked: JobRequest) -> Job:
+        """The way in for every entry point, in this order: the options and what is known of
+        the images without I/O; the entry point's own check of where the video goes; the
+        guild's rules (``_admit``); the images (fetched, their metadata checked, published);
+        their own bytes where the metadata is not enough; then the job (``start``: the rules
+        again, in the transaction that records it, and the paid call). An image published
+        for a job that is refused before it is written down is withdrawn."""
+        model, options = asked.model, asked.options
+        body = _precheck(model, options, {n: i.known for n, i in asked.images.items()})
+        if asked.check_place is not None:
+            asked.check_place()
+        await self._admit(model, body, asked.who)
+        fetched = {name: await image.fetch() if image.fetch else image.known
+                   for name, image in asked.images.items()}
+        if any(image.fetch for image in asked.images.values()):
+            _precheck(model, options, fetched)  # before anything is published
+        withdraw: list[Callable[[], Awaitable[None]]] = []
+        try:
+            ready: dict[str, AttachmentLike] = {}
+            for name, image in asked.images.items():
+                ready[name] = await image.publish(fetched[name]) if image.publish \
+                    else fetched[name]
+                if image.withdraw is not None:
+                    withdraw.append(image.withdraw)
+            who = await asked.settle() if asked.settle is not None else asked.who
+            body = build_request(model, options, await inspect_attachments(model, ready))
+            return await self.start(model, body, who, lineage=asked.lineage)
+        except UserError as exc:
+            if not isinstance(exc, JobRefused):  # refused before it was written down
+                for take_back in withdraw:
+                    await take_back()
+            raise
 
     async def _admit(self, model: ModelSpec, body: Mapping[str, Any], who: Requester, *,
-                    tx: Tx | None = None) -> None:
+                     tx: Tx | None = None) -> None:
         """The guild's rules and the member's allowance; raises ``LimitReached``. Checked
         before anything is downloaded, and again inside the admission's transaction."""
         await self.limits.check(who.who, model, prompt_texts(body),
                                 self.prices.estimate(model, body), budgeted=not self.simulated,
                                 tx=tx)
 
-    async def check_before_download(self, model: ModelSpec, options: Mapping[str, object],
-                                    images: Mapping[str, AttachmentLike | str],
-                                    who: Requester) -> None:
-        """The options and the guild's rules for a request whose images are still to be
-        downloaded or made (given by URL): a refusal costs no download. ``request`` checks
-        everything again once they are there."""
-        pending = {name: PendingImage(image) if isinstance(image, str) else image
-                   for name, image in images.items()}
-        await self._admit(model, self.precheck(model, options, pending), who)
+    async def job_for(self, job_id: int, *, guild_id: int, user_id: int, moderator: bool,
+                      action: str) -> Job:
+        """The job, if it is this guild's and the member may act on it: its requester or a
+        moderator (Manage Messages). ``action`` completes "... can {action}"."""
+        job = await self.store.get(job_id)
+        if job is None or job.guild_id != guild_id:
+            raise UserError(f"There is no job #{job_id} in this server.")
+        if job.user_id != user_id and not moderator:
+            raise UserError(f"Only the member who asked for job #{job_id} or a moderator "
+                            f"(Manage Messages) can {action}.")
+        return job
 
-    async def request(self, model: ModelSpec, options: Mapping[str, object],
-                      attachments: Mapping[str, AttachmentLike], who: Requester, *,
-                      lineage: Lineage | None = None) -> Job:
-        """The way in for every entry point, in this order: the options and what the images'
-        metadata tell (``precheck``), the guild's rules (``_admit``), the images' own bytes
-        where their metadata is not enough, then the job (``start``: the rules again, in the
-        transaction that records it). ``lineage``: the finished job it comes from (the
-        creative loop's Again, Vary and Extend)."""
-        await self._admit(model, self.precheck(model, options, attachments), who)
-        body = build_request(model, options, await inspect_attachments(model, attachments))
-        return await self.start(model, body, who, lineage=lineage)
+    def model_of(self, job: Job) -> ModelSpec:
+        """The job's model, if the bot still offers it."""
+        model = self.catalog.by_id(job.model_id)
+        if model is None:
+            raise UserError(f"Job #{job.id}'s model is no longer offered here.")
+        return model
 
-    async def retry(self, job_id: int, model_of: Callable[[str], ModelSpec | None], *,
-                    guild_id: int) -> Job:
+    async def retry(self, job_id: int, *, guild_id: int) -> Job:
         """A moderator starts a job whose outcome is unknown again, as a new job (so that if
         the first ran after all, both charges show). Only the server's budget applies."""
         job = await self.store.get(job_id)
@@ -115,11 +161,8 @@ class JobService:
         if job.state is not JobState.OUTCOME_UNKNOWN:
             raise UserError(f"Only a job whose outcome is unknown can be retried; job "
                             f"#{job_id} is {job.state.label.lower()}.")
-        model = model_of(job.model_id)
-        if model is None:
-            raise UserError(f"Job #{job_id}'s model is no longer offered here.")
         who = Requester(job.guild_id, job.channel_id, job.user_id)
-        return await self.start(model, job.body, who, retry_of=job.id)
+        return await self.start(self.model_of(job), job.body, who, retry_of=job.id)
 
     async def start(self, model: ModelSpec, body: dict[str, Any], who: Requester, *,
                     retry_of: int | None = None, lineage: Lineage | None = None) -> Job:
@@ -172,12 +215,11 @@ class JobService:
     async def cancel(self, job_id: int, *, guild_id: int, user_id: int,
                      moderator: bool) -> str:
         """Cancel a job for a member; the answer is the sentence to show them."""
-        job = await self.store.get(job_id)
-        if job is None or job.guild_id != guild_id:
-            return f"There is no job #{job_id} in this server."
-        if job.user_id != user_id and not moderator:
-            return (f"Only the member who asked for job #{job_id} or a moderator "
-                    "(Manage Messages) can cancel it.")
+        try:
+            job = await self.job_for(job_id, guild_id=guild_id, user_id=user_id,
+                                     moderator=moderator, action="cancel it")
+        except UserError as exc:
+            return str(exc)
         if job.state.is_terminal:
             return f"Job #{job_id} is already over ({job.state.label.lower()})."
         if job.state in (JobState.ACCEPTED, JobState.SUBMITTING):
@@ -197,3 +239,11 @@ class JobService:
             return f"Job #{job_id} changed state meanwhile; see its card."
         self.on_change(cancelled)
         return f"Job #{job_id} is cancelled; nothing is charged for it."
+
+
+def _precheck(model: ModelSpec, options: Mapping[str, object],
+              images: Mapping[str, AttachmentLike]) -> dict[str, Any]:
+    """Everything that can be checked without I/O (a refusal before anything is read,
+    downloaded or submitted): the body, or ``InvalidOptions``."""
+    return build_request(model, options, {k: facts_of(v) for k, v in images.items()},
+                         headers_pending=True)

@@ -11,11 +11,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
 from bot.errors import UserError
-from bot.store.database import Database, Row
+from bot.store.database import Database
+from bot.store.usage import GroupBy as GroupBy
+from bot.store.usage import Line as Line
+from bot.store.usage import usage_rows
 
 PeriodName = Literal["today", "7 days", "30 days", "this month", "custom"]
-GroupBy = Literal["user", "model", "day"]
-_KEYS: dict[GroupBy, str] = {"user": "user_id", "model": "command", "day": "day"}
 MAX_CUSTOM_DAYS = 366
 
 
@@ -24,18 +25,6 @@ class Period:
     first: date
     last: date  # inclusive
     label: str
-
-
-@dataclass(frozen=True)
-class Line:
-    key: str
-    jobs: int
-    seconds: float
-    cost_usd: float
-    failures: int
-    cancellations: int
-    unpriced: int
-    simulated: int
 
 
 @dataclass(frozen=True)
@@ -77,34 +66,11 @@ class UsageReports:
     async def report(self, guild_id: int, span: Period, group_by: GroupBy,
                      user_id: int | None = None) -> Report:
         """The guild's usage in ``span`` (only ``user_id``'s when given), grouped."""
-        where = "guild_id = ? AND day BETWEEN ? AND ?"
-        params: list[object] = [guild_id, span.first.isoformat(), span.last.isoformat()]
-        if user_id is not None:
-            where += " AND user_id = ?"
-            params.append(user_id)
-        key = _KEYS[group_by]
-        sums = ("SUM(jobs), SUM(seconds), SUM(cost_usd), SUM(failures), SUM(cancellations),"
-                " SUM(unpriced), SUM(simulated * jobs)")
-        order = "key" if group_by == "day" else "SUM(cost_usd) DESC, key"
-        async with self.db.read() as reader:
-            lines = [_line(row) for row in await reader.fetch(
-                f"SELECT {key} AS key, {sums} FROM usage_daily WHERE {where}"  # noqa: S608
-                f" GROUP BY {key} ORDER BY {order}", *params)]
-            by_day: dict[str, dict[str, float]] = {}
-            for row in await reader.fetch(
-                f"SELECT day, command, SUM(cost_usd) FROM usage_daily WHERE {where}"  # noqa: S608
-                " GROUP BY day, command ORDER BY day", *params,
-            ):
-                by_day.setdefault(str(row[0]), {})[str(row[1])] = float(row[2])
-        total = Line("total", *(sum(getattr(line, f) for line in lines) for f in
+        rows = await usage_rows(self.db, guild_id, span.first, span.last, group_by, user_id)
+        total = Line("total", *(sum(getattr(line, f) for line in rows.lines) for f in
                                 ("jobs", "seconds", "cost_usd", "failures", "cancellations",
                                  "unpriced", "simulated")))
-        return Report(span, group_by, lines, total, by_day)
-
-
-def _line(row: Row) -> Line:
-    return Line(str(row[0]), int(row[1]), float(row[2]), float(row[3]), int(row[4]),
-                int(row[5]), int(row[6]), int(row[7]))
+        return Report(span, group_by, rows.lines, total, rows.cost_by_day)
 
 
 def to_csv(report: Report, name: Callable[[str], str]) -> bytes:

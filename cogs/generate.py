@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
 from typing import Any, Literal, cast
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import VideoBot
 from bot.catalog import FieldSpec, ModelSpec
-from bot.delivery import check_can_post
-from bot.images import AttachmentLike
-from bot.service import Requester
+from bot.discord.client import VideoBot
+from bot.discord.interactions import answer_queued, defer, requester_of
+from bot.discord.permissions import check_can_post_here
+from bot.images import ImageInput
+from bot.service import JobRequest
 
 MAX_DESCRIPTION = 100
 SEGMENTS_HELP = "Shots as `5: a cat walks | 5: it sits`; durations add up to duration"
@@ -36,45 +36,16 @@ class Generate(commands.Cog):
 
     async def generate(self, interaction: discord.Interaction, model: ModelSpec,
                        values: dict[str, Any]) -> None:
-        """Defer (nothing comes before it), validate, then start the job; every refusal is
-        raised for the error handler."""
-        if not interaction.response.is_done():
-            await interaction.response.defer(ephemeral=True, thinking=True)
+        """Defer (nothing comes before it), then start the job; every refusal is raised for
+        the error handler."""
+        await defer(interaction)
         attachments = {k: v for k, v in values.items() if isinstance(v, discord.Attachment)}
         options = {k: v for k, v in values.items() if v is not None and k not in attachments}
-        await start_from_interaction(self.bot, interaction, model, options, attachments)
-
-
-async def start_from_interaction(
-    bot: VideoBot, interaction: discord.Interaction, model: ModelSpec,
-    options: dict[str, object], attachments: Mapping[str, AttachmentLike], note: str = "",
-) -> None:
-    """Defer first (Discord's 3 s, and the first answer as soon as a bot can give it), then
-    refuse what needs no I/O (the options, the attachment's metadata, the bot's permissions)
-    before anything that may wait (the guild's rules in the database, the image, RunComfy)."""
-    assert interaction.guild_id is not None
-    assert interaction.channel is not None
-    if not interaction.response.is_done():
-        await interaction.response.defer(ephemeral=True, thinking=True)
-    bot.parts.jobs.precheck(model, options, attachments)
-    check_can_post(interaction.app_permissions, isinstance(interaction.channel, discord.Thread))
-    who = requester(interaction.guild_id, interaction.channel, interaction.user)
-    job = await bot.parts.jobs.request(model, options, attachments, who)
-    await interaction.edit_original_response(content=queued_text(job.id) + note)
-
-
-def requester(guild_id: int, channel: object, user: discord.abc.User) -> Requester:
-    """Who asks, where: with their roles, and the parent of a thread (for the policy)."""
-    return Requester(
-        guild_id=guild_id, channel_id=getattr(channel, "id", 0), user_id=user.id,
-        role_ids=frozenset(role.id for role in getattr(user, "roles", ())),
-        parent_channel_id=channel.parent_id if isinstance(channel, discord.Thread) else None,
-    )
-
-
-def queued_text(job_id: int) -> str:
-    return (f"Job #{job_id} is queued. Its card in this channel shows progress, and the video "
-            "will be posted there.")
+        job = await self.bot.parts.jobs.request(JobRequest(
+            model, options, requester_of(interaction),
+            images={name: ImageInput(attachment) for name, attachment in attachments.items()},
+            check_place=lambda: check_can_post_here(interaction)))
+        await answer_queued(interaction, job)
 
 
 def model_command(model: ModelSpec, run: Any) -> app_commands.Command[Any, ..., None]:

@@ -1,25 +1,37 @@
-"""A member's own jobs: ``/cancel`` and ``/jobs``."""
+"""A member's own jobs: ``/cancel`` (and the Cancel button on every card), ``/jobs`` and a
+moderator's ``/retry``."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import logging
 from typing import cast
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import VideoBot, is_moderator
-from bot.cards import duration_text, eta_text, safe_text
+from bot.discord.buttons import Action
+from bot.discord.cards import eta_text, render_card, safe_text
+from bot.discord.client import VideoBot
+from bot.discord.interactions import job_choices
+from bot.discord.permissions import is_moderator
 from bot.jobs import WAITING, Job, JobState
 from bot.lineage import lineage_text
+from bot.text import duration_text
 
+log = logging.getLogger(__name__)
 RECENT = 10
 
 
 class Jobs(commands.Cog):
     def __init__(self, bot: VideoBot) -> None:
         self.bot = bot
+
+    async def cog_load(self) -> None:
+        self.bot.buttons.handle(Action.CANCEL, self.cancel_pressed)
+
+    async def cog_unload(self) -> None:
+        self.bot.buttons.forget(Action.CANCEL)
 
     @app_commands.command(name="cancel", description="Cancel one of your queued videos.")
     @app_commands.describe(job="The job to cancel (its number, shown on its card)")
@@ -34,7 +46,31 @@ class Jobs(commands.Cog):
     @cancel.autocomplete("job")
     async def cancel_choices(self, interaction: discord.Interaction,
                              current: str) -> list[app_commands.Choice[int]]:
-        return await job_choices(self.bot, interaction, current, WAITING)
+        return await job_choices(self.bot.parts.store, interaction, current, WAITING)
+
+    async def cancel_pressed(self, interaction: discord.Interaction, job_id: int) -> None:
+        """The Cancel button. Answer Discord first (RunComfy may be slow to cancel), then
+        cancel; the card the button was on shows the outcome, even one the store does not know
+        of (sent before a crash could record it)."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            answer = await self.bot.parts.jobs.cancel(
+                job_id, guild_id=interaction.guild_id or 0, user_id=interaction.user.id,
+                moderator=is_moderator(interaction))
+            await interaction.edit_original_response(content=answer)
+            job = await self.bot.parts.store.get(job_id)
+        except Exception as exc:  # the member is told; the error handler logs it
+            await self.bot.parts.errors.report(interaction, exc)
+            return
+        pressed = interaction.message
+        if job is not None and pressed is not None and pressed.id != job.card_message_id \
+                and job.guild_id == interaction.guild_id:
+            try:
+                await pressed.edit(embed=render_card(job, self.bot.model_name(job)),
+                                   view=self.bot.buttons.card_view(job),
+                                   allowed_mentions=discord.AllowedMentions.none())
+            except discord.HTTPException as exc:  # the member has the answer already
+                log.warning("job %d: the pressed card could not be updated (%s)", job_id, exc)
 
     @app_commands.command(name="retry",
                           description="Start again a job whose outcome is unknown (moderators).")
@@ -44,8 +80,7 @@ class Jobs(commands.Cog):
     @app_commands.checks.has_permissions(manage_guild=True)
     async def retry(self, interaction: discord.Interaction, job: int) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)  # it submits
-        new = await self.bot.parts.jobs.retry(job, self.bot.catalog.by_id,
-                                              guild_id=interaction.guild_id or 0)
+        new = await self.bot.parts.jobs.retry(job, guild_id=interaction.guild_id or 0)
         await interaction.edit_original_response(
             content=f"Job #{job} was started again as job #{new.id}. If the first one ran after "
             "all, both are charged.")
@@ -82,20 +117,6 @@ class Jobs(commands.Cog):
         elif job.card_message_id:
             text += f" · [card]({where}{job.card_message_id})"
         return f"{text}\n> {safe_text(job.prompt, 80) or '(no prompt)'}"
-
-
-async def job_choices(bot: VideoBot, interaction: discord.Interaction, current: str,
-                      states: Collection[JobState]) -> list[app_commands.Choice[int]]:
-    """The member's jobs in ``states`` whose number matches what they typed, newest first."""
-    jobs = await bot.parts.store.for_user(interaction.guild_id or 0, interaction.user.id,
-                                          states=states, limit=25)
-    return [app_commands.Choice(name=_choice_name(job), value=job.id) for job in jobs
-            if current.strip().lstrip("#") in str(job.id)]
-
-
-def _choice_name(job: Job) -> str:
-    name = f"#{job.id} {job.state.label}: {job.prompt or job.command}"
-    return name if len(name) <= 100 else name[:99] + "…"
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -9,7 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import VideoBot
+from bot.discord.client import VideoBot
 from bot.errors import UserError
 from bot.policy import BlockRule, Policy
 

@@ -10,9 +10,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import VideoBot
-from bot.cards import duration_text
-from bot.limits import hours_text
+from bot.discord.client import VideoBot
+from bot.text import duration_text, hours_text
 from bot.usage import GroupBy, Line, PeriodName, Report, UsageReports, chart_png, period, to_csv
 
 SHOWN = 10

@@ -12,9 +12,9 @@ import discord
 import pytest
 from aiohttp import web
 
-from bot.app import VideoBot
 from bot.catalog import Catalog, load_catalog
 from bot.config import Settings
+from bot.discord.client import VideoBot
 from bot.runcomfy import RetryPolicy, RunComfyClient, Timeouts
 from bot.simulator import Simulator, SimulatorConfig
 from tests.discord_world import ManualClock, World

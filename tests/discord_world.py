@@ -9,8 +9,8 @@ from typing import Any
 
 import discord
 
-from bot.app import VideoBot
-from bot.delivery import is_card_of
+from bot.discord.client import VideoBot
+from bot.discord.history import is_card_of
 from bot.jobs import Job
 from bot.simulator import Simulator
 from bot.simulator.app import Call

@@ -16,7 +16,7 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 
 def test_the_invite_asks_for_what_the_bot_needs() -> None:
-    from bot.delivery import INVITE
+    from bot.discord.permissions import INVITE
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert f"scope=bot+applications.commands&permissions={INVITE.value}`" in readme

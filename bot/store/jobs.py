@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.eta import RunKind
-from bot.jobs import OPEN, Job, JobState, sources
+from bot.jobs import OPEN, Job, JobState, RunKind, sources
 from bot.shards import Shards
 from bot.store.database import Database, Row, Tx
 
@@ -25,8 +24,9 @@ _UPDATABLE = frozenset({
     "delivered_as", "video_url", "error", "cost_usd", "submitted_at", "started_at",
     "finished_at", "eta_at",
 })
-# In the order of the partial index's own definition, which SQLite needs to use it.
-_OPEN_SQL = ", ".join(f"'{state}'" for state in JobState if state in OPEN)
+# The open states (bot.jobs.OPEN) in the order of the partial index's own definition, which
+# SQLite needs to use it.
+OPEN_STATES_SQL = ", ".join(f"'{state}'" for state in JobState if state in OPEN)
 USAGE_SQL = """
     INSERT INTO usage_daily (guild_id, day, user_id, command, simulated, jobs, seconds,
                              cost_usd, failures, cancellations, unpriced)
@@ -136,7 +136,7 @@ class JobStore:
         """Every job not yet over, of every process, oldest first (read through the small
         partial index)."""
         return await self._many(
-            f"SELECT * FROM jobs INDEXED BY jobs_open WHERE state IN ({_OPEN_SQL})"  # noqa: S608
+            f"SELECT * FROM jobs INDEXED BY jobs_open WHERE state IN ({OPEN_STATES_SQL})"  # noqa: S608
             " ORDER BY id")
 
     async def claim_open(self) -> list[Job]:
@@ -152,7 +152,7 @@ class JobStore:
         now = self.clock()
         until = now + self.lease_seconds
         await self.db.write(
-            f"UPDATE jobs SET lease_until = ? WHERE state IN ({_OPEN_SQL})"  # noqa: S608
+            f"UPDATE jobs SET lease_until = ? WHERE state IN ({OPEN_STATES_SQL})"  # noqa: S608
             " AND lease_owner = ? AND lease_until < ?",
             until, self.owner, now + self.lease_seconds / 2)
         mine, params = "1 = 1", [self.owner, until, self.owner, now]
@@ -162,11 +162,11 @@ class JobStore:
             params += [self.shards.count, *ids]
         taken = await self.db.write(
             "UPDATE jobs SET lease_owner = ?, lease_until = ?"  # noqa: S608 - no input in it
-            f" WHERE state IN ({_OPEN_SQL}) AND (lease_owner IS NULL"
+            f" WHERE state IN ({OPEN_STATES_SQL}) AND (lease_owner IS NULL"
             " OR (lease_owner <> ? AND lease_until < ?))"
             f" AND {mine} RETURNING id", *params)
         jobs = await self._many(
-            f"SELECT * FROM jobs INDEXED BY jobs_open WHERE state IN ({_OPEN_SQL})"  # noqa: S608
+            f"SELECT * FROM jobs INDEXED BY jobs_open WHERE state IN ({OPEN_STATES_SQL})"  # noqa: S608
             " AND lease_owner = ? ORDER BY id", self.owner)
         return jobs, {int(row[0]) for row in taken}
 

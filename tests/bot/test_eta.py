@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 import random
 
-from bot.eta import MIN_RUNS, RunKind, RunTimes
-from bot.jobs import Job, JobState
+from bot.eta import MIN_RUNS, RunTimes
+from bot.jobs import Job, JobState, RunKind
 from bot.poller import MAX_SLEEP, WINDOW_Z, running_gap
 
 

@@ -54,7 +54,7 @@ async def test_fifty_coroutines_lose_nothing(database_target: Path | str, catalo
     blocked: list[int] = []
     errors: list[BaseException] = []
     async with simulator.client() as runcomfy:
-        service = JobService(store, runcomfy, Limits(db, policies, clock),
+        service = JobService(catalog, store, runcomfy, Limits(db, policies, clock),
                              PriceBook(catalog, {}), lambda job: None, clock=clock)
 
         async def worker(number: int) -> None:
@@ -128,7 +128,7 @@ async def test_a_guild_served_by_two_processes_cannot_overspend(
     started: list[int] = []
     refused: list[str] = []
     async with simulator.client() as runcomfy:
-        services = [JobService(JobStore(db, clock), runcomfy,
+        services = [JobService(catalog, JobStore(db, clock), runcomfy,
                                Limits(db, PolicyStore(db, budget, clock), clock),
                                PriceBook(catalog, {}), lambda job: None, clock=clock)
                     for db in dbs]

@@ -1,4 +1,5 @@
-"""The bot itself: builds the parts from the settings and runs them."""
+"""The bot itself: the one place that builds the parts (the domain's and Discord's) from the
+settings, wires them together and runs them."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,11 +16,14 @@ import discord
 from aiohttp import web
 from discord.ext import commands, tasks
 
-from bot.cards import CancelButton, card_view, render_card
 from bot.catalog import Catalog
 from bot.config import Settings
-from bot.creative import LOOP_BUTTONS
-from bot.delivery import Delivery
+from bot.discord.buttons import JobButtons
+from bot.discord.channel_work import ChannelWork
+from bot.discord.delivery import Delivery
+from bot.discord.errors import ErrorReporter
+from bot.discord.poll_loop import PollLoop
+from bot.downloads import Videos
 from bot.jobs import Job
 from bot.limits import Limits
 from bot.policy import PolicyStore
@@ -35,7 +39,7 @@ from bot.store.notices import NoticeStore
 
 log = logging.getLogger(__name__)
 EXTENSIONS = ("cogs.errors", "cogs.generate", "cogs.jobs", "cogs.animate", "cogs.settings",
-              "cogs.usage", "cogs.creative")
+              "cogs.usage", "cogs.creative")  # each a module or package with ``setup``
 COMMANDS_HASH_KEY = "synced_commands_sha256"
 PRICES_AT_START_SECONDS = 10.0  # how long start-up waits for RunComfy's prices
 
@@ -54,11 +58,14 @@ class Parts:
     runcomfy: RunComfyClient
     jobs: JobService
     poller: Poller
+    poll_loop: PollLoop
     delivery: Delivery
     policies: PolicyStore
     limits: Limits
     notices: NoticeStore
     prices: PriceBook
+    videos: Videos
+    errors: ErrorReporter
 
 
 class VideoBot(commands.AutoShardedBot):
@@ -68,6 +75,11 @@ class VideoBot(commands.AutoShardedBot):
         """``database_url`` (PostgreSQL, from ``DATABASE_URL``) instead of the SQLite file of
         ``bot.database``; ``run_jobs=False`` (for ``python -m bot sync``) leaves the jobs to
         the running bot."""
+        # No voice in this bot: discord.py's "PyNaCl is not installed" and "davey is not
+        # installed" warnings are noise. These two flags are what discord.py checks to warn
+        # once (when a client is made); nothing else.
+        discord.VoiceClient.warn_nacl = False
+        discord.VoiceClient.warn_dave = False
         intents = discord.Intents.none()
         intents.guilds = True
         intents.guild_messages = True  # mentions carry their content without the privileged intent
@@ -90,10 +102,7 @@ class VideoBot(commands.AutoShardedBot):
         self._simulator: web.AppRunner | None = None
         self._first_prices: asyncio.Task[None] | None = None
         self._daily_prices = tasks.loop(hours=24)(self._refresh_prices_daily)
-        # Answers an interaction that failed outside an app command (the Cancel button): the
-        # one error handler (cogs.errors) puts itself here; until then, a log line.
-        self.report_error: Callable[[discord.Interaction, Exception], Awaitable[None]] = \
-            _log_error
+        self.buttons = JobButtons()  # the cogs register what each button does
 
     @property
     def parts(self) -> Parts:
@@ -143,30 +152,32 @@ class VideoBot(commands.AutoShardedBot):
                               max_delay=s.runcomfy.retry_max_delay),
             timeouts=Timeouts(submit=s.runcomfy.submit_timeout, read=s.runcomfy.request_timeout),
         )
-        delivery = Delivery(self, self.http_session, self.model_name,
-                            int(s.jobs.max_download_mb * 1024 * 1024), await store.nonce_tag())
+        videos = Videos(self.http_session, int(s.jobs.max_download_mb * 1024 * 1024))
+        delivery = Delivery(self, self.buttons, videos, self.model_name,
+                            await store.nonce_tag())
         notices = NoticeStore(db, self.clock)
-        poller = Poller(self.catalog, store, notices, runcomfy, delivery, PollSettings(
+        channels = ChannelWork(store, notices, delivery, retry_seconds=s.jobs.poll_interval,
+                               card_edit_interval=s.jobs.card_edit_interval)
+        poller = Poller(self.catalog, store, runcomfy, channels, PollSettings(
             interval=s.jobs.poll_interval, max_concurrent=s.jobs.max_concurrent_polls,
-            timeout_seconds=s.jobs.timeout_minutes * 60,
-            card_edit_interval=s.jobs.card_edit_interval, strategy=s.jobs.poll_strategy,
+            timeout_seconds=s.jobs.timeout_minutes * 60, strategy=s.jobs.poll_strategy,
         ), clock=self.clock)
         policies = PolicyStore(db, s.limits, self.clock)
         limits = Limits(db, policies, self.clock)
         prices = PriceBook(self.catalog, s.prices)
-        jobs = JobService(store, runcomfy, limits, prices, poller.notify, clock=self.clock,
-                          simulated=self.simulated)
-        self._parts = Parts(db, store, runcomfy, jobs, poller, delivery, policies, limits,
-                            notices, prices)
+        jobs = JobService(self.catalog, store, runcomfy, limits, prices, poller.notify,
+                          clock=self.clock, simulated=self.simulated)
+        self._parts = Parts(db, store, runcomfy, jobs, poller, PollLoop(poller), delivery,
+                            policies, limits, notices, prices, videos, ErrorReporter(notices))
         if self.run_jobs:
             await self._read_prices()
-        self.add_dynamic_items(CancelButton, *LOOP_BUTTONS)  # they work across restarts
+        self.add_dynamic_items(self.buttons.item)  # they work across restarts
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.run_jobs:
             if self.shards_served is None or self.shards_served.syncs_commands:
                 await self.sync_commands()
-            await poller.start()
+            await self._parts.poll_loop.start()
 
     async def _read_prices(self) -> None:
         """RunComfy's published prices: read now (start-up waits for them a little, so the
@@ -195,37 +206,13 @@ class VideoBot(commands.AutoShardedBot):
         log.info("synced %d application commands", len(synced))
         return True
 
-    async def cancel_from_button(self, interaction: discord.Interaction, job_id: int) -> None:
-        """Answer Discord first (RunComfy may be slow to cancel), then cancel; the card the
-        button was on shows the outcome, even one the store does not know of (sent before a
-        crash could record it)."""
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        try:
-            answer = await self.parts.jobs.cancel(
-                job_id, guild_id=interaction.guild_id or 0, user_id=interaction.user.id,
-                moderator=is_moderator(interaction))
-            await interaction.edit_original_response(content=answer)
-            job = await self.parts.store.get(job_id)
-        except Exception as exc:  # the member is told; the error handler logs it
-            await self.report_error(interaction, exc)
-            return
-        pressed = interaction.message
-        if job is not None and pressed is not None and pressed.id != job.card_message_id \
-                and job.guild_id == interaction.guild_id:
-            try:
-                await pressed.edit(embed=render_card(job, self.model_name(job)),
-                                   view=card_view(job),
-                                   allowed_mentions=discord.AllowedMentions.none())
-            except discord.HTTPException as exc:  # the member has the answer already
-                log.warning("job %d: the pressed card could not be updated (%s)", job_id, exc)
-
     async def release(self) -> None:
         """Stop the poller and close the database, the HTTP session and the simulator."""
         self._daily_prices.cancel()
         if self._first_prices is not None:
             self._first_prices.cancel()
         if self._parts is not None:
-            await self._parts.poller.stop()
+            await self._parts.poll_loop.stop()
             await self._parts.db.close()
         if self._http_session is not None:
             await self._http_session.close()
@@ -235,12 +222,3 @@ class VideoBot(commands.AutoShardedBot):
     async def close(self) -> None:
         await self.release()
         await super().close()
-
-
-async def _log_error(interaction: discord.Interaction, error: Exception) -> None:
-    log.error("interaction %d failed", interaction.id, exc_info=error)
-
-
-def is_moderator(interaction: discord.Interaction) -> bool:
-    """Manage Messages in this channel, as Discord computed it for this interaction."""
-    return bool(interaction.permissions.manage_messages)

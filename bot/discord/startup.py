@@ -21,8 +21,8 @@ import yarl
 from discord.gateway import DiscordWebSocket
 from discord.http import INTERNAL_API_VERSION
 
-from bot.app import VideoBot
 from bot.config import ConfigError
+from bot.discord.client import VideoBot
 from bot.store.database import DatabaseError
 
 log = logging.getLogger(__name__)

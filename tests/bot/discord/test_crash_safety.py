@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from bot.app import VideoBot
-from bot.delivery import is_card_of
+from bot.discord.client import VideoBot
+from bot.discord.history import is_card_of
 from bot.jobs import TERMINAL, JobState
 from bot.simulator import JobState as SimState
 from bot.simulator import Plan
@@ -101,7 +101,7 @@ async def test_a_crash_before_the_upload_posts_it_once(world: World) -> None:
 @pytest.mark.settings(jobs={"poll_interval": 3, "card_edit_interval": 0})
 async def test_fifty_jobs_and_crashes_at_random_points(world: World,
                                                        caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, "bot.channel_work")
+    caplog.set_level(logging.INFO, "bot.discord.channel_work")
     rng = random.Random(20261121)
     other = world.guild.create_text_channel("more-videos")
     channels = [world.channel, other]

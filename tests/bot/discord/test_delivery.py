@@ -78,7 +78,7 @@ async def test_a_job_that_finished_while_the_bot_was_down_past_its_timeout_is_de
     """Charged while the bot was down: RunComfy is asked before the job is timed out."""
     world.sim.plan_next(Plan(run_seconds=30))
     await start(world)
-    await world.bot.parts.poller.stop()  # down for five minutes (no polls), then restarted
+    await world.bot.parts.poll_loop.stop()  # down for five minutes (no polls), then restarted
     await world.run_polls(100)
     await world.restart()
     await world.run_until(lambda: bool(world.videos()))

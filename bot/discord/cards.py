@@ -1,14 +1,12 @@
-"""The public status card of a job, and its Cancel button (which survives restarts)."""
+"""The public status card of a job (its Cancel button is in ``bot.discord.buttons``)."""
 
 from __future__ import annotations
-
-import re
-from typing import Protocol, cast
 
 import discord
 
 from bot.jobs import TERMINAL, Job, JobState
 from bot.lineage import lineage_text
+from bot.text import duration_text
 
 PROMPT_SHOWN = 300
 SIMULATED = " · simulated: no credits are spent"
@@ -55,15 +53,6 @@ def render_card(job: Job, model_name: str) -> discord.Embed:
     return embed
 
 
-def card_view(job: Job) -> discord.ui.View | None:
-    """The Cancel button while the job can still be cancelled; none after."""
-    if job.state in TERMINAL or job.state in (JobState.FETCHED, JobState.DELIVERING):
-        return None
-    view = discord.ui.View(timeout=None)
-    view.add_item(CancelButton(job.id))
-    return view
-
-
 def eta_text(job: Job) -> str:
     """When a queued job likely starts, or a running one is likely ready, as Discord shows a
     relative time in each member's own clock ("in 40 seconds")."""
@@ -71,11 +60,6 @@ def eta_text(job: Job) -> str:
         return ""
     verb = "starts" if job.state is JobState.QUEUED else "ready"
     return f"{verb} <t:{int(job.eta_at)}:R>"
-
-
-def duration_text(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
 def _state_text(job: Job) -> str:
@@ -97,28 +81,3 @@ def _cost_text(job: Job) -> str:
     if job.estimated_usd is not None and job.state not in (JobState.CANCELLED, JobState.FAILED):
         return f"about ${job.estimated_usd:.2f}"
     return ""
-
-
-class CancelHandler(Protocol):
-    async def cancel_from_button(self, interaction: discord.Interaction, job_id: int) -> None: ...
-
-
-class CancelButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
-                   template=r"rcvb:cancel:(?P<job_id>\d+)"):
-    """The job id lives in the custom_id, so the button works for cards sent before a restart.
-    The client must implement ``CancelHandler``."""
-
-    def __init__(self, job_id: int) -> None:
-        super().__init__(discord.ui.Button(label="Cancel", style=discord.ButtonStyle.danger,
-                                           custom_id=f"rcvb:cancel:{job_id}"))
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[discord.ui.View],
-        match: re.Match[str], /,
-    ) -> CancelButton:
-        return cls(int(match["job_id"]))
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        await cast(CancelHandler, interaction.client).cancel_from_button(interaction, self.job_id)

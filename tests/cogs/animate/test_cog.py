@@ -9,8 +9,8 @@ import discord
 import pytest
 from aiohttp import web
 
+from bot.discord.sources import embed_image_url
 from bot.jobs import JobState
-from cogs.animate import embed_image_url
 from tests.discord_world import World
 from tests.images import image_bytes
 

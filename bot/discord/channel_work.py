@@ -8,30 +8,31 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING
 
 import aiohttp
 import discord
 
-from bot.delivery import CannotPost, ChannelGone, Delivery
+from bot.discord.delivery import CannotPost, ChannelGone, Delivery
 from bot.jobs import Job, JobState
 from bot.store.jobs import JobStore
 from bot.store.notices import NoticeStore
-
-if TYPE_CHECKING:
-    from bot.poller import PollSettings
 
 log = logging.getLogger(__name__)
 MAX_UPLOAD_FAILURES = 3  # then the video is posted as a link
 
 
 class ChannelWork:
-    def __init__(self, store: JobStore, notices: NoticeStore, delivery: Delivery,
-                 settings: PollSettings) -> None:
+    """The poller's ``Channels`` on Discord."""
+
+    def __init__(self, store: JobStore, notices: NoticeStore, delivery: Delivery, *,
+                 retry_seconds: float, card_edit_interval: float) -> None:
+        """``retry_seconds``: the first wait after a failed upload (doubled each time);
+        ``card_edit_interval``: the least seconds between two edits of a card."""
         self.store = store
         self.notices = notices
         self.delivery = delivery
-        self.settings = settings
+        self.retry_seconds = retry_seconds
+        self.card_edit_interval = card_edit_interval
         self._queues: dict[int, dict[int, None]] = {}  # channel -> ordered set of job ids
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._shown: dict[int, tuple[tuple[object, ...], float]] = {}  # job -> (card, when)
@@ -128,7 +129,7 @@ class ChannelWork:
         shown, when = self._shown.get(job.id, ((), 0.0))
         if card == shown:
             return
-        soon = time.monotonic() - when < self.settings.card_edit_interval
+        soon = time.monotonic() - when < self.card_edit_interval
         if soon and not force and not job.state.is_terminal:
             return  # the next poll brings it back
         await self.delivery.edit_card(job)
@@ -164,7 +165,7 @@ class ChannelWork:
             return True
         except (aiohttp.ClientError, TimeoutError, discord.HTTPException) as exc:
             self._upload_failures[job.id] = failures + 1
-            delay = self.settings.interval * 2 ** failures
+            delay = self.retry_seconds * 2 ** failures
             self._retry_at[job.id] = time.monotonic() + delay
             log.warning("job %d: posting failed (%s); trying again in %.0f s", job.id,
                         type(exc).__name__, delay)

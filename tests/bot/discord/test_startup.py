@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import startup
+from bot.discord import startup
 from tests.conftest import TOKEN, RunningSimulator
 from tests.discord_stand_in import BotProcess, Launcher, StandIn, bot_environment
 

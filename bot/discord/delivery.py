@@ -1,0 +1,214 @@
+"""Everything the bot says in a channel about a job: the card, the video, the bad news.
+
+Only the bot's own channel messages are used: interaction tokens die after 15 minutes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import discord
+
+from bot.discord.buttons import JobButtons
+from bot.discord.cards import render_card
+from bot.discord.history import find_card, find_video, ready_text
+from bot.downloads import Videos
+from bot.jobs import Job
+
+log = logging.getLogger(__name__)
+_NO_MENTIONS = discord.AllowedMentions.none()
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # a server without boosts
+LINK_TEXT = "It is too large to upload here; download it (the link expires): {url}"
+
+
+class ChannelGone(Exception):
+    """The channel was deleted or the bot can no longer see it."""
+
+
+class CannotPost(Exception):
+    """The bot may not post in the channel (a 403 from Discord)."""
+
+
+@dataclass(frozen=True)
+class Posted:
+    message_id: int
+    delivered_as: str  # "file" or "link"
+
+
+def upload_limit(place: object) -> int:
+    """The largest file Discord takes in a channel (or a guild): its guild's limit."""
+    guild = place if isinstance(place, discord.Guild) else getattr(place, "guild", None)
+    return int(getattr(guild, "filesize_limit", DEFAULT_UPLOAD_LIMIT))
+
+
+def is_too_large(exc: discord.HTTPException) -> bool:
+    """Discord refused an upload for its size (413, or its code 40005)."""
+    return exc.status == 413 or exc.code == 40005
+
+
+class Delivery:
+    def __init__(self, client: discord.Client, buttons: JobButtons, videos: Videos,
+                 model_name: Callable[[Job], str], nonce_tag: str) -> None:
+        self.client = client
+        self.buttons = buttons
+        self.videos = videos
+        self.nonce_tag = nonce_tag
+        self._model_name = model_name
+
+    async def channel(self, channel_id: int,
+                      guild_id: int | None = None) -> discord.abc.Messageable:
+        """The channel (or thread), looked up through its guild when known: discord.py's
+        ``get_channel`` searches every guild, milliseconds with thousands of them."""
+        guild = self.client.get_guild(guild_id) if guild_id else None
+        channel: object = (guild.get_channel_or_thread(channel_id) if guild is not None
+                           else self.client.get_channel(channel_id))
+        if channel is None:
+            try:
+                channel = await self.client.fetch_channel(channel_id)
+            except discord.NotFound:
+                raise ChannelGone(channel_id) from None
+            except discord.Forbidden:
+                raise CannotPost(channel_id) from None
+        if not isinstance(channel, discord.abc.Messageable):
+            raise ChannelGone(channel_id)
+        return channel
+
+    async def post_card(self, job: Job) -> int:
+        """Send the card with a nonce Discord enforces: a resend (after a crash) within a few
+        minutes answers the first message instead of posting a second."""
+        channel = await self.channel(job.channel_id, job.guild_id)
+        view = self.buttons.card_view(job)
+        embed = render_card(job, self._model_name(job))
+        nonce = self.nonce(job, "card")
+        with _discord_errors():
+            if view is None:
+                message = await channel.send(embed=embed, nonce=nonce,
+                                             allowed_mentions=_NO_MENTIONS)
+            else:
+                message = await channel.send(embed=embed, view=view, nonce=nonce,
+                                             allowed_mentions=_NO_MENTIONS)
+        return message.id
+
+    async def find_card(self, job: Job, since: float) -> int | None:
+        """The job's card, if an earlier run sent it (from ``since``, unix seconds) before it
+        could record so."""
+        channel = await self.channel(job.channel_id, job.guild_id)
+        me = self.client.user
+        if me is None:
+            return None
+        return await find_card(channel, me.id, job, self.nonce(job, "card"), since)
+
+    async def find_posted(self, job: Job) -> int | None:
+        """The video message, if an earlier run posted it before it could record so."""
+        channel = await self.channel(job.channel_id, job.guild_id)
+        me = self.client.user
+        if me is None:
+            return None
+        return await find_video(channel, me.id, job, self.nonce(job), self._model_name(job))
+
+    async def edit_card(self, job: Job) -> None:
+        if job.card_message_id is None:
+            return
+        channel = await self.channel(job.channel_id, job.guild_id)
+        if not isinstance(channel, discord.TextChannel | discord.Thread | discord.VoiceChannel):
+            return
+        message = channel.get_partial_message(job.card_message_id)
+        with _discord_errors(), contextlib.suppress(discord.NotFound):  # card deleted: fine
+            await message.edit(embed=render_card(job, self._model_name(job)),
+                               view=self.buttons.card_view(job), allowed_mentions=_NO_MENTIONS)
+
+    async def tell(self, job: Job, text: str) -> None:
+        """A reply to the card that pings only the requester."""
+        channel = await self.channel(job.channel_id, job.guild_id)
+        with _discord_errors():
+            await channel.send(f"<@{job.user_id}> {text}", **self._reply_to_card(job))
+
+    async def direct_message(self, user_id: int, text: str) -> bool:
+        """Whether the member could be told by DM (they may not accept DMs)."""
+        try:
+            user = self.client.get_user(user_id) or await self.client.fetch_user(user_id)
+            await user.send(text, allowed_mentions=_NO_MENTIONS)
+        except discord.HTTPException:
+            return False
+        return True
+
+    async def post_video(self, job: Job, *, as_link: bool = False) -> Posted:
+        """Post the video as a file when it fits the guild's limit, else as a link."""
+        channel = await self.channel(job.channel_id, job.guild_id)
+        text = f"<@{job.user_id}> {ready_text(job, self._model_name(job))}"
+        if job.simulated:
+            text += " (Simulated: a sample video, no credits were spent.)"
+        extra = {"view": self.buttons.loop_view(job), "nonce": self.nonce(job),
+                 **self._reply_to_card(job)}
+        if as_link:
+            return await self._post(channel, job, text, None, extra)
+        async with self.videos.fetched(job, upload_limit(channel),
+                                       expired_is_gone=False) as path:
+            return await self._post(channel, job, text, path, extra)
+
+    async def show(self, job: Job, channel_id: int, shown_by: int) -> Posted:
+        """Post a finished job's card and video again, in one message with the loop's buttons,
+        in ``channel_id`` (``/show``). Raises ``VideoGone`` when RunComfy's link has expired."""
+        channel = await self.channel(channel_id, job.guild_id)
+        text = (f"Job #{job.id} ({self._model_name(job)}) by <@{job.user_id}>, shown again by "
+                f"<@{shown_by}>.")
+        extra = {"embed": render_card(job, self._model_name(job)),
+                 "view": self.buttons.loop_view(job), "allowed_mentions": _NO_MENTIONS}
+        async with self.videos.fetched(job, upload_limit(channel)) as path:
+            return await self._post(channel, job, text, path, extra)
+
+    def nonce(self, job: Job, what: Literal["card", "vid"] = "vid") -> str:
+        """The same for every attempt at one job's card or video, so Discord can drop a
+        repeat; the database's tag keeps another database's job of the same number (a store
+        started afresh, a second deployment on the same bot) from matching (25 characters at
+        most: job numbers of up to 9 digits)."""
+        return f"rc-{self.nonce_tag}-{what}-{job.id}"
+
+    async def _post(self, channel: discord.abc.Messageable, job: Job, text: str,
+                    path: Path | None, extra: dict[str, Any]) -> Posted:
+        """The one way a video is posted: as a file (``path``) when there is one and Discord
+        takes it, else as RunComfy's link."""
+        with _discord_errors():
+            if path is not None:
+                try:
+                    message = await channel.send(
+                        text, file=discord.File(path, filename=f"job-{job.id}.mp4"), **extra)
+                    return Posted(message.id, "file")
+                except discord.HTTPException as exc:
+                    if not is_too_large(exc):
+                        raise
+                    log.info("job %d: upload refused as too large; posting a link", job.id)
+            message = await channel.send(f"{text}\n{LINK_TEXT.format(url=job.video_url)}",
+                                         **extra)
+            return Posted(message.id, "link")
+
+    @staticmethod
+    def _reply_to_card(job: Job) -> dict[str, Any]:
+        """A reply to the card (when there is one) that pings the requester and no one else."""
+        mentions = discord.AllowedMentions(everyone=False, roles=False,
+                                           users=[discord.Object(job.user_id)],
+                                           replied_user=False)
+        if job.card_message_id is None:
+            return {"allowed_mentions": mentions}
+        reference = discord.MessageReference(message_id=job.card_message_id,
+                                             channel_id=job.channel_id, fail_if_not_exists=False)
+        return {"allowed_mentions": mentions, "reference": reference}
+
+
+@contextlib.contextmanager
+def _discord_errors() -> Iterator[None]:
+    try:
+        yield
+    except discord.HTTPException as exc:
+        if is_too_large(exc):
+            raise
+        if isinstance(exc, discord.NotFound) and exc.code in (10003, 0):
+            raise ChannelGone(str(exc)) from None
+        if isinstance(exc, discord.Forbidden):
+            raise CannotPost(str(exc)) from None
+        raise

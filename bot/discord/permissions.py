@@ -1,0 +1,34 @@
+"""What the bot needs in a channel to deliver there, and who counts as a moderator: checked by
+the bot itself, from what Discord computed for the interaction, before anything is paid for."""
+
+from __future__ import annotations
+
+import discord
+
+from bot.errors import UserError
+
+NEEDED = discord.Permissions(view_channel=True, send_messages=True, embed_links=True,
+                             attach_files=True, read_message_history=True)
+# What the invite asks for: the above, and threads for the answers to mentions.
+INVITE = NEEDED | discord.Permissions(create_public_threads=True, send_messages_in_threads=True)
+
+
+def check_can_post(have: discord.Permissions, in_thread: bool) -> None:
+    """Refuse (before anything is paid for) when the bot could not deliver here."""
+    lacking = [name for name, wanted in NEEDED if wanted and not getattr(have, name)]
+    if in_thread and not have.send_messages_in_threads:
+        lacking.append("send_messages_in_threads")
+    if lacking:
+        names = ", ".join(name.replace("_", " ").title() for name in lacking)
+        raise UserError(f"I can't post videos in this channel: I need {names}. "
+                        "Ask a moderator to give me these permissions here.")
+
+
+def check_can_post_here(interaction: discord.Interaction) -> None:
+    """``check_can_post`` in the interaction's channel, with the bot's permissions there."""
+    check_can_post(interaction.app_permissions, isinstance(interaction.channel, discord.Thread))
+
+
+def is_moderator(interaction: discord.Interaction) -> bool:
+    """Manage Messages in this channel, as Discord computed it for this interaction."""
+    return bool(interaction.permissions.manage_messages)

@@ -1,0 +1,41 @@
+"""The poller's clock on Discord: discord.py's task loop calls ``Poller.tick`` (one task however
+many jobs wait, reconnect-safe, and on SimCord's clock in the tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from discord.ext import tasks
+
+from bot.poller import Poller
+
+log = logging.getLogger(__name__)
+
+
+class PollLoop:
+    def __init__(self, poller: Poller) -> None:
+        self.poller = poller
+        self._loop = tasks.loop(seconds=poller.tick_seconds)(self._tick_safely)
+
+    async def start(self) -> None:
+        """Recover first, then poll: the bot starts taking commands only after this returns,
+        so no job admitted by this process can be taken for one a crash interrupted."""
+        await self.poller.recover()
+        self._loop.start()
+
+    async def stop(self) -> None:
+        """Stop polling; ``start`` begins afresh from the database, as after a restart."""
+        task = self._loop.get_task()
+        self._loop.cancel()
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.poller.stop()
+
+    async def _tick_safely(self) -> None:
+        try:
+            await self.poller.tick()
+        except Exception:
+            log.exception("poll tick failed; the next one will try again")

@@ -1,0 +1,133 @@
+"""The Creative cog: answers the loop's buttons (registered with ``bot.buttons``) and ``/show``.
+Each new job goes through ``JobService.request`` like a slash command: the same validation,
+rules, quota and budget."""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.catalog import ModelSpec
+from bot.creative import again_options, can_extend, extend_options, image_urls
+from bot.discord.buttons import LOOP, Action
+from bot.discord.client import VideoBot
+from bot.discord.interactions import answer_queued, defer, job_choices, requester_of
+from bot.discord.permissions import check_can_post_here, is_moderator
+from bot.discord.sources import LastFrame, parent_image
+from bot.errors import UserError
+from bot.jobs import Job, JobState
+from bot.lineage import Lineage, Origin
+from bot.service import JobRequest
+from cogs.creative.modals import ExtendModal, VaryModal
+
+SHOWABLE = (JobState.DELIVERED, JobState.UNDELIVERABLE)  # finished, with a video
+
+
+class Creative(commands.Cog):
+    def __init__(self, bot: VideoBot) -> None:
+        self.bot = bot
+
+    async def cog_load(self) -> None:
+        self.bot.buttons.handle(Action.AGAIN, self.again_pressed)
+        self.bot.buttons.handle(Action.VARY, self.vary_pressed)
+        self.bot.buttons.handle(Action.EXTEND, self.extend_pressed)
+
+    async def cog_unload(self) -> None:
+        for action in LOOP:
+            self.bot.buttons.forget(action)
+
+    async def again_pressed(self, interaction: discord.Interaction, job_id: int) -> None:
+        try:
+            await defer(interaction)
+            job = await self._job_for(interaction, job_id, "make it again")
+            model = self.bot.parts.jobs.model_of(job)
+            await self.start(interaction, job, model, again_options(model, job.body),
+                             Origin.AGAIN)
+        except Exception as exc:  # refusals, and the unexpected (logged): always an answer
+            await self.bot.parts.errors.report(interaction, exc)
+
+    async def vary_pressed(self, interaction: discord.Interaction, job_id: int) -> None:
+        """A form (which must be the first answer): only the job itself is read before it."""
+        try:
+            job = await self._job_for(interaction, job_id, "vary it")
+            model = self.bot.parts.jobs.model_of(job)
+
+            async def submit(answer: discord.Interaction, options: dict[str, object]) -> None:
+                await self.start(answer, job, model, options, Origin.VARY)
+
+            await interaction.response.send_modal(
+                VaryModal(job, model, submit, self.bot.parts.errors.report))
+        except Exception as exc:
+            await self.bot.parts.errors.report(interaction, exc)
+
+    async def extend_pressed(self, interaction: discord.Interaction, job_id: int) -> None:
+        try:
+            job = await self._job_for(interaction, job_id, "extend it")
+            model = self.bot.parts.jobs.model_of(job)
+            if not can_extend(model):
+                raise UserError(
+                    f"`{model.command}` makes videos from text only: it has no start image to "
+                    f"continue from, so job #{job.id} cannot be extended. Try Again or Vary.")
+            pressed = interaction.message
+
+            async def submit(answer: discord.Interaction, prompt: str) -> None:
+                await self.extend(answer, job, model, prompt, pressed)
+
+            await interaction.response.send_modal(
+                ExtendModal(job, model, submit, self.bot.parts.errors.report))
+        except Exception as exc:
+            await self.bot.parts.errors.report(interaction, exc)
+
+    async def start(self, interaction: discord.Interaction, parent: Job, model: ModelSpec,
+                    options: dict[str, object], origin: Origin) -> None:
+        """Again and Vary: the parent's images with ``options``. The options and the rules are
+        checked before the images are downloaded again (from Discord), the images after."""
+        await defer(interaction)
+        images = {name: parent_image(self.bot, parent, url)
+                  for name, url in image_urls(model, parent.body).items()}
+        job = await self.bot.parts.jobs.request(JobRequest(
+            model, options, requester_of(interaction), images=images,
+            lineage=Lineage(parent.id, origin),
+            check_place=lambda: check_can_post_here(interaction)))
+        await answer_queued(interaction, job)
+
+    async def extend(self, interaction: discord.Interaction, parent: Job, model: ModelSpec,
+                     prompt: str, pressed: discord.Message | None) -> None:
+        """The parent video's last frame, posted in the channel (so RunComfy can fetch it),
+        starts a new job with ``prompt`` and the parent's other options."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        assert model.main_image is not None
+        frame = LastFrame(parent, model, interaction.channel, pressed, self.bot.parts.videos,
+                          interaction.guild)
+        job = await self.bot.parts.jobs.request(JobRequest(
+            model, extend_options(model, parent.body, prompt), requester_of(interaction),
+            images={model.field(model.main_image).option_name: frame.as_input()},
+            lineage=Lineage(parent.id, Origin.EXTEND),
+            check_place=lambda: check_can_post_here(interaction)))
+        await answer_queued(interaction, job)
+
+    @app_commands.command(name="show",
+                          description="Post a finished video again here, with its buttons.")
+    @app_commands.describe(job="The job's number (see /jobs)")
+    @app_commands.guild_only()
+    async def show(self, interaction: discord.Interaction, job: int) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)  # it downloads
+        found = await self._job_for(interaction, job, "show it")
+        if found.state not in SHOWABLE or found.video_url is None:
+            raise UserError(f"Job #{job} has no video to show: it is "
+                            f"{found.state.label.lower()}.")
+        check_can_post_here(interaction)
+        assert interaction.channel_id is not None
+        await self.bot.parts.delivery.show(found, interaction.channel_id, interaction.user.id)
+        await interaction.edit_original_response(content=f"Job #{job} is posted again here.")
+
+    @show.autocomplete("job")
+    async def show_choices(self, interaction: discord.Interaction,
+                           current: str) -> list[app_commands.Choice[int]]:
+        return await job_choices(self.bot.parts.store, interaction, current, SHOWABLE)
+
+    async def _job_for(self, interaction: discord.Interaction, job_id: int, action: str) -> Job:
+        return await self.bot.parts.jobs.job_for(
+            job_id, guild_id=interaction.guild_id or 0, user_id=interaction.user.id,
+            moderator=is_moderator(interaction), action=action)

@@ -1,0 +1,36 @@
+"""The import contracts cover the whole domain: every module of ``bot`` outside Discord's side
+(``bot.discord``) and the command line is a source of the contract that forbids Discord, so a
+new module cannot slip past the line by not being listed."""
+
+from __future__ import annotations
+
+import pkgutil
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import bot
+
+ROOT = Path(__file__).resolve().parents[1]
+DISCORD_SIDE = {"discord", "__main__"}
+
+
+def contracts() -> list[dict[str, Any]]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    found: list[dict[str, Any]] = config["tool"]["importlinter"]["contracts"]
+    return found
+
+
+def test_every_domain_module_is_held_to_the_line() -> None:
+    [domain] = [c for c in contracts() if str(c["name"]).startswith("The domain imports")]
+    listed = set(domain["source_modules"])
+    top = {f"bot.{m.name}" for m in pkgutil.iter_modules(bot.__path__)
+           if m.name not in DISCORD_SIDE}
+    assert listed == top
+    assert {"discord", "bot.discord", "cogs"} <= set(domain["forbidden_modules"])
+
+
+def test_every_cog_is_independent_of_the_others() -> None:
+    [cogs] = [c for c in contracts() if c["type"] == "independence"]
+    present = {f"cogs.{m.name}" for m in pkgutil.iter_modules([str(ROOT / "cogs")])}
+    assert set(cogs["modules"]) == present
