@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -22,6 +21,7 @@ from bot.policy import Policy
 from bot.runcomfy import DEFAULT_BASE_URL
 from bot.shards import Shards
 from bot.store.connect import is_postgres_url
+from bot.store.database import url_secrets
 
 ENV_PREFIX = "BOT_"
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -132,8 +132,8 @@ class Secrets:
     @property
     def redacted(self) -> list[str]:
         """What must never appear in a log line."""
-        password = urlsplit(self.database_url).password if self.database_url else None
-        return [self.discord_token, self.runcomfy_token, *([password] if password else [])]
+        database = url_secrets(self.database_url) if self.database_url else []
+        return [self.discord_token, self.runcomfy_token, *database]
 
 
 def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:

@@ -50,8 +50,8 @@ def parse_mention(text: str, catalog: Catalog, default_model: str) -> MentionReq
         raise UserError(f"`{model.command}` has no option {_join(unknown)}. "
                         f"It takes {accepted}; the rest of the message is the prompt.")
     options: dict[str, object] = dict(flags)
-    if words and "prompt" in known:
-        options.setdefault("prompt", " ".join(words))
+    if words and "prompt" in known:  # after an unquoted --prompt's first word, the rest of it
+        options["prompt"] = " ".join([*([flags["prompt"]] if "prompt" in flags else []), *words])
     return MentionRequest(model, options)
 
 

@@ -19,6 +19,7 @@ from bot.images import ImageFacts
 _TRUE = {"true", "yes", "on", "1", "y"}
 _FALSE = {"false", "no", "off", "0", "n"}
 _SEGMENT = re.compile(r"^\s*(\d+)\s*s?\s*[:=]\s*(.*?)\s*$", re.DOTALL)
+MAX_DIGITS = 15  # a whole number longer than this is no option value (and overflows a float)
 _FORMAT_NAMES = {"jpeg": "JPEG", "png": "PNG", "webp": "WebP", "bmp": "BMP", "gif": "GIF"}
 
 
@@ -137,6 +138,10 @@ def coerce(field: FieldSpec, raw: object, label: str) -> object:
     if field.type == "integer":
         if not re.fullmatch(r"[+-]?\d+", text):
             raise ValueError(f"`{label}` must be a whole number; yours is {_quote(text)}.")
+        digits = len(text.lstrip("+-"))
+        if digits > MAX_DIGITS:
+            raise ValueError(f"`{label}` must be a whole number of at most {MAX_DIGITS} digits; "
+                             f"yours has {digits}.")
         return int(text)
     if field.type == "number":
         try:
@@ -310,6 +315,12 @@ def _parse_array(field: FieldSpec, text: str, label: str) -> object:
         except json.JSONDecodeError as exc:
             raise ValueError(f"`{label}` is not valid JSON: {exc.msg} "
                              f"at character {exc.pos + 1}.") from None
+        except RecursionError:
+            raise ValueError(f"`{label}` is not valid JSON here: it is nested too deeply."
+                             ) from None
+        except ValueError:  # a number too long for Python
+            raise ValueError(f"`{label}` is not valid JSON here: a number in it is too long."
+                             ) from None
     if not field.is_segments:
         raise ValueError(f"`{label}` must be a JSON list, e.g. [{{...}}].")
     segments = []

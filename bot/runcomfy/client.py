@@ -42,6 +42,8 @@ from bot.runcomfy.errors import (
 from bot.runcomfy.schemas import Cancelled, ModelInfo, Result, Status, Submitted
 
 DEFAULT_BASE_URL = "https://model-api.runcomfy.net"
+MAX_ANSWER_BYTES = 1024 * 1024  # RunComfy's answers are small; a larger one is not read
+GATEWAY_STATUSES = (408, 500, 502, 503, 504)  # no RunComfy error code: a proxy's or a timeout
 log = logging.getLogger(__name__)
 _Answer = TypeVar("_Answer", bound=BaseModel)
 
@@ -163,7 +165,7 @@ class RunComfyClient:
                 method, self.base_url + path, json=body, headers=headers,
                 timeout=aiohttp.ClientTimeout(total=seconds),
             ) as response:
-                raw = await response.read()
+                raw = await _read_capped(response.content, MAX_ANSWER_BYTES + 1)
                 status, retry_after = response.status, response.headers.get("Retry-After")
         except aiohttp.ClientConnectorError as exc:
             # The connection was never made, so nothing was sent: safe to say "not started".
@@ -233,12 +235,26 @@ async def retrying(call: Callable[[], Awaitable[_Answer]], policy: RetryPolicy) 
     raise AssertionError("unreachable: tenacity reraises the last error")
 
 
+async def _read_capped(content: aiohttp.StreamReader, cap: int) -> bytes:
+    """The body, or its first ``cap`` bytes when it is longer (the rest is not read)."""
+    raw = bytearray()
+    async for chunk in content.iter_chunked(64 * 1024):
+        raw.extend(chunk)
+        if len(raw) >= cap:
+            break
+    return bytes(raw[:cap])
+
+
 def _parse_json(raw: bytes) -> object:
+    """The answer's JSON; ``_UNREADABLE`` for anything else: not JSON, too large, a number
+    too long for Python (``ValueError``) or nesting too deep (``RecursionError``)."""
+    if len(raw) > MAX_ANSWER_BYTES:
+        return _UNREADABLE
     if not raw.strip():
         return None
     try:
         return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError included
         return _UNREADABLE
 
 
@@ -264,7 +280,7 @@ def _error_from(
         kind = _CODES[code]
         detail = message if kind is InvalidInput else None
         return kind(detail, status=status, code=code)
-    if status == 429 or status == 408:
+    if status == 429 or (status == 408 and not submitting):
         return RateLimited(status=status, code=code, retry_after=_seconds(retry_after))
     if status in (401, 403):
         return AuthError(status=status, code=code)
@@ -274,8 +290,9 @@ def _error_from(
         return NotFound(status=status, code=code)
     if status in (400, 422) or (status < 400 and code is not None):
         return InvalidInput(message or "(no reason given)", status=status, code=code)
-    if submitting and status == 504:
-        # A gateway gave up waiting: the job may have been created behind it.
+    if submitting and code is None and status in GATEWAY_STATUSES:
+        # Not RunComfy's own refusal (that carries its error code): a gateway or a timeout
+        # answered, and the job may have been created behind it.
         return SubmitOutcomeUnknown(f"(HTTP {status})", status=status)
     return ServerError(f"(HTTP {status})", status=status, code=code)
 

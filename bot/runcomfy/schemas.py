@@ -5,10 +5,13 @@ The vocabularies are the one place that decides what a status word means (see AP
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+
+ERROR_TEXT_MAX = 1000
 
 
 class Phase(StrEnum):
@@ -56,6 +59,12 @@ class Status(_Answer):
     status: str
     queue_position: int | None = None
 
+    @field_validator("queue_position", mode="before")
+    @classmethod
+    def _position(cls, value: Any) -> Any:
+        """A place in the queue, or ``None`` for anything that is not one."""
+        return value if isinstance(value, int) and 0 <= value < 10**9 else None
+
     @field_validator("status")
     @classmethod
     def _lower(cls, value: str) -> str:
@@ -85,10 +94,13 @@ class Result(_Answer):
     @field_validator("cost", mode="before")
     @classmethod
     def _cost(cls, value: Any) -> Any:
+        """A price in USD, or ``None``: never NaN, infinite or negative (a NaN cost would
+        make every budget comparison false)."""
         try:
-            return float(value) if value not in (None, "") else None
-        except (TypeError, ValueError):
+            cost = float(value) if value not in (None, "") else None
+        except (TypeError, ValueError, OverflowError):
             return None
+        return cost if cost is not None and math.isfinite(cost) and cost >= 0 else None
 
     @property
     def outcome(self) -> Outcome:
@@ -108,15 +120,18 @@ class Result(_Answer):
 
     @property
     def error_text(self) -> str:
-        """RunComfy's reason for a failure, as one line."""
+        """RunComfy's reason for a failure, as one line of at most ``ERROR_TEXT_MAX``
+        characters (it goes into messages Discord caps at 2,000)."""
         error = self.error
+        text = "no reason given" if error is None else str(error)
         if isinstance(error, dict):
-            for key in ("message", "error_message", "error", "detail"):
-                if isinstance(error.get(key), str):
-                    return str(error[key])
-        if isinstance(error, str) and error.strip():
-            return error.strip()
-        return "no reason given" if error is None else str(error)
+            text = next((str(error[key]) for key in ("message", "error_message", "error",
+                                                     "detail")
+                         if isinstance(error.get(key), str)), text)
+        elif isinstance(error, str) and error.strip():
+            text = error
+        text = " ".join(text.split())
+        return text if len(text) <= ERROR_TEXT_MAX else text[: ERROR_TEXT_MAX - 1] + "…"
 
 
 class Cancelled(_Answer):

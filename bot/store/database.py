@@ -17,7 +17,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Generic, Literal, Protocol, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 Dialect = Literal["sqlite", "postgresql"]
 _MIGRATION = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -163,10 +163,30 @@ def migrations(dialect: Dialect) -> list[Migration]:
     return found
 
 
-def redact(url: str) -> str:
-    """A database URL without its password."""
+# Query parameters of a PostgreSQL URL that carry a credential (libpq's names).
+SECRET_PARAMS = frozenset({"password", "sslpassword", "passfile", "sslkey"})
+
+
+def url_secrets(url: str) -> list[str]:
+    """Every credential written in a database URL (the password, secret parameters), as
+    written and percent-decoded: what a log line must never show."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    found = [parts.password] if parts.password else []
+    for piece in parts.query.split("&"):
+        key, _, raw = piece.partition("=")
+        if unquote(key).lower() in SECRET_PARAMS and raw:
+            found += [raw, unquote(raw)]
+    return found
+
+
+def redact(url: str) -> str:
+    """A database URL without any credential: its password and secret parameters ``***``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    query = "&".join(
+        f"{key}=***" if key.lower() in SECRET_PARAMS else piece
+        for piece in parts.query.split("&") if piece
+        for key in [unquote(piece.partition("=")[0])])
+    return parts._replace(netloc=netloc, query=query).geturl()

@@ -117,3 +117,15 @@ async def test_check_names_the_backend_and_its_schema_without_writing(
         None, env(tmp_path), offline=True)}
     assert sqlite["database"].startswith("SQLite")
     assert not (tmp_path / "data").exists()  # check --offline wrote nothing
+
+
+async def test_no_credential_of_the_database_url_is_shown(
+        tmp_path: Path, postgres: PostgresServer) -> None:
+    """A password in the URL's query (libpq's ``?password=``) is as secret as one before the
+    host: ``check`` shows neither."""
+    url = await new_postgres_database(postgres)
+    secret = f"{url}?sslmode=disable&password=s3cr%40t"
+    details = {line.item: line.detail for line in await run_check(
+        None, env(tmp_path, DATABASE_URL=secret), offline=True)}
+    assert "s3cr" not in details["database"]
+    assert f"{url}?sslmode=disable&password=***" in details["database"]

@@ -109,3 +109,9 @@ def test_a_flag_of_another_model_is_unknown_to_this_one(catalog: Catalog) -> Non
 def test_an_unclosed_quote(catalog: Catalog) -> None:
     assert refusal(catalog, "<@1234> a \"zebra --model wan-2-2") == (
         "I could not read that: a quote is not closed.")
+
+
+def test_an_unquoted_prompt_flag_keeps_every_word(catalog: Catalog) -> None:
+    request = parse_mention("<@1> --prompt a cat walks on the beach --duration 10", catalog,
+                            "kling-2-1")
+    assert request.options == {"prompt": "a cat walks on the beach", "duration": "10"}

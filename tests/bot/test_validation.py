@@ -299,3 +299,19 @@ async def test_metadata_dimensions_spare_the_download(catalog: Catalog) -> None:
         raise AssertionError("the image should not be downloaded")
 
     assert await inspect_image(meta, rules, read) == meta
+
+
+@pytest.mark.parametrize(("command", "option", "value", "refusal"), [
+    ("kling-3-0", "duration", "9" * 400,
+     "`duration` must be a whole number of at most 15 digits; yours has 400."),
+    ("kling-3-0", "multi_prompt", "[" * 1500,
+     "`multi_prompt` is not valid JSON here: it is nested too deeply."),
+    ("kling-3-0", "elements", "[" + "9" * 5000 + "]",
+     "`elements` is not valid JSON here: a number in it is too long."),
+])
+def test_hostile_values_are_plain_refusals_naming_the_option(
+        catalog: Catalog, command: str, option: str, value: str, refusal: str) -> None:
+    with pytest.raises(InvalidOptions) as refused:
+        build_request(catalog.by_command(command), {"prompt": "a cliff", option: value},
+                      headers_pending=True)
+    assert refusal in refused.value.problems

@@ -260,11 +260,65 @@ async def test_a_timed_out_submit_is_outcome_unknown(start_simulator: Start) -> 
     assert len(running.sim.submits) == 1
 
 
-async def test_a_gateway_timeout_on_submit_is_outcome_unknown(simulator: RunningSimulator,
-                                                              client: RunComfyClient) -> None:
-    simulator.sim.inject(Fault("status", status=504, method="POST", path="/v1/models/"))
-    with pytest.raises(SubmitOutcomeUnknown):
+SUBMITS = "/v1/models/"
+
+
+@pytest.mark.parametrize("status", [408, 500, 502, 503, 504])
+@pytest.mark.parametrize("kind", ["gateway", "lost"])
+async def test_a_gateway_answering_a_submit_is_outcome_unknown(
+        simulator: RunningSimulator, client: RunComfyClient, kind: str, status: int) -> None:
+    """Without RunComfy's error code the answer is a proxy's or a timeout's: RunComfy may have
+    taken the job (``lost``: it did, and charged it), so the submit's outcome is unknown."""
+    simulator.sim.inject(Fault(kind, status=status, method="POST", path=SUBMITS))  # type: ignore[arg-type]
+    with pytest.raises(SubmitOutcomeUnknown, match="cannot tell whether the job was started"):
         await client.submit(KLING, BODY)
+    assert len(simulator.sim.submits) == (1 if kind == "lost" else 0)
+    assert len(simulator.sim.calls_to(SUBMITS, "POST")) == 1  # never sent again
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_runcomfys_own_refusal_of_a_submit_did_not_start(
+        simulator: RunningSimulator, client: RunComfyClient, status: int) -> None:
+    """RunComfy's error body (its ``error_code``) says it refused: nothing started."""
+    simulator.sim.inject(Fault("status", status=status, method="POST", path=SUBMITS))
+    with pytest.raises(ServerError, match="problem on its side"):
+        await client.submit(KLING, BODY)
+    assert simulator.sim.submits == []
+
+
+@pytest.mark.parametrize("body", ["digits", "nested", "huge"])
+async def test_a_hostile_answer_is_a_runcomfy_error(
+        simulator: RunningSimulator, client: RunComfyClient, body: str) -> None:
+    """A body ``json.loads`` chokes on, or one too large to read, is an error of the client's
+    family: for a submit an unknown outcome (it was accepted), for a read a retryable one."""
+    simulator.sim.inject(Fault("hostile", body=body, method="POST", path=SUBMITS))  # type: ignore[arg-type]
+    with pytest.raises(SubmitOutcomeUnknown, match="answer could not be read"):
+        await client.submit(KLING, BODY)
+    simulator.sim.inject(Fault("hostile", body=body, times=9, path="/status$"))  # type: ignore[arg-type]
+    with pytest.raises(ServerError, match="problem on its side"):
+        await client.status("any")
+
+
+@pytest.mark.parametrize("body", ["nan_cost", "negative_cost"])
+async def test_a_cost_is_a_finite_price_or_none(
+        simulator: RunningSimulator, client: RunComfyClient, body: str) -> None:
+    submitted = await client.submit(KLING, BODY)
+    await wait_for(client, submitted.request_id, Phase.FINISHED)
+    simulator.sim.inject(Fault("hostile", body=body, path="/result$"))  # type: ignore[arg-type]
+    result = await client.result(submitted.request_id)
+    assert result.outcome is Outcome.SUCCEEDED
+    assert result.cost is None
+
+
+async def test_a_long_failure_text_is_cut_to_fit_a_message(
+        simulator: RunningSimulator, client: RunComfyClient) -> None:
+    submitted = await client.submit(KLING, BODY)
+    await wait_for(client, submitted.request_id, Phase.FINISHED)
+    simulator.sim.inject(Fault("hostile", body="long_error", path="/result$"))
+    result = await client.result(submitted.request_id)
+    assert result.outcome is Outcome.FAILED
+    assert len(result.error_text) == 1000
+    assert result.error_text.endswith("x…")
 
 
 async def test_the_token_never_shows(start_simulator: Start, closed_port: int,

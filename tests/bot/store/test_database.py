@@ -12,7 +12,7 @@ import pytest
 
 from bot.jobs import JobState
 from bot.store.connect import open_database
-from bot.store.database import DatabaseError, Dialect, migrations
+from bot.store.database import DatabaseError, Dialect, migrations, redact, url_secrets
 from bot.store.jobs import JobStore, NewJob
 from tests.conftest import new_postgres_database
 from tests.postgres_server import PostgresServer
@@ -140,3 +140,17 @@ async def test_postgres_plans_each_statement_for_its_values_unless_the_url_says(
         row = await db.fetchrow("SHOW plan_cache_mode")
         assert row is not None and row[0] == expected
         await db.close()
+
+
+@pytest.mark.parametrize(("url", "shown", "secrets"), [
+    ("postgresql://bot:pw@db:5432/videos", "postgresql://bot:***@db:5432/videos", ["pw"]),
+    ("postgresql://bot@db/videos?password=s3cr%40t&sslmode=require",
+     "postgresql://bot@db/videos?password=***&sslmode=require", ["s3cr%40t", "s3cr@t"]),
+    ("postgresql://bot@db/videos?SSLPassword=k&passfile=/run/p",
+     "postgresql://bot@db/videos?SSLPassword=***&passfile=***", ["k", "k", "/run/p", "/run/p"]),
+    ("postgresql://bot@db/videos", "postgresql://bot@db/videos", []),
+])
+def test_every_credential_in_a_database_url_is_redacted(url: str, shown: str,
+                                                        secrets: list[str]) -> None:
+    assert redact(url) == shown
+    assert url_secrets(url) == secrets

@@ -191,6 +191,8 @@ async def test_with_the_intent_a_reply_to_an_image_works(world: World) -> None:
         ("a zebra --duration 7", "The video was not started:\n`duration` must be one of 5 or "
          "10; yours is 7."),
         ('a "zebra --duration 5', "I could not read that: a quote is not closed."),
+        ("a zebra --model kling-3-0 --duration " + "9" * 400, "The video was not started:\n"
+         "`duration` must be a whole number of at most 15 digits; yours has 400."),
     ],
 )
 async def test_bad_flags_get_a_reply_listing_what_is_accepted(world: World, text: str,
