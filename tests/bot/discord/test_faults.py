@@ -92,7 +92,7 @@ async def test_a_submit_without_answer_is_outcome_unknown_until_a_moderator_retr
         world: World) -> None:
     # A gateway gave up waiting for RunComfy (the client's own timeout is tested against the
     # simulator directly in tests/bot/runcomfy): the job may exist, and is never sent again.
-    world.sim.inject(Fault("status", status=504, method="POST", path="/v1/models/"))
+    world.sim.inject(Fault("gateway", status=504, method="POST", path="/v1/models/"))
     answer = await start(world)
     assert answer == (
         "Job #1: RunComfy did not answer in time, so the bot cannot tell whether the job was "
@@ -120,6 +120,48 @@ async def test_a_submit_without_answer_is_outcome_unknown_until_a_moderator_retr
 def bot_overwrite(world: World, **deny: bool) -> Overwrite:
     return Overwrite(target_id=world.env.backend.bot_user.id, type=OverwriteType.MEMBER,
                      allow=0, deny=discord.Permissions(**deny).value)
+
+
+async def test_a_submit_runcomfy_took_but_whose_answer_was_lost_keeps_its_reservation(
+        world: World) -> None:
+    """A proxy's 502 after RunComfy accepted (and charged) the job: outcome unknown, and the
+    server's budget keeps the job's estimate, as a job that may have run."""
+    await world.mod.slash(world.channel, "settings limits", monthly_budget_usd=10.0)
+    world.sim.inject(Fault("lost", status=502, method="POST", path="/v1/models/"))
+    answer = await world.alice.slash(world.channel, "kling-3-0", prompt="x",
+                                     image=("z.png", PNG), duration=5, generate_audio=False)
+    assert answer.response.content.startswith("Job #1: RunComfy did not answer in time")
+    assert len(world.sim.submits) == 1  # RunComfy has it, and charged it
+    assert (await world.job(1)).state is JobState.OUTCOME_UNKNOWN
+    quota = await world.alice.slash(world.channel, "quota")
+    assert quota.response.content.endswith("Server budget: $9.58 left of $10.00 this month.")
+
+
+@pytest.mark.parametrize("body", ["digits", "nested", "huge"])
+async def test_a_hostile_submit_answer_leaves_no_job_starting(world: World, body: str) -> None:
+    world.sim.inject(Fault("hostile", body=body, method="POST", path="/v1/models/"))  # type: ignore[arg-type]
+    answer = await start(world)
+    assert answer is not None and answer.startswith(
+        "Job #1: RunComfy accepted the job but its answer could not be read")
+    assert (await world.job(1)).state is JobState.OUTCOME_UNKNOWN  # not 'submitting' for ever
+    await still_works(world)
+
+
+@pytest.mark.settings(jobs={"timeout_minutes": 1})
+async def test_hostile_poll_answers_end_in_a_timeout(world: World) -> None:
+    await start(world)
+    world.sim.inject(Fault("hostile", body="nested", times=10_000, path="/v1/requests/"))
+    await world.run_until(lambda: "Timed out" in (world.card(1).embeds[0].title or ""))
+    assert (await world.job(1)).error == "No video after 1 minutes; the bot stopped waiting."
+
+
+async def test_a_long_failure_text_still_reaches_the_requester(world: World) -> None:
+    await start(world)
+    world.sim.inject(Fault("hostile", body="long_error", times=10_000, path="/result$"))
+    await world.run_until(lambda: "Failed" in (world.card(1).embeds[0].title or ""))
+    told = world.bot_messages()[-1].content
+    assert told.startswith(f"<@{world.alice.id}> your video could not be made: xxxx")
+    assert len(told) < 2000
 
 
 async def test_lost_permission_tells_the_requester_by_dm(world: World) -> None:
