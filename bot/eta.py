@@ -101,6 +101,11 @@ class QueuePace:
     def forget(self, job_id: int) -> None:
         self._seen.pop(job_id, None)
 
+    @property
+    def followed(self) -> int:
+        """How many queued jobs' positions are kept."""
+        return len(self._seen)
+
     def start_in(self, job: Job, position: int) -> float | None:
         """Seconds until a job at ``position`` (0: next) likely starts."""
         pace = self._pace.get(job.model_id)

@@ -18,6 +18,9 @@ from bot.store.allowance import guild_spent, member_use
 from bot.store.database import Database, Tx
 from bot.text import duration_text, hours_text
 
+# Sums of prices in floats drift by far less than this: a video that costs exactly what is left
+# fits ($21.00 - 4 x $4.20 is $4.199999999999999).
+CENT_FRACTION = 1e-6
 OPEN_HORIZON = 2 * 86400  # open jobs are younger than this (they time out long before)
 
 
@@ -130,11 +133,11 @@ class Limits:
             raise LimitReached(
                 f"`{model.command}` has no known price yet, so this server's monthly video "
                 f"budget can't be kept; the bot's operator can set `prices.{model.command}`.")
-        if left is not None and (left <= 0 or (estimate or 0) > left):
+        if left is not None and (left <= CENT_FRACTION or (estimate or 0) - left > CENT_FRACTION):
             reset = datetime.fromtimestamp(standing.month_resets_at, UTC)
             spent = (f"${standing.spent_this_month:.2f} of ${policy.monthly_budget_usd:.2f} "
                      f"spent; it resets on {reset.day} {reset:%B}")
-            if left <= 0:
+            if left <= CENT_FRACTION:
                 raise LimitReached(f"This server's monthly video budget is used up: {spent}.")
             raise LimitReached(f"This video (about ${estimate:.2f}) would go over this server's "
                                f"monthly video budget: {spent}.")

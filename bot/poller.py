@@ -94,6 +94,11 @@ class Poller:
         self.pace = QueuePace()
         self._refresh_at = 0.0
 
+    def kept(self) -> dict[str, int]:
+        """The size of each per-job structure (all 0 when no job waits)."""
+        return {"waiting": len(self._waiting), "due": len(self._due),
+                "queue_pace": self.pace.followed}
+
     @property
     def tick_seconds(self) -> float:
         """How often ``tick`` should run."""
@@ -174,15 +179,20 @@ class Poller:
             if job.state in (JobState.FETCHED, JobState.DELIVERING):
                 self.channels.update(job)
         for job_id in [j for j in self._due if j not in self._waiting]:
-            del self._due[job_id]
+            self._forget(job_id)
 
     def _follow(self, job: Job, first_poll: float) -> None:
         if job.state in WAITING:
             self._waiting[job.id] = job
             self._due.setdefault(job.id, first_poll)
         else:
-            self._waiting.pop(job.id, None)
-            self._due.pop(job.id, None)
+            self._forget(job.id)
+
+    def _forget(self, job_id: int) -> None:
+        """Nothing kept of a job no longer waiting (it ended, or moved on)."""
+        self._waiting.pop(job_id, None)
+        self._due.pop(job_id, None)
+        self.pace.forget(job_id)
 
     def _phase(self, job: Job, after: float = 0.0) -> float:
         """When to poll a job first, in seconds from now: jobs asked for together are spread
@@ -249,25 +259,33 @@ class Poller:
                             type(exc).__name__)
             return
         if result is not None and result.outcome not in (Outcome.QUEUED, Outcome.RUNNING):
-            job = await self._finish(job, result) or job
+            job = await self._now(job, await self._finish(job, result))
         elif overdue:
             await self._time_out(job)
             return
         elif status is not None and status.phase is Phase.RUNNING:
             now = self.clock()
             self.pace.forget(job.id)
-            job = await self.store.move(job.id, JobState.RUNNING, only_from={JobState.QUEUED},
-                                        queue_position=None, started_at=now,
-                                        eta_at=self._eta_running(job, now)) or job
+            job = await self._now(job, await self.store.move(
+                job.id, JobState.RUNNING, only_from={JobState.QUEUED}, queue_position=None,
+                started_at=now, eta_at=self._eta_running(job, now)))
         elif status is not None:
             eta = self._eta_queued(job, status.queue_position, self.clock())
             if job.queue_position != status.queue_position or (job.eta_at is None) != (
                     eta is None):
-                job = await self.store.note(job.id, queue_position=status.queue_position,
-                                            eta_at=eta) or job
+                job = await self._now(job, await self.store.note(
+                    job.id, only_in={JobState.QUEUED}, queue_position=status.queue_position,
+                    eta_at=eta))
         self._follow(job, first_poll=time.monotonic() + self.settings.interval)
         if self.channels.shows_stale(job):
             self.channels.update(job)
+
+    async def _now(self, polled: Job, changed: Job | None) -> Job:
+        """The job as it is now: as this poll changed it, or (when something else moved it
+        meanwhile: a cancel, another process) as the store has it."""
+        if changed is not None:
+            return changed
+        return await self.store.get(polled.id) or polled
 
     async def _finish(self, job: Job, result: Result) -> Job | None:
         outcome = result.outcome
@@ -290,8 +308,9 @@ class Poller:
 
     async def _time_out(self, job: Job) -> None:
         minutes = self.settings.timeout_seconds / 60
+        unit = "minute" if minutes == 1 else "minutes"
         ended = await self._end(job, JobState.TIMED_OUT,
-                                f"No video after {minutes:g} minutes; the bot stopped waiting.")
+                                f"No video after {minutes:g} {unit}; the bot stopped waiting.")
         if ended and job.request_id:
             with contextlib.suppress(RunComfyError):
                 await self.client.cancel(job.request_id)  # spare the charge if still queued

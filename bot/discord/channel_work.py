@@ -91,7 +91,24 @@ class ChannelWork:
         if has_video and not await self._deliver(job):
             await self._show(job)  # not posted yet: the card says where things stand
         elif has_video or job.state.is_terminal:
-            self._shown.pop(job.id, None)  # settled: its card changes no more
+            await self._settle(job)
+
+    async def _settle(self, job: Job) -> None:
+        """The job is settled (its card changes no more): nothing is kept of it. News that
+        could not be told in the channel (gone, closed) waits for the member's next command."""
+        for kept in (self._shown, self._upload_failures, self._retry_at):
+            kept.pop(job.id, None)
+        news = self._news.pop(job.id, None)
+        if news:
+            await self.notices.add(job.guild_id, job.user_id,
+                                   f"Job #{job.id} in <#{job.channel_id}>: {news}")
+
+    def kept(self) -> dict[str, int]:
+        """The size of each per-job and per-channel structure (all 0 once every job is
+        settled and every channel idle)."""
+        return {"shown": len(self._shown), "news": len(self._news),
+                "upload_failures": len(self._upload_failures), "retry_at": len(self._retry_at),
+                "queues": len(self._queues), "workers": len(self._workers)}
 
     async def _show(self, job: Job) -> Job:
         """Post or update the job's card, and tell the requester the news, if any."""

@@ -190,8 +190,12 @@ class VideoBot(commands.AutoShardedBot):
         await self.parts.prices.refresh(self.parts.runcomfy)
 
     async def _refresh_prices_daily(self) -> None:
-        if self._daily_prices.current_loop:  # the first run is the start-up read
+        if not self._daily_prices.current_loop:  # the first run is the start-up read
+            return
+        try:
             await self._refresh_prices()
+        except Exception:  # an error the task loop does not retry would stop it for good
+            log.exception("RunComfy's prices could not be refreshed; trying again tomorrow")
 
     async def sync_commands(self, *, force: bool = False) -> bool:
         """Sync the application commands if they changed since the last sync (done by one

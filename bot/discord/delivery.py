@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 _NO_MENTIONS = discord.AllowedMentions.none()
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # a server without boosts
 LINK_TEXT = "It is too large to upload here; download it (the link expires): {url}"
+UNUPLOADABLE_TEXT = ("It could not be uploaded here; download it (the link expires): {url}")
 
 
 class ChannelGone(Exception):
@@ -145,8 +146,8 @@ class Delivery:
             text += " (Simulated: a sample video, no credits were spent.)"
         extra = {"view": self.buttons.loop_view(job), "nonce": self.nonce(job),
                  **self._reply_to_card(job)}
-        if as_link:
-            return await self._post(channel, job, text, None, extra)
+        if as_link:  # uploads kept failing
+            return await self._post(channel, job, text, None, extra, UNUPLOADABLE_TEXT)
         async with self.videos.fetched(job, upload_limit(channel),
                                        expired_is_gone=False) as path:
             return await self._post(channel, job, text, path, extra)
@@ -170,9 +171,10 @@ class Delivery:
         return f"rc-{self.nonce_tag}-{what}-{job.id}"
 
     async def _post(self, channel: discord.abc.Messageable, job: Job, text: str,
-                    path: Path | None, extra: dict[str, Any]) -> Posted:
+                    path: Path | None, extra: dict[str, Any],
+                    link_text: str = LINK_TEXT) -> Posted:
         """The one way a video is posted: as a file (``path``) when there is one and Discord
-        takes it, else as RunComfy's link."""
+        takes it, else as RunComfy's link, saying why (``link_text``)."""
         with _discord_errors():
             if path is not None:
                 try:
@@ -183,7 +185,7 @@ class Delivery:
                     if not is_too_large(exc):
                         raise
                     log.info("job %d: upload refused as too large; posting a link", job.id)
-            message = await channel.send(f"{text}\n{LINK_TEXT.format(url=job.video_url)}",
+            message = await channel.send(f"{text}\n{link_text.format(url=job.video_url)}",
                                          **extra)
             return Posted(message.id, "link")
 

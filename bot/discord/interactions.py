@@ -46,9 +46,8 @@ async def job_choices(store: JobStore, interaction: discord.Interaction, current
                       states: Collection[JobState]) -> list[app_commands.Choice[int]]:
     """The member's jobs in ``states`` whose number matches what they typed, newest first."""
     jobs = await store.for_user(interaction.guild_id or 0, interaction.user.id,
-                                states=states, limit=25)
-    return [app_commands.Choice(name=_choice_name(job), value=job.id) for job in jobs
-            if current.strip().lstrip("#") in str(job.id)]
+                                states=states, number=current.strip().lstrip("#"), limit=25)
+    return [app_commands.Choice(name=_choice_name(job), value=job.id) for job in jobs]
 
 
 def _choice_name(job: Job) -> str:

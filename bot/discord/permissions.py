@@ -13,13 +13,19 @@ NEEDED = discord.Permissions(view_channel=True, send_messages=True, embed_links=
 INVITE = NEEDED | discord.Permissions(create_public_threads=True, send_messages_in_threads=True)
 
 
+# Discord's names for them in its settings (discord.py iterates View Channel as read_messages).
+NAMES = {"read_messages": "View Channel", "view_channel": "View Channel"}
+
+
 def check_can_post(have: discord.Permissions, in_thread: bool) -> None:
-    """Refuse (before anything is paid for) when the bot could not deliver here."""
-    lacking = [name for name, wanted in NEEDED if wanted and not getattr(have, name)]
+    """Refuse (before anything is paid for) when the bot could not deliver here. In a thread
+    Discord asks for Send Messages in Threads instead of Send Messages."""
+    lacking = [name for name, wanted in NEEDED if wanted and not getattr(have, name)
+               and not (in_thread and name == "send_messages")]
     if in_thread and not have.send_messages_in_threads:
         lacking.append("send_messages_in_threads")
     if lacking:
-        names = ", ".join(name.replace("_", " ").title() for name in lacking)
+        names = ", ".join(NAMES.get(name, name.replace("_", " ").title()) for name in lacking)
         raise UserError(f"I can't post videos in this channel: I need {names}. "
                         "Ask a moderator to give me these permissions here.")
 

@@ -73,8 +73,8 @@ def image_input(source: ImageSource, session: Callable[[], aiohttp.ClientSession
 
 async def mention_image(message: discord.Message, content_intent: bool) -> ImageSource:
     """The image a mention asks to animate: its own, else the one of the message it replies
-    to (whose content the bot sees only with the Message Content intent, or when it is the
-    member's own)."""
+    to (whose content the bot sees only with the Message Content intent, or when that message
+    is the bot's own or mentions it)."""
     own = [a for a in message.attachments if is_image(a)]
     if own:
         return own[0]
@@ -88,7 +88,9 @@ async def mention_image(message: discord.Message, content_intent: bool) -> Image
     images = images_in(target)
     if images:
         return images[0]
-    if not content_intent and target.author.id != message.author.id:
+    me = message.guild.me if message.guild is not None else None
+    shown_to_me = me is not None and (target.author.id == me.id or me.id in target.raw_mentions)
+    if not content_intent and not shown_to_me:  # Discord hid its attachments from the bot
         raise UserError(
             "I can't see the images in other messages (the bot runs without Discord's "
             "Message Content intent). Use Apps > Animate image on that message, or attach "

@@ -124,12 +124,16 @@ class JobStore:
                      moved.guild_id, moved.command, moved.request_id or "-", reason)
         return moved
 
-    async def note(self, job_id: int, **fields: Any) -> Job | None:
-        """Record facts that are not a state change (queue position, card message)."""
+    async def note(self, job_id: int, *, only_in: Collection[JobState] | None = None,
+                   **fields: Any) -> Job | None:
+        """Record facts that are not a state change (queue position, card message); with
+        ``only_in``, only while the job is in one of those states (``None`` otherwise)."""
         assignments, values = self._assignments(fields)
+        states = sorted(only_in or ())
+        where = f" AND state IN ({', '.join('?' * len(states))})" if states else ""
         rows = await self.db.write(
-            f"UPDATE jobs SET {assignments} WHERE id = ? RETURNING *",  # noqa: S608
-            *values, job_id)
+            f"UPDATE jobs SET {assignments} WHERE id = ?{where} RETURNING *",  # noqa: S608
+            *values, job_id, *states)
         return _job(rows[0] if rows else None)
 
     async def open_jobs(self) -> list[Job]:
@@ -184,13 +188,17 @@ class JobStore:
                  float(row[3])) for row in rows]
 
     async def for_user(self, guild_id: int, user_id: int, *, states: Collection[JobState] = (),
-                       limit: int = 10) -> list[Job]:
-        """The member's newest jobs in this guild, optionally only in ``states``."""
+                       number: str = "", limit: int = 10) -> list[Job]:
+        """The member's newest jobs in this guild, optionally only in ``states`` and only
+        those whose number contains the digits ``number`` (what a member typed)."""
         sql = "SELECT * FROM jobs WHERE guild_id = ? AND user_id = ?"
         params: list[Any] = [guild_id, user_id]
         if states:
             sql += f" AND state IN ({', '.join('?' * len(states))})"
             params.extend(state.value for state in states)
+        if number:
+            sql += " AND CAST(id AS TEXT) LIKE ?"
+            params.append(f"%{''.join(c for c in number if c.isdigit())}%")
         return await self._many(sql + " ORDER BY id DESC LIMIT ?", *params, limit)
 
     async def retried_as(self, job_id: int, *, tx: Tx | None = None) -> int | None:

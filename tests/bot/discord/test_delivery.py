@@ -67,9 +67,9 @@ async def test_a_job_that_runs_too_long_is_timed_out(world: World) -> None:
     await world.run_until(lambda: "Timed out" in (world.card(1).embeds[0].title or ""))
     job = await world.job(1)
     assert job.state is JobState.TIMED_OUT
-    assert job.error == "No video after 1 minutes; the bot stopped waiting."
+    assert job.error == "No video after 1 minute; the bot stopped waiting."
     assert world.bot_messages()[-1].content.endswith(
-        "your video could not be made: No video after 1 minutes; the bot stopped waiting.")
+        "your video could not be made: No video after 1 minute; the bot stopped waiting.")
 
 
 @pytest.mark.settings(jobs={"timeout_minutes": 1})

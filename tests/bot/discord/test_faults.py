@@ -152,7 +152,7 @@ async def test_hostile_poll_answers_end_in_a_timeout(world: World) -> None:
     await start(world)
     world.sim.inject(Fault("hostile", body="nested", times=10_000, path="/v1/requests/"))
     await world.run_until(lambda: "Timed out" in (world.card(1).embeds[0].title or ""))
-    assert (await world.job(1)).error == "No video after 1 minutes; the bot stopped waiting."
+    assert (await world.job(1)).error == "No video after 1 minute; the bot stopped waiting."
 
 
 async def test_a_long_failure_text_still_reaches_the_requester(world: World) -> None:
