@@ -6,6 +6,7 @@ real cost (else the estimate) once made, and not at all when it failed or was ca
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -83,8 +84,8 @@ class Limits:
                     estimate: float | None, *, budgeted: bool = True,
                     tx: Tx | None = None) -> None:
         """Raise ``LimitReached`` with the first rule this request breaks. ``prompts`` are
-        every text the model reads as a prompt; ``budgeted=False`` for simulated jobs, which
-        never count against the budget."""
+        every text the model reads as a prompt (none: the blocklist is not checked);
+        ``budgeted=False`` for simulated jobs, which never count against the budget."""
         standing = await self.standing(who.guild_id, who.user_id, tx=tx)
         policy = standing.policy
         now = self.clock()
@@ -98,8 +99,8 @@ class Limits:
             raise LimitReached(f"Making videos needs one of these roles: {roles}.")
         if not policy.model_enabled(model.command):
             raise LimitReached(f"`{model.command}` is turned off on this server.")
-        for prompt in prompts:
-            blocked = policy.blocked_text(prompt)
+        if prompts and policy.prompt_blocklist:  # bounded, and off the event loop
+            blocked = await asyncio.to_thread(policy.blocked_text, *prompts)
             if blocked is not None:
                 raise LimitReached(f"Your prompt contains “{blocked}”, which is not allowed "
                                    "here.")

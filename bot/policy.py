@@ -10,33 +10,48 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import regex
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 from regex._main import Pattern
 
+from bot.blocklist import MAX_RULES, PATTERN_MAX, compiled, first_blocked
 from bot.errors import UserError
 from bot.store.database import Database, Tx
 from bot.store.settings import Change, Edit, SettingsStore
 
-PATTERN_MAX = 200
-MATCH_TIMEOUT = 0.05  # seconds a blocklist regular expression may spend on one prompt
-
 
 class BlockRule(BaseModel):
-    """A word (matched as a whole word, any case) or a regular expression."""
+    """A word (matched as a whole word, any case) or a regular expression
+    (``bot.blocklist`` matches them)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     pattern: str = Field(min_length=1, max_length=PATTERN_MAX)
     regex: bool = False
 
-    def compiled(self) -> Pattern[str]:
-        source = self.pattern if self.regex else rf"(?<!\w){regex.escape(self.pattern)}(?!\w)"
+    @model_validator(mode="after")
+    def _valid(self) -> BlockRule:
+        """A rule that cannot be compiled, or that matches every prompt (it matches empty
+        text), is refused wherever it comes from: the config file or ``/settings``."""
         try:
-            return regex.compile(source, regex.IGNORECASE | regex.V1)
-        except regex.error as exc:
-            raise UserError(f"`{self.pattern}` is not a valid regular expression: {exc}.") \
-                from None
+            pattern = self.compiled()
+        except UserError as exc:
+            raise ValueError(str(exc)) from None
+        if pattern.fullmatch(""):
+            raise ValueError(f"`{self.pattern}` matches every prompt (even an empty one).")
+        return self
+
+    @classmethod
+    def parse(cls, pattern: str, is_regex: bool) -> BlockRule:
+        """A rule from a moderator's input; a ``UserError`` saying what is wrong with it."""
+        try:
+            return cls(pattern=pattern, regex=is_regex)
+        except ValidationError as exc:
+            reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            raise UserError(reason if reason.startswith("`") else
+                            f"`{pattern}` can't be a blocklist rule: {reason}.") from None
+
+    def compiled(self) -> Pattern[str]:
+        return compiled(self.pattern, self.regex)
 
     @property
     def label(self) -> str:
@@ -52,7 +67,7 @@ class Policy(BaseModel):
     allowed_roles: tuple[int, ...] = ()
     allowed_channels: tuple[int, ...] = ()
     blocked_users: tuple[int, ...] = ()
-    prompt_blocklist: tuple[BlockRule, ...] = ()
+    prompt_blocklist: tuple[BlockRule, ...] = Field(default=(), max_length=MAX_RULES)
     daily_quota: int = Field(default=0, ge=0)
     max_concurrent: int = Field(default=2, ge=0)
     cooldown_seconds: int = Field(default=0, ge=0)
@@ -62,17 +77,11 @@ class Policy(BaseModel):
     def model_enabled(self, command: str) -> bool:
         return not self.enabled_models or command in self.enabled_models
 
-    def blocked_text(self, prompt: str) -> str | None:
-        """The part of ``prompt`` a blocklist rule matches, if any (slow patterns count as
-        matches: a prompt that cannot be checked is not let through)."""
-        for rule in self.prompt_blocklist:
-            try:
-                found = rule.compiled().search(prompt, timeout=MATCH_TIMEOUT)
-            except TimeoutError:
-                return rule.label
-            if found:
-                return str(found.group(0))
-        return None
+    def blocked_text(self, *texts: str) -> str | None:
+        """What the blocklist found in ``texts`` (or the rule that could not be checked in
+        time: a prompt that cannot be checked is not let through), or ``None``. Up to
+        ``bot.blocklist.CHECK_SECONDS`` of work: call it off the event loop."""
+        return first_blocked(self.prompt_blocklist, texts) if self.prompt_blocklist else None
 
 
 KEYS = tuple(Policy.model_fields)

@@ -128,8 +128,10 @@ class JobService:
     async def _admit(self, model: ModelSpec, body: Mapping[str, Any], who: Requester, *,
                      tx: Tx | None = None) -> None:
         """The guild's rules and the member's allowance; raises ``LimitReached``. Checked
-        before anything is downloaded, and again inside the admission's transaction."""
-        await self.limits.check(who.who, model, prompt_texts(body),
+        before anything is downloaded, and again inside the admission's transaction (the
+        prompts against the blocklist only the first time: their check is the costly one, and
+        the guild's lock is held the second time)."""
+        await self.limits.check(who.who, model, () if tx else prompt_texts(body),
                                 self.prices.estimate(model, body), budgeted=not self.simulated,
                                 tx=tx)
 

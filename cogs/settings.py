@@ -9,6 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.blocklist import MAX_RULES
 from bot.discord.client import VideoBot
 from bot.errors import UserError
 from bot.policy import BlockRule, Policy
@@ -111,12 +112,14 @@ class Settings(commands.GroupCog, group_name="settings",
     @app_commands.describe(pattern="A word, or a regular expression with regex:true")
     async def blocklist(self, interaction: discord.Interaction, action: Literal["add", "remove"],
                         pattern: app_commands.Range[str, 1, 200], regex: bool = False) -> None:
-        rule = BlockRule(pattern=pattern.strip(), regex=regex)
-        rule.compiled()  # a broken expression is refused here, not at the next prompt
+        rule = BlockRule.parse(pattern.strip(), regex)  # refused here, not at the next prompt
 
         def change(policy: Policy) -> dict[str, Any]:
             rules = [r for r in policy.prompt_blocklist if r != rule]
             if action == "add":
+                if len(rules) >= MAX_RULES:
+                    raise UserError(f"The prompt blocklist holds at most {MAX_RULES} rules; "
+                                    "remove one first.")
                 rules.append(rule)
             elif len(rules) == len(policy.prompt_blocklist):
                 raise UserError(f"`{rule.label}` is not on the blocklist.")

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from bot.blocklist import CHECK_SECONDS, PATTERN_MAX
 from bot.errors import UserError
-from bot.policy import MATCH_TIMEOUT, PATTERN_MAX, BlockRule, Policy, PolicyStore
+from bot.policy import BlockRule, Policy, PolicyStore
 from bot.store.connect import open_database
 from bot.store.database import Database
 from bot.store.settings import Change
@@ -115,13 +116,41 @@ def test_the_first_rule_that_matches_is_the_one_named() -> None:
 
 def test_a_bad_regular_expression_is_refused_with_its_reason() -> None:
     with pytest.raises(UserError) as raised:
-        expression("([a-z").compiled()
+        BlockRule.parse("([a-z", True)
     assert str(raised.value) == ("`([a-z` is not a valid regular expression: unterminated "
                                  "character set at position 5.")
     with pytest.raises(UserError) as raised:
-        expression("*gore").compiled()
+        BlockRule.parse("*gore", True)
     assert str(raised.value) == ("`*gore` is not a valid regular expression: nothing to repeat "
                                  "at position 0.")
+    with pytest.raises(UserError) as raised:
+        BlockRule.parse("x*", True)
+    assert str(raised.value) == "`x*` matches every prompt (even an empty one)."
+
+
+def test_a_bad_rule_in_the_config_is_refused_when_it_is_read() -> None:
+    """The config's ``[limits] prompt_blocklist`` is checked as a moderator's rule is: a broken
+    expression never reaches a member's request."""
+    with pytest.raises(ValidationError, match="not a valid regular expression"):
+        Policy.model_validate({"prompt_blocklist": [{"pattern": "([a-z", "regex": True}]})
+    with pytest.raises(ValidationError, match="at most 50 items"):
+        Policy.model_validate({"prompt_blocklist": [{"pattern": f"w{n}"} for n in range(51)]})
+
+
+@pytest.mark.parametrize(("prompt", "found"), [
+    ("g\u200bore everywhere", "gore"),  # a zero-width space
+    ("blo\u00adod", "blood"),  # a soft hyphen
+    ("\uff27\uff2f\uff32\uff25 fest", "gore"),  # full-width letters
+    ("a g\u043ere scene", "gore"),  # a Cyrillic o among Latin letters
+])
+def test_spelling_tricks_do_not_slip_past_a_word(prompt: str, found: str) -> None:
+    policy = refusing(word("gore"), word("blood"))
+    assert policy.blocked_text(prompt) == found
+
+
+def test_a_word_wholly_in_another_script_is_its_own() -> None:
+    """Russian "\u0441\u043e\u0440" (litter) looks like "cop" but is not a disguise."""
+    assert refusing(word("cop")).blocked_text("\u0441\u043e\u0440 on the floor") is None
 
 
 def test_a_pattern_too_slow_to_check_counts_as_a_match() -> None:
@@ -129,7 +158,7 @@ def test_a_pattern_too_slow_to_check_counts_as_a_match() -> None:
     policy = refusing(expression("(a|a)+b"))
     began = time.monotonic()
     assert policy.blocked_text("a" * 50) == "/(a|a)+b/"
-    assert time.monotonic() - began < 20 * MATCH_TIMEOUT  # given up on, not run to the end
+    assert time.monotonic() - began < 20 * CHECK_SECONDS  # given up on, not run to the end
     assert policy.blocked_text("aab") == "aab"  # quick to check: what it matched
     assert policy.blocked_text("aaa") is None  # quick to check, and clean
 
