@@ -44,6 +44,11 @@ class BotSection(_Section):
     # Turn on only if the bot's Message Content intent is enabled in the developer portal:
     # then replying to someone else's image with a mention works too.
     message_content_intent: bool = False
+    # Where images are fetched from by URL (an embed's image, a video's images again for
+    # Again and Vary): Discord's CDN and media proxy; "*." also matches subdomains. A URL (or a
+    # redirect) anywhere else is refused before any connection is made.
+    image_hosts: tuple[str, ...] = ("cdn.discordapp.com", "media.discordapp.net",
+                                    "*.discordapp.net")
     # Sharding (see "Scaling out" in the README): unset, one process connects Discord's
     # recommended number of shards; set, this process connects ``shard_ids`` of ``shard_count``
     # and serves only their guilds' jobs.

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import fnmatch
 import io
 import warnings
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
@@ -23,6 +25,7 @@ _CONTENT_TYPES = {
     "image/x-ms-bmp": "bmp",
     "image/gif": "gif",
 }
+MAX_REDIRECTS = 5
 _PIL_FORMATS = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp", "BMP": "bmp",
                 "GIF": "gif"}
 
@@ -193,9 +196,30 @@ class FetchedImage:
         return self.data
 
 
-async def fetch_image(session: aiohttp.ClientSession, url: str, max_bytes: int) -> FetchedImage:
-    """Download an image by URL, refusing (as a ``UserError``) anything too large or broken."""
-    got = await download(session, url, max_bytes + 1)
+def host_allowed(url: str, hosts: Sequence[str]) -> bool:
+    """Whether ``url`` is on one of ``hosts`` (``*.example.com``: its subdomains too)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in ("http", "https") or not host:
+        return False
+    return any(fnmatch.fnmatchcase(host, allowed.lower()) for allowed in hosts)
+
+
+def refuse_unless_allowed(url: str, hosts: Sequence[str]) -> None:
+    if not host_allowed(url, hosts):
+        raise UserError(f"I only fetch images from Discord; `{file_name(url)}` is elsewhere. "
+                        "Attach the image instead.")
+
+
+def file_name(url: str) -> str:
+    return url.split("?")[0].rstrip("/").rsplit("/", 1)[-1] or "image"
+
+
+async def fetch_image(session: aiohttp.ClientSession, url: str, max_bytes: int,
+                      hosts: Sequence[str]) -> FetchedImage:
+    """Download an image by URL, from ``hosts`` only (redirects included), refusing (as a
+    ``UserError``) anything elsewhere, too large or broken."""
+    got = await download(session, url, max_bytes + 1, hosts)
     if got.size > max_bytes:
         raise UserError(f"The image `{got.name}` is larger than {max_bytes // MB} MB.")
     return FetchedImage(url=url, filename=got.name, size=got.size,
@@ -228,19 +252,32 @@ class Download:
     content_type: str | None
 
 
-async def download(session: aiohttp.ClientSession, url: str, cap: int) -> Download:
-    """Read at most ``cap`` bytes of ``url``; a ``UserError`` when it cannot be fetched."""
-    name = url.split("?")[0].rstrip("/").rsplit("/", 1)[-1] or "image"
+async def download(session: aiohttp.ClientSession, url: str, cap: int,
+                   hosts: Sequence[str] | None = None) -> Download:
+    """Read at most ``cap`` bytes of ``url``; a ``UserError`` when it cannot be fetched. With
+    ``hosts``, the URL and every redirect must be on one of them, checked before connecting."""
+    name = file_name(url)
     data = bytearray()
     try:
-        async with session.get(url, timeout=aiohttp.ClientTimeout(total=30)) as response:
-            response.raise_for_status()
-            async for chunk in response.content.iter_chunked(64 * 1024):
-                data.extend(chunk)
-                if len(data) >= cap:
-                    break
-            kind = response.headers.get("Content-Type")
-            declared = response.content_length or 0
+        for _ in range(MAX_REDIRECTS):
+            if hosts is not None:
+                refuse_unless_allowed(url, hosts)
+            async with session.get(url, timeout=aiohttp.ClientTimeout(total=30),
+                                   allow_redirects=False) as response:
+                location = response.headers.get("Location")
+                if response.status in (301, 302, 303, 307, 308) and location:
+                    url = urljoin(url, location)
+                    continue
+                response.raise_for_status()
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    data.extend(chunk)
+                    if len(data) >= cap:
+                        break
+                kind = response.headers.get("Content-Type")
+                declared = response.content_length or 0
+                break
+        else:
+            raise UserError(f"I could not download the image `{name}`: too many redirects.")
     except (aiohttp.ClientError, TimeoutError):
         raise UserError(f"I could not download the image `{name}`.") from None
     return Download(name=name, data=bytes(data[:cap]), size=max(len(data), declared),

@@ -125,7 +125,9 @@ def bot_settings(tmp_path: Path, runcomfy: RunningSimulator,
                  request: pytest.FixtureRequest) -> Settings:
     """The bot's settings for a test; ``@pytest.mark.settings(jobs={...})`` changes them."""
     data: dict[str, dict[str, Any]] = {
-        "bot": {"database": str(tmp_path / "bot.sqlite3"), "shard_count": 1},
+        "bot": {"database": str(tmp_path / "bot.sqlite3"), "shard_count": 1,
+                # SimCord's CDN, and the tests' own image servers
+                "image_hosts": ["cdn.simcord.invalid", "127.0.0.1"]},
         "runcomfy": {"base_url": runcomfy.url, "retry_attempts": 2, "retry_base_delay": 0.01,
                      "retry_max_delay": 0.02},
         "jobs": {"poll_interval": 3, "card_edit_interval": 0, "timeout_minutes": 30},

@@ -8,18 +8,26 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import aiohttp
 import discord
 
-from bot.catalog import ImageRules, ModelSpec
+from bot.catalog import MB, ImageRules, ModelSpec
 from bot.creative import ending_frame
 from bot.discord.delivery import upload_limit
 from bot.downloads import Videos, temp_file_of
 from bot.errors import UserError
-from bot.images import AttachmentLike, FetchedImage, ImageInput, PendingImage, fetch_image
+from bot.images import (
+    AttachmentLike,
+    FetchedImage,
+    ImageInput,
+    PendingImage,
+    fetch_image,
+    file_name,
+    refuse_unless_allowed,
+)
 from bot.jobs import Job
 
 log = logging.getLogger(__name__)
@@ -60,13 +68,15 @@ def no_image_error(message: discord.Message) -> UserError:
     return UserError(NO_IMAGE.format(detail=detail))
 
 
-def image_input(source: ImageSource, session: Callable[[], aiohttp.ClientSession]) -> ImageInput:
-    """An attachment as it is; an embed's image checked by URL first, downloaded after."""
+def image_input(source: ImageSource, session: Callable[[], aiohttp.ClientSession],
+                hosts: Sequence[str]) -> ImageInput:
+    """An attachment as it is; an embed's image checked by URL first, downloaded after, from
+    ``hosts`` only (Discord's media proxy), at most ``EMBED_IMAGE_MAX`` bytes."""
     if not isinstance(source, str):
         return ImageInput(source)
 
     async def fetch() -> AttachmentLike:
-        return await fetch_image(session(), source, EMBED_IMAGE_MAX)
+        return await fetch_image(session(), source, EMBED_IMAGE_MAX, hosts)
 
     return ImageInput(PendingImage(source), fetch=fetch)
 
@@ -98,18 +108,24 @@ async def mention_image(message: discord.Message, content_intent: bool) -> Image
     raise no_image_error(target)
 
 
-def parent_image(client: discord.Client, parent: Job, url: str) -> ImageInput:
-    """One of the parent job's images, downloaded again (from Discord's CDN) to be checked
-    as an attachment is."""
-    name = url.split("?")[0].rstrip("/").rsplit("/", 1)[-1] or "image"
+def parent_image(client: discord.Client, parent: Job, url: str,
+                 hosts: Sequence[str]) -> ImageInput:
+    """One of the parent job's images, downloaded again (from Discord's CDN, through
+    discord.py's own client to it) to be checked as an attachment is: only from ``hosts``,
+    and refused over ``EMBED_IMAGE_MAX`` bytes."""
+    name = file_name(url)
 
     async def fetch() -> AttachmentLike:
+        refuse_unless_allowed(url, hosts)
         try:
             data = await client.http.get_from_cdn(url)
         except (discord.HTTPException, aiohttp.ClientError, TimeoutError):
             raise UserError(f"Job #{parent.id}'s image `{name}` can no longer be downloaded "
                             "(Discord's links expire); start a new video with it attached."
                             ) from None
+        if len(data) > EMBED_IMAGE_MAX:
+            raise UserError(f"Job #{parent.id}'s image `{name}` is larger than "
+                            f"{EMBED_IMAGE_MAX // MB} MB.")
         return FetchedImage(url=url, filename=name, size=len(data), content_type=None,
                             data=data)
 

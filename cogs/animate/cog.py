@@ -89,7 +89,8 @@ class Animate(commands.Cog):
         await self.bot.parts.jobs.request(JobRequest(
             model, request.options, requester(channel.guild.id, channel, message.author),
             images={} if source is None else {
-                main_image_option(model): image_input(source, self.bot.http_session)},
+                main_image_option(model): image_input(source, self.bot.http_session,
+                                                     self.bot.settings.bot.image_hosts)},
             check_place=lambda: check_can_post(channel.permissions_for(channel.guild.me),
                                                isinstance(channel, discord.Thread)),
             settle=settle))

@@ -57,7 +57,8 @@ class AnimateModal(discord.ui.Modal):
         await defer(interaction)
         job = await self.bot.parts.jobs.request(JobRequest(
             model, options, requester_of(interaction),
-            images={main_image_option(model): image_input(source, self.bot.http_session)},
+            images={main_image_option(model): image_input(source, self.bot.http_session,
+                                                          self.bot.settings.bot.image_hosts)},
             check_place=lambda: check_can_post_here(interaction)))
         await answer_queued(interaction, job, self.note)
 

@@ -9,6 +9,7 @@ import struct
 import zlib
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -28,6 +29,7 @@ from bot.images import (
 from tests.images import image_bytes, sized
 
 URL = "https://cdn.example/photo.png"
+LOOPBACK = ("127.0.0.1",)  # where the tests' image servers are
 # Wan 2.2's rules: no alpha, over 360 and under 2000 px a side, under 10 MB.
 NO_ALPHA = ImageRules(width=Bound(gt=360, lt=2000), height=Bound(gt=360, lt=2000),
                       file_size_mb=Bound(lt=10), allow_alpha=False)
@@ -347,11 +349,16 @@ async def host() -> AsyncIterator[Host]:
         requests.append(request.path_qs)
         return web.Response(status=int(request.match_info["code"]), text="no")
 
+    async def redirect(request: web.Request) -> web.Response:
+        requests.append(request.path_qs)
+        raise web.HTTPFound(request.query["to"])
+
     app = web.Application()
     app.router.add_get("/f/{name}", whole)
     app.router.add_get("/chunked/{name}", chunked)
     app.router.add_get("/endless", endless)
     app.router.add_get("/status/{code}", status)
+    app.router.add_get("/redirect", redirect)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -377,7 +384,7 @@ async def test_an_embed_image_is_fetched_whole(host: Host,
     data = image_bytes("png", 800, 600)
     host.add("photo.png", data)
     url = f"{host.url}/f/photo.png?ex=68&is=67&hm=ab"  # a CDN link's signature
-    image = await fetch_image(session, url, 8 * MB)
+    image = await fetch_image(session, url, 8 * MB, LOOPBACK)
     assert (image.url, image.filename, image.size, image.content_type) == (
         url, "photo.png", len(data), "image/png")
     assert image.data == data and await image.read() == data
@@ -390,7 +397,7 @@ async def test_an_image_of_exactly_the_limit_is_fetched(host: Host,
     data = sized(image_bytes("png", 800, 600), MB)
     host.add("exact.png", data)
     for route in ("f", "chunked"):
-        image = await fetch_image(session, f"{host.url}/{route}/exact.png", MB)
+        image = await fetch_image(session, f"{host.url}/{route}/exact.png", MB, LOOPBACK)
         assert image.size == MB and image.data == data
 
 
@@ -398,29 +405,51 @@ async def test_an_image_of_exactly_the_limit_is_fetched(host: Host,
 async def test_an_image_over_the_limit_is_refused(host: Host, session: aiohttp.ClientSession,
                                                   route: str) -> None:
     host.add("big.png", sized(image_bytes("png", 800, 600), MB + 1))
-    assert await refused(fetch_image(session, f"{host.url}/{route}/big.png", MB)) == (
+    assert await refused(fetch_image(session, f"{host.url}/{route}/big.png", MB, LOOPBACK)) == (
         "The image `big.png` is larger than 1 MB.")
 
 
 async def test_an_endless_image_is_refused_after_the_limit(
         host: Host, session: aiohttp.ClientSession) -> None:
-    assert await refused(fetch_image(session, f"{host.url}/endless", 2 * MB)) == (
+    assert await refused(fetch_image(session, f"{host.url}/endless", 2 * MB, LOOPBACK)) == (
         "The image `endless` is larger than 2 MB.")
 
 
 @pytest.mark.parametrize("code", [403, 404, 500])
 async def test_an_image_the_server_refuses(host: Host, session: aiohttp.ClientSession,
                                            code: int) -> None:
-    assert await refused(fetch_image(session, f"{host.url}/status/{code}?x=1", MB)) == (
+    assert await refused(fetch_image(session, f"{host.url}/status/{code}?x=1", MB, LOOPBACK)) == (
         f"I could not download the image `{code}`.")
-    assert await refused(fetch_image(session, f"{host.url}/f/gone.png", MB)) == (
+    assert await refused(fetch_image(session, f"{host.url}/f/gone.png", MB, LOOPBACK)) == (
         "I could not download the image `gone.png`.")
+
+
+async def test_an_image_elsewhere_is_refused_before_any_connection(
+        host: Host, session: aiohttp.ClientSession) -> None:
+    """Only the allowed hosts are fetched from: not a name that resolves to the same server,
+    not another scheme, and not a host a redirect points to (checked before following it)."""
+    host.add("cat.png", image_bytes("png", 800, 600))
+    port = host.url.rsplit(":", 1)[1]
+    refusal = "I only fetch images from Discord; `cat.png` is elsewhere. Attach the image instead."
+    assert await refused(fetch_image(session, f"http://localhost:{port}/f/cat.png", MB,
+                                     LOOPBACK)) == refusal
+    assert await refused(fetch_image(session, "file:///f/cat.png", MB, LOOPBACK)) == refusal
+    assert host.requests == []  # nothing was asked of the server
+    elsewhere = quote(f"http://localhost:{port}/f/cat.png", safe="")
+    assert await refused(fetch_image(session, f"{host.url}/redirect?to={elsewhere}", MB,
+                                     LOOPBACK)) == ("I only fetch images from Discord; "
+                                                    "`cat.png` is elsewhere. Attach the image "
+                                                    "instead.")
+    assert host.requests == [f"/redirect?to=http://localhost:{port}/f/cat.png"]  # not its target
+    allowed = quote(f"{host.url}/f/cat.png", safe="")
+    image = await fetch_image(session, f"{host.url}/redirect?to={allowed}", MB, LOOPBACK)
+    assert image.data == image_bytes("png", 800, 600)
 
 
 async def test_an_image_nobody_serves(closed_port: int,
                                       session: aiohttp.ClientSession) -> None:
     url = f"http://127.0.0.1:{closed_port}/attachments/1/2/cat.webp?ex=1"
-    assert await refused(fetch_image(session, url, MB)) == (
+    assert await refused(fetch_image(session, url, MB, LOOPBACK)) == (
         "I could not download the image `cat.webp`.")
 
 
