@@ -42,8 +42,7 @@ class Animate(commands.Cog):
             raise no_image_error(message)
         note = (f"\nThat message has {len(images)} images; I used the first one."
                 if len(images) > 1 else "")
-        policy = await self.bot.parts.policies.get(interaction.guild_id or 0)
-        await interaction.response.send_modal(AnimateModal(self.bot, policy, images[0], note))
+        await interaction.response.send_modal(AnimateModal(self.bot, images[0], note))
 
     @app_commands.command(name="animate", description="Animate an image: pick the model, "
                           "prompt and duration in a form.")
@@ -51,8 +50,7 @@ class Animate(commands.Cog):
     @app_commands.guild_only()
     async def animate(self, interaction: discord.Interaction,
                       image: discord.Attachment | None = None) -> None:
-        policy = await self.bot.parts.policies.get(interaction.guild_id or 0)
-        await interaction.response.send_modal(AnimateModal(self.bot, policy, image))
+        await interaction.response.send_modal(AnimateModal(self.bot, image))
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -81,9 +79,15 @@ class Animate(commands.Cog):
             message, self.bot.intents.message_content)
         channel = message.channel
         assert isinstance(channel, discord.TextChannel | discord.Thread)
+        have = channel.permissions_for(channel.guild.me)
+        # A thread only where the bot may make one and post in it (checked before paying: a
+        # video in a thread it cannot post in would be paid for and undeliverable).
+        in_thread = not isinstance(channel, discord.Thread) and have.create_public_threads \
+            and have.send_messages_in_threads
 
         async def settle() -> Requester:
-            where = await self._thread_for(message, request.options.get("prompt"))
+            where = await self._thread_for(message, request.options.get("prompt")) \
+                if in_thread else channel
             return requester(channel.guild.id, where, message.author)
 
         await self.bot.parts.jobs.request(JobRequest(
@@ -91,17 +95,14 @@ class Animate(commands.Cog):
             images={} if source is None else {
                 main_image_option(model): image_input(source, self.bot.http_session,
                                                      self.bot.settings.bot.image_hosts)},
-            check_place=lambda: check_can_post(channel.permissions_for(channel.guild.me),
-                                               isinstance(channel, discord.Thread)),
+            check_place=lambda: check_can_post(have, isinstance(channel, discord.Thread)),
             settle=settle))
 
     async def _thread_for(self, message: discord.Message,
                           prompt: object) -> discord.TextChannel | discord.Thread:
-        """A thread on the member's message for the card and the video, where allowed."""
+        """A thread on the member's message for the card and the video (else the channel)."""
         channel = message.channel
-        assert isinstance(channel, discord.TextChannel | discord.Thread)
-        if isinstance(channel, discord.Thread):
-            return channel
+        assert isinstance(channel, discord.TextChannel)
         name = f"Video: {prompt}" if isinstance(prompt, str) and prompt else "Video"
         try:
             return await message.create_thread(name=name[:THREAD_NAME])

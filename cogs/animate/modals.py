@@ -10,28 +10,32 @@ from bot.discord.permissions import check_can_post_here
 from bot.discord.sources import ImageSource, image_input
 from bot.errors import UserError
 from bot.images import main_image_option
-from bot.policy import Policy
 from bot.service import JobRequest
 
 Text = discord.ui.TextInput[discord.ui.View]
 
 
+SERVER_DEFAULT = "default"  # the model choice read from the server's settings after submit
+
+
 class AnimateModal(discord.ui.Modal):
-    def __init__(self, bot: VideoBot, policy: Policy, image: ImageSource | None,
-                 note: str = "") -> None:
+    """Opened as the first answer, before anything is read: the server's default model and
+    which models it turned off are read after submit (a model turned off is refused then)."""
+
+    def __init__(self, bot: VideoBot, image: ImageSource | None, note: str = "") -> None:
         super().__init__(title="Animate image", timeout=900)
         self.bot = bot
         self.image = image
         self.note = note
-        self.default = default = policy.default_model or bot.settings.bot.default_model
-        models = [m for m in bot.catalog
-                  if m.kind == "image-to-video" and policy.model_enabled(m.command)][:25]
+        models = [m for m in bot.catalog if m.kind == "image-to-video"][:24]
         self.prompt: Text = discord.ui.TextInput(
             style=discord.TextStyle.paragraph, required=False, max_length=2000,
             custom_id="prompt", placeholder="What should happen in the video?")
         self.model = discord.ui.Select[discord.ui.View](custom_id="model", options=[
-            discord.SelectOption(label=m.name, value=m.command, description=m.description[:100],
-                                 default=m.command == default) for m in models])
+            discord.SelectOption(label="This server's default model", value=SERVER_DEFAULT,
+                                 default=True),
+            *(discord.SelectOption(label=m.name, value=m.command,
+                                   description=m.description[:100]) for m in models)])
         self.duration: Text = discord.ui.TextInput(
             required=False, max_length=3, custom_id="duration",
             placeholder="Seconds; empty for the model's default")
@@ -45,8 +49,12 @@ class AnimateModal(discord.ui.Modal):
                                            description="The image to animate"))
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
-        model = self.bot.catalog.by_command(self.model.values[0] if self.model.values
-                                            else self.default)
+        await defer(interaction)
+        chosen = self.model.values[0] if self.model.values else SERVER_DEFAULT
+        if chosen == SERVER_DEFAULT:
+            policy = await self.bot.parts.policies.get(interaction.guild_id or 0)
+            chosen = policy.default_model or self.bot.settings.bot.default_model
+        model = self.bot.catalog.by_command(chosen)
         source = self.image or (self.upload.values[0] if self.upload and self.upload.values
                                 else None)
         if source is None:
@@ -54,7 +62,6 @@ class AnimateModal(discord.ui.Modal):
         options: dict[str, object] = {"prompt": self.prompt.value}
         if self.duration.value.strip():
             options["duration"] = self.duration.value
-        await defer(interaction)
         job = await self.bot.parts.jobs.request(JobRequest(
             model, options, requester_of(interaction),
             images={main_image_option(model): image_input(source, self.bot.http_session,

@@ -171,10 +171,14 @@ async def test_every_change_is_audited(world: World) -> None:
         f"<@{world.mod.id}> `cooldown_seconds`: 0 → 30",
         f"<@{world.mod.id}> `daily_quota`: 0 → 5",
     ]
+    # The form opens before anything is read; its "server's default" is the new default.
     shown = await world.alice.slash(world.channel, "animate", image=("z.png", PNG))
     [select] = [c["component"] for row in shown.modal["components"]
                 if (c := row).get("component", {}).get("custom_id") == "model"]
-    assert [o["value"] for o in select["options"] if o.get("default")] == ["wan-2-2"]
+    assert [o["label"] for o in select["options"] if o.get("default")] == [
+        "This server's default model"]
+    await world.alice.submit_modal(shown, {"prompt": "a wave", "model": ["default"]})
+    assert (await world.job(1)).model_id == world.bot.catalog.by_command("wan-2-2").id
 
 
 async def test_guilds_never_see_each_others_jobs_settings_or_usage(world: World) -> None:

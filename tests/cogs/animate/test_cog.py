@@ -8,6 +8,8 @@ from typing import Any
 import discord
 import pytest
 from aiohttp import web
+from simcord.backend.models.channel import Overwrite
+from simcord.enums import OverwriteType
 
 from bot.discord.sources import embed_image_url
 from bot.jobs import JobState
@@ -143,6 +145,22 @@ async def test_animate_with_an_attachment_skips_the_upload(world: World) -> None
     assert result.response.content == QUEUED.format(1)
 
 
+async def test_where_the_bot_cannot_post_in_threads_a_mention_is_answered_in_the_channel(
+        world: World) -> None:
+    """Checked before paying: a thread the bot could make but not post in would have cost a
+    video nobody could see."""
+    world.env.backend.set_overwrite(world.channel.id, Overwrite(
+        target_id=world.env.backend.bot_user.id, type=OverwriteType.MEMBER, allow=0,
+        deny=discord.Permissions(send_messages_in_threads=True).value))
+    await world.env.settle()
+    await world.alice.send(world.channel, mention(world, "a zebra --model kling-2-1"),
+                           attachments=[("zebra.png", PNG)])
+    assert world.channel.threads == []
+    assert (await world.job(1)).channel_id == world.channel.id
+    await world.run_until(lambda: bool(world.videos()))
+    assert (await world.job(1)).state is JobState.DELIVERED
+
+
 async def test_a_mention_with_an_image_answers_in_a_thread(world: World) -> None:
     ask = await world.alice.send(world.channel, mention(world, "a zebra turns its head "
                                                        "--model kling-2-1 --duration 10"),
@@ -243,3 +261,16 @@ def test_an_embed_image_is_read_through_discords_media_proxy() -> None:
         "proxy_url": "https://images-ext-1.discordapp.net/external/x/meta-data.png"}})
     assert embed_image_url(embed) == "https://images-ext-1.discordapp.net/external/x/meta-data.png"
     assert embed_image_url(discord.Embed(title="no image")) is None
+
+
+async def test_the_form_is_the_first_answer_before_anything_is_read(world: World) -> None:
+    """The form must answer within Discord's 3 s: it opens even while the store cannot be
+    read, and the server's settings are read once it is submitted."""
+    await world.bot.parts.db.write("ALTER TABLE guild_settings RENAME TO settings_away")
+    try:
+        shown = await world.alice.slash(world.channel, "animate", image=("z.png", PNG))
+        assert shown.modal is not None
+    finally:
+        await world.bot.parts.db.write("ALTER TABLE settings_away RENAME TO guild_settings")
+    result = await world.alice.submit_modal(shown, {"prompt": "a zebra", "model": ["default"]})
+    assert result.response.content == QUEUED.format(1)
