@@ -7,6 +7,7 @@ downloads and the paid call is decided here, once (``JobService.request``)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -91,6 +92,7 @@ class JobService:
         self.limits = limits
         self.on_change = on_change
         self.clock = clock
+        self._sending: set[asyncio.Task[Job]] = set()
 
     async def request(self, asked: JobRequest) -> Job:
         """The way in for every entry point, in this order: the options and what is known of
@@ -194,8 +196,29 @@ class JobService:
                 parent_id=lineage.parent_id if lineage else None,
                 origin=lineage.origin.value if lineage else None,
             ), tx=tx)
-        submitting = await self.store.move(job.id, JobState.SUBMITTING)
-        assert submitting is not None
+        # The paid call and its recording run as a task of their own, which the caller (an
+        # interaction, say) awaits but does not own: a stop never cuts it between sending and
+        # recording (``drain``).
+        sending = asyncio.create_task(self._submit(job, model, body),
+                                      name=f"submit-job-{job.id}")
+        self._sending.add(sending)
+        sending.add_done_callback(self._sent)
+        return await asyncio.shield(sending)
+
+    def _sent(self, task: asyncio.Task[Job]) -> None:
+        self._sending.discard(task)
+        if not task.cancelled():
+            task.exception()  # seen here when its caller was cancelled (a stop)
+
+    async def _submit(self, job: Job, model: ModelSpec, body: dict[str, Any]) -> Job:
+        """Send the job once and record what RunComfy said. A job moved meanwhile by someone
+        else (another process that took it over) is never sent; one moved while it was being
+        sent keeps its request id."""
+        submitting = await self.store.move(job.id, JobState.SUBMITTING,
+                                           only_from={JobState.ACCEPTED})
+        if submitting is None:
+            raise UserError(f"Job #{job.id} was stopped before it was sent to RunComfy; "
+                            "nothing was charged.")
         try:
             submitted = await self.client.submit(model.id, body)
         except SubmitOutcomeUnknown as exc:
@@ -210,9 +233,24 @@ class JobService:
         queued = await self.store.move(job.id, JobState.QUEUED,
                                        request_id=submitted.request_id,
                                        submitted_at=self.clock())
-        assert queued is not None
+        if queued is None:  # given up meanwhile: what RunComfy took is kept, never lost
+            kept = await self.store.note(job.id, request_id=submitted.request_id,
+                                         submitted_at=self.clock()) or submitting
+            log.error("job %d: RunComfy took it (request %s) after it was %s elsewhere; its "
+                      "request id is kept", job.id, submitted.request_id, kept.state.value)
+            self.on_change(kept)
+            raise UserError(f"Job #{job.id} reached RunComfy, but the bot had given it up "
+                            f"meanwhile ({kept.state.label.lower()}); its request is kept on "
+                            "the job for the bot's operator.")
         self.on_change(queued)
         return queued
+
+    async def drain(self, timeout: float) -> int:  # noqa: ASYNC109 - a deadline, not a poll
+        """Wait (up to ``timeout`` seconds) for the submits under way to be recorded: before a
+        stop. How many were still under way at the end."""
+        if self._sending:
+            await asyncio.wait(set(self._sending), timeout=timeout)
+        return len(self._sending)
 
     async def cancel(self, job_id: int, *, guild_id: int, user_id: int,
                      moderator: bool) -> str:

@@ -46,7 +46,7 @@ async def test_sigkill_during_a_burst_loses_and_repeats_nothing(
         else {"database": database_target}
     env = bot_environment(stand_in, runcomfy_url=runcomfy.url, runcomfy_token=TOKEN,
                           jobs__poll_interval=0.5, jobs__card_edit_interval=0,
-                          limits__max_concurrent=0, **database)
+                          jobs__lease_seconds=3, limits__max_concurrent=0, **database)
 
     def videos() -> list[str]:
         return [m.content for m in stand_in.bot_messages(channel)

@@ -103,6 +103,7 @@ class VideoBot(commands.AutoShardedBot):
         self._first_prices: asyncio.Task[None] | None = None
         self._daily_prices = tasks.loop(hours=24)(self._refresh_prices_daily)
         self.buttons = JobButtons()  # the cogs register what each button does
+        self._released = False
 
     @property
     def parts(self) -> Parts:
@@ -211,13 +212,30 @@ class VideoBot(commands.AutoShardedBot):
         return True
 
     async def release(self) -> None:
-        """Stop the poller and close the database, the HTTP session and the simulator."""
+        """Stop: the poller first, then wait for the submits under way to be recorded (none is
+        cut between sending and recording), give up this process's leases (another process,
+        or the next life of this one, takes its jobs at once), and close the database, the
+        HTTP session and the simulator."""
+        if self._released:
+            return
+        self._released = True
         self._daily_prices.cancel()
         if self._first_prices is not None:
             self._first_prices.cancel()
         if self._parts is not None:
-            await self._parts.poll_loop.stop()
-            await self._parts.db.close()
+            parts = self._parts
+            await parts.poll_loop.stop()
+            left = await parts.jobs.drain(self.settings.runcomfy.submit_timeout + 5)
+            if left:
+                log.warning("%d submits were still under way at the stop", left)
+            try:
+                released = await parts.store.release()
+            except Exception as exc:  # the database is gone (a crash): the leases run out
+                log.warning("leases not released (%s); they run out in %g s",
+                            type(exc).__name__, self.settings.jobs.lease_seconds)
+            else:
+                log.info("stopped; %d jobs released to the next process", released)
+            await parts.db.close()
         if self._http_session is not None:
             await self._http_session.close()
         if self._simulator is not None:

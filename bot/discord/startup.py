@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Mapping
 
@@ -79,6 +80,12 @@ def run(bot: VideoBot, token: str, *, sync: bool = False, api_base: str | None =
 
 
 async def _serve(bot: VideoBot, token: str, gateway_from_api: bool) -> None:
+    # SIGTERM (Docker, compose, systemd) is a graceful stop: VideoBot.close finishes the
+    # submits under way and hands this process's jobs over.
+    loop = asyncio.get_running_loop()
+    stopping: list[asyncio.Task[None]] = []
+    loop.add_signal_handler(signal.SIGTERM, lambda: stopping.append(
+        asyncio.create_task(bot.close(), name="graceful-stop")))
     async with bot:
         await bot.login(token)  # GET /users/@me, /applications/@me, then setup_hook
         try:

@@ -63,13 +63,15 @@ class JobStore:
     def __init__(self, db: Database, clock: Callable[[], float] = time.time, *,
                  shards: Shards | None = None, lease_seconds: float = 30.0) -> None:
         """``shards``: this process's share of the guilds (all of them when ``None``). Its
-        jobs are leased to it for ``lease_seconds`` at a time, under the name of its shards, so
-        a restart with the same shards resumes at once, and a process with other shards takes
-        a guild's jobs only once the lease of the one that had them has run out."""
+        jobs are leased to it for ``lease_seconds`` at a time, under the name of its shards and
+        of this life of the process (a random boot id): another process, or this one's next
+        life, takes a guild's jobs only once their lease has run out or was released (a
+        graceful stop), never while they are served: two processes with the same shards (a
+        rolling deploy) never share a job."""
         self.db = db
         self.clock = clock
         self.shards = shards
-        self.owner = str(shards) if shards else "all shards"
+        self.owner = f"{shards or 'all shards'} · boot {secrets.token_hex(4)}"
         self.lease_seconds = lease_seconds
 
     async def add(self, new: NewJob, *, tx: Tx | None = None) -> Job:
@@ -149,10 +151,10 @@ class JobStore:
 
     async def claim(self) -> tuple[list[Job], set[int]]:
         """This process's open jobs, oldest first, after renewing its leases (half-way
-        through, or lapsed: the name is its shards', so a lapsed one is from its own earlier
-        life) and taking the jobs of its guilds that nobody holds; and the ids of those it
-        took from another name or from nobody (a job this process admits is its own from the
-        start, so a taken job caught mid-submit was interrupted elsewhere)."""
+        through, or lapsed: nobody took them meanwhile) and taking the jobs of its guilds that
+        nobody holds (their lease ran out, or was released); and the ids of those it took (a
+        job this process admits is its own from the start, so a taken job caught mid-submit
+        was interrupted elsewhere, or in an earlier life)."""
         now = self.clock()
         until = now + self.lease_seconds
         await self.db.write(
@@ -173,6 +175,15 @@ class JobStore:
             f"SELECT * FROM jobs INDEXED BY jobs_open WHERE state IN ({OPEN_STATES_SQL})"  # noqa: S608
             " AND lease_owner = ? ORDER BY id", self.owner)
         return jobs, {int(row[0]) for row in taken}
+
+    async def release(self) -> int:
+        """Give up this process's leases now (a graceful stop): another process, or the next
+        life of this one, takes the jobs at once instead of after ``lease_seconds``. How many
+        jobs were released."""
+        rows = await self.db.write(
+            f"UPDATE jobs SET lease_until = 0 WHERE state IN ({OPEN_STATES_SQL})"  # noqa: S608
+            " AND lease_owner = ? RETURNING id", self.owner)
+        return len(rows)
 
     async def recent_runs(self, since: float, per_kind: int) -> list[tuple[RunKind, float]]:
         """How long (as the poller saw it) the last ``per_kind`` delivered jobs of each kind

@@ -56,6 +56,10 @@ async def test_a_job_caught_mid_submit_is_not_sent_again(world: World) -> None:
     job = await submitting(world)
     await world.restart()
     await world.run_polls(1)
+    # A crash releases nothing: the next life takes the job once its lease has run out (a
+    # live process renews its leases, so a rolling deploy's two processes never share one).
+    assert (await world.job(job.id)).state is JobState.SUBMITTING
+    await world.run_polls(round(world.bot.settings.jobs.lease_seconds / world.poll_interval))
     ended = await world.job(job.id)
     assert ended.state is JobState.OUTCOME_UNKNOWN
     assert world.card(job.id).embeds[0].title == "Kling 2.1 Pro · Outcome unknown"

@@ -1,6 +1,7 @@
 """Who serves a job, decided in the database: a process takes only its shards' guilds, keeps
 the jobs it holds until they end, and takes another's only when that lease has run out (while
-the shard count changes, say). A restart with the same shards resumes at once."""
+the shard count changes, say) or was released (a graceful stop). Two processes with the same
+shards (a rolling deploy) never share a job: each life of a process has its own name."""
 
 from __future__ import annotations
 
@@ -46,8 +47,14 @@ async def test_leases_follow_the_shards(database_target: Path | str) -> None:
     assert [j.id for j in await zero.claim_open()] == [jobs[0].id]
     assert [j.id for j in await one.claim_open()] == [jobs[1].id]
     assert await old.claim_open() == []
-    restarted = JobStore(db, clock, shards=Shards(2, frozenset({1})), lease_seconds=30)
-    assert [j.id for j in await restarted.claim_open()] == [jobs[1].id]  # at once
-    await one.move(jobs[1].id, JobState.CANCELLED)
-    assert await restarted.claim_open() == []  # over: nobody serves it
+    twin = JobStore(db, clock, shards=Shards(2, frozenset({1})), lease_seconds=30)
+    assert twin.owner != one.owner
+    assert await twin.claim_open() == []  # the same shards, but the job is served
+    clock.now += 20
+    assert len(await one.claim_open()) == 1 and await twin.claim_open() == []  # renewed
+    assert await one.release() == 1  # a graceful stop
+    assert [j.id for j in await twin.claim_open()] == [jobs[1].id]  # at once
+    assert await one.claim_open() == []
+    await twin.move(jobs[1].id, JobState.CANCELLED)
+    assert await twin.claim_open() == []  # over: nobody serves it
     await db.close()
