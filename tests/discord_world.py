@@ -14,19 +14,7 @@ from bot.discord.history import is_card_of
 from bot.jobs import Job
 from bot.simulator import Simulator
 from bot.simulator.app import Call
-
-
-class ManualClock:
-    """The simulator's clock, moved by the test: RunComfy time passes only when told."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.clocks import ManualClock
 
 
 @dataclass

@@ -4,6 +4,7 @@ new module cannot slip past the line by not being listed."""
 
 from __future__ import annotations
 
+import ast
 import pkgutil
 import tomllib
 from pathlib import Path
@@ -34,3 +35,22 @@ def test_every_cog_is_independent_of_the_others() -> None:
     [cogs] = [c for c in contracts() if c["type"] == "independence"]
     present = {f"cogs.{m.name}" for m in pkgutil.iter_modules([str(ROOT / "cogs")])}
     assert set(cogs["modules"]) == present
+
+
+def test_the_domains_tests_need_no_discord() -> None:
+    """Tests mirror the modules; those of the domain import nothing of Discord's side."""
+    discord_side = ("discord", "simcord", "bot.discord", "cogs", "tests.discord_world",
+                    "tests.discord_fixtures", "tests.discord_stand_in")
+    for path in (ROOT / "tests" / "bot").rglob("*.py"):
+        if "discord" in path.relative_to(ROOT / "tests" / "bot").parts[:1]:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            crossing = [n for n in names if n.split(".")[0] in discord_side
+                        or n.startswith(discord_side)]
+            assert not crossing, f"{path.relative_to(ROOT)} imports {crossing}"

@@ -12,8 +12,9 @@ from aiohttp import web
 
 from bot.catalog import PriceSpec, load_catalog
 from bot.simulator import Simulator, SimulatorConfig
+from tests.clocks import ManualClock
 from tests.conftest import TOKEN, RunningSimulator
-from tests.discord_world import ManualClock, World
+from tests.discord_world import World
 from tests.images import image_bytes
 
 PNG = image_bytes("png", 640, 480)

@@ -6,8 +6,9 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from tests.clocks import ManualClock
 from tests.conftest import RunningSimulator
-from tests.discord_world import ManualClock, World
+from tests.discord_world import World
 from tests.images import image_bytes
 
 PNG = image_bytes("png", 800, 600)

@@ -12,7 +12,7 @@ from bot.catalog import Catalog, load_catalog
 from bot.jobs import JobState
 from bot.poller import DENSE
 from bot.simulator import Plan
-from tests.conftest import make_bot
+from tests.discord_fixtures import make_bot
 from tests.discord_world import World
 from tests.images import image_bytes
 

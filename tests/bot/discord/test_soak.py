@@ -16,8 +16,9 @@ from bot.discord.channel_work import ChannelWork
 from bot.jobs import JobState
 from bot.simulator import Fault, Plan
 from bot.simulator import JobState as SimState
+from tests.clocks import ManualClock
 from tests.conftest import RunningSimulator
-from tests.discord_world import ManualClock, World
+from tests.discord_world import World
 from tests.images import image_bytes
 
 PNG = image_bytes("png", 800, 600)
