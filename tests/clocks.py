@@ -14,3 +14,13 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+class SetClock:
+    """A clock that stands still until the test sets ``now`` (or moves it)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

@@ -19,7 +19,10 @@ from aiohttp import web
 from bot.catalog import Catalog, load_catalog
 from bot.runcomfy import RetryPolicy, RunComfyClient, Timeouts
 from bot.simulator import Simulator, SimulatorConfig
-from tests.clocks import ManualClock
+from bot.store.connect import open_database
+from bot.store.database import Database
+from tests.clocks import ManualClock, SetClock
+from tests.discord_stand_in import StandIn
 from tests.postgres_server import MISSING, PostgresServer, find_bindir, postgres_server
 
 TOKEN = "rc-test-token-5f0c2a"
@@ -62,6 +65,28 @@ async def database_target(request: pytest.FixtureRequest, tmp_path: Path) -> Pat
     if request.param == "sqlite":
         return tmp_path / "bot.sqlite3"
     return await new_postgres_database(request.getfixturevalue("postgres"))
+
+
+@pytest.fixture
+async def stand_in() -> AsyncIterator[StandIn]:
+    """A Discord stand-in of our own (HTTP and gateway on 127.0.0.1), for real bot processes."""
+    async with StandIn() as server:
+        yield server
+
+
+@pytest.fixture
+def clock() -> SetClock:
+    """The store's clock, set by the test (a module may start it elsewhere: its own
+    ``clock`` fixture)."""
+    return SetClock(1_767_225_600.0)  # 2026-01-01 00:00 UTC
+
+
+@pytest.fixture
+async def db(database_target: Path | str, clock: SetClock) -> AsyncIterator[Database]:
+    """A store of the test's own on either backend, on ``clock``."""
+    database = await open_database(database_target, clock=clock)
+    yield database
+    await database.close()
 
 
 @pytest.fixture(scope="session")

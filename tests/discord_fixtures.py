@@ -28,7 +28,11 @@ def bot_settings(tmp_path: Path, runcomfy: RunningSimulator,
                 "image_hosts": ["cdn.simcord.invalid", "127.0.0.1"]},
         "runcomfy": {"base_url": runcomfy.url, "retry_attempts": 2, "retry_base_delay": 0.01,
                      "retry_max_delay": 0.02},
-        "jobs": {"poll_interval": 3, "card_edit_interval": 0, "timeout_minutes": 30},
+        # A crash (World.restart) releases no lease: the next life takes the jobs at its
+        # first poll once the lease (1 s here) has run out; tests/bot/discord/test_restart.py
+        # shows the wait with the default 30 s.
+        "jobs": {"poll_interval": 3, "card_edit_interval": 0, "timeout_minutes": 30,
+                 "lease_seconds": 1},
         "limits": {"max_concurrent": 0},
     }
     marker = request.node.get_closest_marker("settings")

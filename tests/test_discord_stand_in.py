@@ -54,12 +54,6 @@ class Studio:
 
 
 @pytest.fixture
-async def stand_in() -> AsyncIterator[StandIn]:
-    async with StandIn() as server:
-        yield server
-
-
-@pytest.fixture
 def studio(stand_in: StandIn) -> Studio:
     guild = stand_in.guild("Studio")
     return Studio(stand_in, stand_in.channel(guild, "videos"), stand_in.member(guild, "alice"))

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-
-import pytest
 
 from bot.simulator import Fault
 from bot.store.connect import open_database
@@ -23,12 +21,6 @@ PATIENCE = 120.0  # real seconds, for a loaded 2-core machine
 LEASE = 600  # seconds: far longer than the test, so only a release hands the job over
 
 
-@pytest.fixture
-async def stand_in() -> AsyncIterator[StandIn]:
-    async with StandIn() as server:
-        yield server
-
-
 async def test_sigterm_finishes_the_submit_and_hands_the_job_over(
         stand_in: StandIn, tmp_path: Path, database_target: Path | str,
         start_simulator: Callable[..., Awaitable[RunningSimulator]]) -> None:
@@ -37,15 +29,12 @@ async def test_sigterm_finishes_the_submit_and_hands_the_job_over(
     guild = stand_in.guild("Studio")
     channel = stand_in.channel(guild, "videos")
     alice = stand_in.member(guild, "alice")
-    database = {"database_url": database_target} if isinstance(database_target, str) \
-        else {"database": database_target}
     env = bot_environment(stand_in, runcomfy_url=runcomfy.url, runcomfy_token=TOKEN,
                           jobs__poll_interval=0.5, jobs__card_edit_interval=0,
-                          jobs__lease_seconds=LEASE, **database)
+                          jobs__lease_seconds=LEASE, store=database_target)
 
     def videos() -> list[str]:
-        return [m.content for m in stand_in.bot_messages(channel)
-                if "your video is ready" in m.content]
+        return stand_in.videos(channel)
 
     async with Launcher(tmp_path) as launch:
         first = await launch(stand_in, env)

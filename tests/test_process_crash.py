@@ -11,10 +11,8 @@ import csv
 import io
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-
-import pytest
 
 from bot.store.connect import open_database
 from tests.conftest import TOKEN, RunningSimulator
@@ -27,12 +25,6 @@ PATIENCE = 120.0  # real seconds, for a loaded 2-core machine
 NOTHING_CHARGED = "nothing was charged"
 
 
-@pytest.fixture
-async def stand_in() -> AsyncIterator[StandIn]:
-    async with StandIn() as server:
-        yield server
-
-
 async def test_sigkill_during_a_burst_loses_and_repeats_nothing(
         stand_in: StandIn, tmp_path: Path, database_target: Path | str,
         start_simulator: Callable[..., Awaitable[RunningSimulator]]) -> None:
@@ -42,15 +34,12 @@ async def test_sigkill_during_a_burst_loses_and_repeats_nothing(
     mods = stand_in.role(guild, "Mods", permissions=0x20 | 0x2000)  # Manage Server, Messages
     moderator = stand_in.member(guild, "mod", roles=[mods])
     members = [stand_in.member(guild, f"member{i}") for i in range(MEMBERS)]
-    database = {"database_url": database_target} if isinstance(database_target, str) \
-        else {"database": database_target}
     env = bot_environment(stand_in, runcomfy_url=runcomfy.url, runcomfy_token=TOKEN,
                           jobs__poll_interval=0.5, jobs__card_edit_interval=0,
-                          jobs__lease_seconds=3, limits__max_concurrent=0, **database)
+                          jobs__lease_seconds=3, limits__max_concurrent=0, store=database_target)
 
     def videos() -> list[str]:
-        return [m.content for m in stand_in.bot_messages(channel)
-                if "your video is ready" in m.content]
+        return stand_in.videos(channel)
 
     async with Launcher(tmp_path) as launch:
         bot = await launch(stand_in, env)

@@ -11,11 +11,9 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from bot.simulator import Fault
 from bot.store.connect import open_database
@@ -29,12 +27,6 @@ BURST = 5
 OPEN = ("accepted", "submitting", "queued", "running", "fetched", "delivering")
 
 
-@pytest.fixture
-async def stand_in() -> AsyncIterator[StandIn]:
-    async with StandIn() as server:
-        yield server
-
-
 async def test_a_rolling_deploy_loses_and_repeats_nothing(
         stand_in: StandIn, tmp_path: Path, database_target: Path | str,
         start_simulator: Callable[..., Awaitable[RunningSimulator]]) -> None:
@@ -44,15 +36,12 @@ async def test_a_rolling_deploy_loses_and_repeats_nothing(
     guild = stand_in.guild("Studio")
     channel = stand_in.channel(guild, "videos")
     members = [stand_in.member(guild, f"member{i}") for i in range(3 * BURST)]
-    database = {"database_url": database_target} if isinstance(database_target, str) \
-        else {"database": database_target}
     env = bot_environment(stand_in, runcomfy_url=runcomfy.url, runcomfy_token=TOKEN,
                           jobs__poll_interval=0.5, jobs__card_edit_interval=0,
-                          jobs__lease_seconds=3, limits__max_concurrent=0, **database)
+                          jobs__lease_seconds=3, limits__max_concurrent=0, store=database_target)
 
     def videos() -> list[str]:
-        return [m.content for m in stand_in.bot_messages(channel)
-                if "your video is ready" in m.content]
+        return stand_in.videos(channel)
 
     async def burst(number: int) -> list[Any]:
         return list(await asyncio.gather(*(

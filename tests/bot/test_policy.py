@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from bot.policy import BlockRule, Policy, PolicyStore
 from bot.store.connect import open_database
 from bot.store.database import Database
 from bot.store.settings import Change
+from tests.clocks import SetClock
 
 GUILD, OTHER_GUILD = 1 << 22, 2 << 22
 MOD, OTHER_MOD = 501, 502
@@ -28,24 +29,9 @@ START = 1_770_758_100.0  # 2026-02-10 21:15 UTC
 Changer = Callable[[Policy], dict[str, Any]]
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def db(database_target: Path | str, clock: Clock) -> AsyncIterator[Database]:
-    database = await open_database(database_target, clock=clock)
-    yield database
-    await database.close()
+def clock() -> SetClock:
+    return SetClock(START)
 
 
 def setting(**values: Any) -> Changer:
@@ -182,7 +168,7 @@ def test_out_of_range_values_and_unknown_keys_are_refused(values: dict[str, Any]
 # PolicyStore: the config's defaults, each guild's own settings over them, the audit log.
 
 async def test_a_guild_that_changed_nothing_has_the_configs_defaults(db: Database,
-                                                                    clock: Clock) -> None:
+                                                                    clock: SetClock) -> None:
     defaults = Policy(daily_quota=5, cooldown_seconds=30, enabled_models=("kling-2-1",),
                       prompt_blocklist=(word("gore"),))
     policies = PolicyStore(db, defaults, clock)
@@ -191,7 +177,7 @@ async def test_a_guild_that_changed_nothing_has_the_configs_defaults(db: Databas
 
 
 async def test_stored_settings_sit_over_the_defaults_and_the_rest_follow_the_config(
-        db: Database, clock: Clock) -> None:
+        db: Database, clock: SetClock) -> None:
     before = Policy(daily_quota=5, cooldown_seconds=30, prompt_blocklist=(word("gore"),))
     policies = PolicyStore(db, before, clock)
     updated = await policies.update(GUILD, MOD, setting(daily_quota=2))
@@ -213,7 +199,7 @@ async def test_stored_settings_sit_over_the_defaults_and_the_rest_follow_the_con
 
 
 async def test_a_stored_key_this_version_does_not_know_is_ignored(db: Database,
-                                                                  clock: Clock) -> None:
+                                                                  clock: SetClock) -> None:
     """A setting an older or newer version of the bot wrote does not break the guild."""
     await db.write("INSERT INTO guild_settings (guild_id, key, value) VALUES (?, ?, ?)",
                    GUILD, "nsfw_filter", "true")
@@ -225,7 +211,7 @@ async def test_a_stored_key_this_version_does_not_know_is_ignored(db: Database,
 
 
 async def test_every_change_is_audited_with_who_when_and_from_what_to_what(
-        db: Database, clock: Clock) -> None:
+        db: Database, clock: SetClock) -> None:
     policies = PolicyStore(db, Policy(), clock)
     clock.now = START + 10
     await policies.update(GUILD, MOD, setting(daily_quota=3, cooldown_seconds=45))
@@ -256,7 +242,7 @@ async def test_every_change_is_audited_with_who_when_and_from_what_to_what(
                                                         START + 50)]
 
 
-async def test_a_refused_or_invalid_change_writes_nothing(db: Database, clock: Clock) -> None:
+async def test_a_refused_or_invalid_change_writes_nothing(db: Database, clock: SetClock) -> None:
     policies = PolicyStore(db, Policy(), clock)
 
     def no_such_model(_current: Policy) -> dict[str, Any]:
@@ -275,7 +261,7 @@ async def test_a_refused_or_invalid_change_writes_nothing(db: Database, clock: C
 
 
 async def test_two_moderators_at_once_both_land(database_target: Path | str, db: Database,
-                                                clock: Clock) -> None:
+                                                clock: SetClock) -> None:
     """Two moderators, each through a process of their own (a connection pool each), add
     rules to one guild's blocklist at the same moment: every rule lands, and the audit log
     is one chain, each change starting from what the one before left."""

@@ -36,10 +36,16 @@ _PR_SET_PDEATHSIG = 1
 
 def bot_environment(discord: StandIn, *, runcomfy_url: str, runcomfy_token: str,
                     database: Path | None = None, database_url: str | None = None,
-                    token: str | None = None, **settings: object) -> dict[str, str]:
-    """The bot's environment: tokens, URLs, database (a SQLite file, or ``DATABASE_URL``),
-    and ``section__name=value`` settings (``jobs__poll_interval=0.5`` becomes
+                    token: str | None = None, store: Path | str | None = None,
+                    **settings: object) -> dict[str, str]:
+    """The bot's environment: tokens, URLs, database (a SQLite file, or ``DATABASE_URL``; or
+    ``store``: either, as the ``database_target`` fixture gives it), and
+    ``section__name=value`` settings (``jobs__poll_interval=0.5`` becomes
     ``BOT_JOBS__POLL_INTERVAL=0.5``)."""
+    if isinstance(store, str):
+        database_url = store
+    elif store is not None:
+        database = store
     env = {
         "DISCORD_TOKEN": token or f"stand-in-token-{secrets.token_hex(6)}",
         "DISCORD_API_BASE": discord.api_base,

@@ -205,6 +205,11 @@ class StandIn:
     def bot_messages(self, channel: Where) -> list[Message]:
         return [m for m in self.messages(channel) if m.author_id == self.state.bot_user.id]
 
+    def videos(self, channel: Where) -> list[str]:
+        """The texts of the bot's video posts in ``channel``."""
+        return [m.content for m in self.bot_messages(channel)
+                if "your video is ready" in m.content]
+
     def message(self, message_id: int) -> Message:
         return self.state.by_id[message_id]
 

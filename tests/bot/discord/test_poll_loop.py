@@ -126,6 +126,7 @@ async def test_after_a_restart_the_pending_jobs_are_polled_over_an_interval_not_
         world: World) -> None:
     for index in range(16):
         await start(world, world.channel, f"job {index}")
+    await world.bot.parts.store.release()  # as a graceful stop does: taken over at once
     await world.restart()
     before = len(world.sim.calls_to("/status"))
     await world.env.advance_time(world.poll_interval / 4)

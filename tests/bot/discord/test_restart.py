@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bot.jobs import Job, JobState
 from bot.simulator import Plan
 from bot.store.jobs import NewJob
@@ -51,6 +53,7 @@ async def submitting(world: World) -> Job:
     return moved
 
 
+@pytest.mark.settings(jobs={"lease_seconds": 30})
 async def test_a_job_caught_mid_submit_is_not_sent_again(world: World) -> None:
     # As if the bot died between writing the job down and hearing back from RunComfy.
     job = await submitting(world)

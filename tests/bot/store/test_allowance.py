@@ -5,16 +5,13 @@ estimate, simulated ones never)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from bot.jobs import JobState
 from bot.store.allowance import MemberUse, guild_spent, member_use
-from bot.store.connect import open_database
 from bot.store.database import Database
 from bot.store.jobs import JobStore, NewJob
+from tests.clocks import SetClock
 
 S = JobState
 MONTH = 1_767_225_600.0  # 2026-01-01 00:00 UTC
@@ -35,27 +32,12 @@ PATHS = {
 }
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = DAY + 10 * HOUR
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> SetClock:
+    return SetClock(DAY + 10 * HOUR)
 
 
-@pytest.fixture
-async def db(database_target: Path | str, clock: Clock) -> AsyncIterator[Database]:
-    db = await open_database(database_target, clock=clock)
-    yield db
-    await db.close()
-
-
-async def job_at(db: Database, clock: Clock, at: float, state: JobState, *,
+async def job_at(db: Database, clock: SetClock, at: float, state: JobState, *,
                  user: int = ALICE, guild: int = GUILD, estimate: float | None = None,
                  cost: float | None = None, simulated: bool = False) -> int:
     """A job asked for at ``at`` and taken to ``state`` the way the bot does (its real cost
@@ -87,7 +69,7 @@ async def test_a_member_with_no_jobs(db: Database) -> None:
     assert await use(db) == MemberUse(today=0, active=0, last_at=None)
 
 
-async def test_a_members_jobs_today_open_and_latest(db: Database, clock: Clock) -> None:
+async def test_a_members_jobs_today_open_and_latest(db: Database, clock: SetClock) -> None:
     await job_at(db, clock, DAY - 2 * HOUR, S.RUNNING)  # yesterday, still running
     await job_at(db, clock, DAY - 1 * HOUR, S.DELIVERED)  # yesterday
     await job_at(db, clock, DAY, S.DELIVERED)  # the first second of today
@@ -106,7 +88,7 @@ async def test_a_members_jobs_today_open_and_latest(db: Database, clock: Clock) 
     assert await use(db, ALICE, OTHER_GUILD) == MemberUse(1, 1, DAY + 9.5 * HOUR)
 
 
-async def test_only_jobs_since_the_horizon_are_read(db: Database, clock: Clock) -> None:
+async def test_only_jobs_since_the_horizon_are_read(db: Database, clock: SetClock) -> None:
     await job_at(db, clock, DAY - 30 * HOUR, S.RUNNING)  # open, but before the horizon
     await job_at(db, clock, DAY + 1 * HOUR, S.DELIVERED)
     await job_at(db, clock, DAY + 6 * HOUR, S.QUEUED)
@@ -117,7 +99,7 @@ async def test_only_jobs_since_the_horizon_are_read(db: Database, clock: Clock) 
 
 
 async def test_a_failed_job_counts_for_the_cooldown_not_the_quota(db: Database,
-                                                                   clock: Clock) -> None:
+                                                                   clock: SetClock) -> None:
     await job_at(db, clock, DAY + 9 * HOUR, S.FAILED)
     await job_at(db, clock, DAY + 9.5 * HOUR, S.CANCELLED)
     assert await use(db) == MemberUse(today=0, active=0, last_at=DAY + 9.5 * HOUR)
@@ -127,7 +109,7 @@ async def test_a_guild_that_spent_nothing(db: Database) -> None:
     assert await spent(db) == 0.0
 
 
-async def test_what_a_guild_spent_this_month(db: Database, clock: Clock) -> None:
+async def test_what_a_guild_spent_this_month(db: Database, clock: SetClock) -> None:
     # Last month: neither its finished jobs nor its still-open ones.
     await job_at(db, clock, MONTH - HOUR, S.DELIVERED, estimate=4.0, cost=4.0)
     await job_at(db, clock, MONTH - 0.5 * HOUR, S.QUEUED, estimate=2.0)
@@ -151,7 +133,7 @@ async def test_what_a_guild_spent_this_month(db: Database, clock: Clock) -> None
     assert await spent(db, OTHER_GUILD) == 16.0
 
 
-async def test_a_job_counts_once_as_it_finishes(db: Database, clock: Clock) -> None:
+async def test_a_job_counts_once_as_it_finishes(db: Database, clock: SetClock) -> None:
     """Reserved at its estimate while open, then its real cost from the rollup: never both,
     never neither."""
     queued = await job_at(db, clock, DAY, S.QUEUED, estimate=1.0)
@@ -167,7 +149,7 @@ async def test_a_job_counts_once_as_it_finishes(db: Database, clock: Clock) -> N
     assert await spent(db) == 0.875
 
 
-async def test_the_admission_sees_the_job_it_just_recorded(db: Database, clock: Clock) -> None:
+async def test_the_admission_sees_the_job_it_just_recorded(db: Database, clock: SetClock) -> None:
     """Inside its transaction, the job written is counted; outside, once committed."""
     store = JobStore(db, clock)
     async with db.transaction() as tx:

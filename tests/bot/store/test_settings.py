@@ -4,37 +4,14 @@ first."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
-from bot.store.connect import open_database
 from bot.store.database import Database
 from bot.store.settings import Change, Edit, SettingsStore
+from tests.clocks import SetClock
 
 GUILD, OTHER_GUILD = 7 << 22, 8 << 22
 MOD, OTHER_MOD = 501, 502
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_767_225_600.0  # 2026-01-01
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def db(database_target: Path | str, clock: Clock) -> AsyncIterator[Database]:
-    db = await open_database(database_target, clock=clock)
-    yield db
-    await db.close()
 
 
 async def record(db: Database, store: SettingsStore, guild_id: int, user_id: int,
@@ -43,12 +20,12 @@ async def record(db: Database, store: SettingsStore, guild_id: int, user_id: int
         await store.record(tx, guild_id, user_id, list(edits))
 
 
-async def test_a_guild_that_changed_nothing_has_no_values(db: Database, clock: Clock) -> None:
+async def test_a_guild_that_changed_nothing_has_no_values(db: Database, clock: SetClock) -> None:
     assert await SettingsStore(db, clock).values(GUILD) == {}
     assert await SettingsStore(db, clock).audit(GUILD) == []
 
 
-async def test_values_are_kept_as_json_per_guild(db: Database, clock: Clock) -> None:
+async def test_values_are_kept_as_json_per_guild(db: Database, clock: SetClock) -> None:
     store = SettingsStore(db, clock)
     await record(db, store, GUILD, MOD, Edit("daily_quota", "3", "5"),
                  Edit("blocked_users", "[]", "[555, 556]"),
@@ -61,7 +38,7 @@ async def test_values_are_kept_as_json_per_guild(db: Database, clock: Clock) -> 
     assert await store.values(OTHER_GUILD) == {"daily_quota": 0}
 
 
-async def test_a_new_value_replaces_the_old(db: Database, clock: Clock) -> None:
+async def test_a_new_value_replaces_the_old(db: Database, clock: SetClock) -> None:
     store = SettingsStore(db, clock)
     await record(db, store, GUILD, MOD, Edit("daily_quota", "3", "5"))
     await record(db, store, GUILD, OTHER_MOD, Edit("daily_quota", "5", "null"))
@@ -70,7 +47,7 @@ async def test_a_new_value_replaces_the_old(db: Database, clock: Clock) -> None:
     assert count == 1
 
 
-async def test_a_change_is_seen_by_others_once_committed(db: Database, clock: Clock) -> None:
+async def test_a_change_is_seen_by_others_once_committed(db: Database, clock: SetClock) -> None:
     store = SettingsStore(db, clock)
     async with db.transaction() as tx:
         await store.record(tx, GUILD, MOD, [Edit("cooldown_seconds", "0", "60")])
@@ -81,7 +58,7 @@ async def test_a_change_is_seen_by_others_once_committed(db: Database, clock: Cl
 
 
 async def test_a_failed_change_leaves_neither_values_nor_audit(db: Database,
-                                                               clock: Clock) -> None:
+                                                               clock: SetClock) -> None:
     """The settings and their audit rows hold together: a change that fails half-way (the
     second value refused, say) leaves no trace."""
     store = SettingsStore(db, clock)
@@ -101,7 +78,7 @@ async def test_a_failed_change_leaves_neither_values_nor_audit(db: Database,
 
 
 async def test_the_audit_says_who_changed_what_when_newest_first(db: Database,
-                                                                  clock: Clock) -> None:
+                                                                  clock: SetClock) -> None:
     store = SettingsStore(db, clock)
     start = clock.now
     await record(db, store, GUILD, MOD, Edit("daily_quota", "3", "5"),
@@ -120,7 +97,7 @@ async def test_the_audit_says_who_changed_what_when_newest_first(db: Database,
 
 
 async def test_the_audit_shows_the_latest_changes_up_to_its_limit(db: Database,
-                                                                   clock: Clock) -> None:
+                                                                   clock: SetClock) -> None:
     store = SettingsStore(db, clock)
     for quota in range(1, 21):
         clock.now += 1
@@ -132,7 +109,7 @@ async def test_the_audit_shows_the_latest_changes_up_to_its_limit(db: Database,
     assert isinstance(latest[0].user_id, int) and isinstance(latest[0].at, float)
 
 
-async def test_nothing_to_change_writes_nothing(db: Database, clock: Clock) -> None:
+async def test_nothing_to_change_writes_nothing(db: Database, clock: SetClock) -> None:
     store = SettingsStore(db, clock)
     await record(db, store, GUILD, MOD)
     assert await store.values(GUILD) == {} and await store.audit(GUILD) == []

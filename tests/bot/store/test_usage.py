@@ -4,17 +4,15 @@ both included."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import date
-from pathlib import Path
 
 import pytest
 
 from bot.jobs import JobState
-from bot.store.connect import open_database
 from bot.store.database import Database
 from bot.store.jobs import JobStore, NewJob
 from bot.store.usage import GroupBy, Line, UsageRows, usage_rows
+from tests.clocks import SetClock
 
 S = JobState
 JAN_1 = 1_767_225_600.0  # 2026-01-01 00:00 UTC
@@ -32,27 +30,12 @@ PATHS = {
 }
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = JAN_1
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> SetClock:
+    return SetClock(JAN_1)
 
 
-@pytest.fixture
-async def db(database_target: Path | str, clock: Clock) -> AsyncIterator[Database]:
-    db = await open_database(database_target, clock=clock)
-    yield db
-    await db.close()
-
-
-async def job(db: Database, clock: Clock, at: float, user: int, command: str,
+async def job(db: Database, clock: SetClock, at: float, user: int, command: str,
               end: JobState, *, seconds: float = 5, estimate: float | None = None,
               cost: float | None = None, simulated: bool = False,
               guild: int = GUILD) -> None:
@@ -68,7 +51,7 @@ async def job(db: Database, clock: Clock, at: float, user: int, command: str,
 
 
 @pytest.fixture
-async def january(db: Database, clock: Clock) -> Database:
+async def january(db: Database, clock: SetClock) -> Database:
     """Three days of a guild's jobs (10 to 12 January), and jobs on either side of them."""
     jan = [JAN_1 + n * DAYS for n in range(31)]
     await job(db, clock, jan[9] - 1, ALICE, "kling-3-0", S.DELIVERED, cost=2.0)  # 9 January
@@ -158,7 +141,7 @@ async def test_the_first_and_last_days_are_included(january: Database) -> None:
     assert await rows(january, 14, 31, "model") == UsageRows([], {})
 
 
-async def test_equal_costs_are_ordered_by_key(db: Database, clock: Clock) -> None:
+async def test_equal_costs_are_ordered_by_key(db: Database, clock: SetClock) -> None:
     for user, command in ((10, "wan-2-2"), (9, "kling-3-0"), (11, "kling-1-6")):
         await job(db, clock, JAN_1, user, command, S.DELIVERED, cost=0.5)
     assert [line.key for line in (await rows(db, 1, 1, "user")).lines] == ["9", "10", "11"]
