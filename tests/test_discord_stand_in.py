@@ -72,7 +72,8 @@ def bot_starter(stand_in: StandIn, launcher: Launcher, tmp_path: Path,
                 runcomfy: RunningSimulator) -> Launch:
     env = bot_environment(stand_in, database=tmp_path / "bot.sqlite3", runcomfy_url=runcomfy.url,
                           runcomfy_token=TOKEN, jobs__poll_interval=0.5,
-                          jobs__card_edit_interval=0, limits__max_concurrent=0)
+                          jobs__card_edit_interval=0, jobs__lease_seconds=3,
+                          limits__max_concurrent=0)
 
     async def launch() -> BotProcess:
         bot = await launcher(stand_in, env)
