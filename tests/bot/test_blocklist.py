@@ -24,7 +24,9 @@ TEXTS = ["a" * 60 + str(n) for n in range(7)]  # prompt, negative prompt, five s
 def test_one_request_costs_one_time_budget_however_many_rules_and_texts() -> None:
     began = time.monotonic()
     assert first_blocked(HOSTILE_RULES, TEXTS) == HOSTILE_RULES[0].label
-    assert time.monotonic() - began < 10 * CHECK_SECONDS  # not 50 rules x 7 texts x a timeout
+    # One budget, not 50 rules x 7 texts x a timeout each (17.5 s before); generous for a
+    # loaded machine.
+    assert time.monotonic() - began < 40 * CHECK_SECONDS
 
 
 def test_normalised_text() -> None:
