@@ -170,6 +170,7 @@ async def run(strategy: str, jobs: int, channel_count: int, warmup: int,
         sim.clock.start()
         await bench.catch_up()
         poller = bench.bot.parts.poller
+        await bench.bot.parts.poll_loop.stop()  # the bot's own clock: this one drives it
         async with polling(poller):
             # Its start settles what a crash interrupted (a job being submitted is ended as
             # "outcome unknown"): let it finish before asking.

@@ -101,7 +101,8 @@ class FollowingClock:
 async def polling(poller: Poller) -> AsyncIterator[None]:
     """The poller's loop driven from here on the real clock, ``TICKS_PER_INTERVAL`` ticks an
     interval at a fixed rate, as discord.py's task loop does in production (in SimCord that
-    loop sleeps on SimCord's clock). It starts as the bot's does: ``recover``, then ticks."""
+    loop sleeps on SimCord's clock: stop the bot's ``poll_loop`` first). It starts as the
+    bot's does: ``recover``, then ticks."""
     await poller.stop()
 
     async def loop() -> None:
