@@ -159,9 +159,8 @@ class JobService:
     async def retry(self, job_id: int, *, guild_id: int) -> Job:
         """A moderator starts a job whose outcome is unknown again, as a new job (so that if
         the first ran after all, both charges show). Only the server's budget applies."""
-        job = await self.store.get(job_id)
-        if job is None or job.guild_id != guild_id:
-            raise UserError(f"There is no job #{job_id} in this server.")
+        job = await self.job_for(job_id, guild_id=guild_id, user_id=0, moderator=True,
+                                 action="retry it")
         if job.state is not JobState.OUTCOME_UNKNOWN:
             raise UserError(f"Only a job whose outcome is unknown can be retried; job "
                             f"#{job_id} is {job.state.label.lower()}.")

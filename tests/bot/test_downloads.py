@@ -18,6 +18,7 @@ from aiohttp import web
 from bot.downloads import VideoGone, Videos, temp_file_of, temp_path
 from bot.errors import UserError
 from bot.jobs import Job, JobState
+from tests.local_server import served
 
 VIDEO = random.Random(7).randbytes(700_000)  # more than two of the stream's 256 KiB chunks
 
@@ -127,11 +128,8 @@ async def storage() -> AsyncIterator[Storage]:
     app.router.add_get("/v/{name}", whole)
     app.router.add_get("/chunked/{name}", chunked)
     app.router.add_get("/status/{code}", status)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    yield Storage(f"http://127.0.0.1:{runner.addresses[0][1]}", files, requests)
-    await runner.cleanup()
+    async with served(app) as url:
+        yield Storage(url, files, requests)
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from bot.images import (
     main_image_option,
 )
 from tests.images import image_bytes, sized
+from tests.local_server import served
 
 URL = "https://cdn.example/photo.png"
 LOOPBACK = ("127.0.0.1",)  # where the tests' image servers are
@@ -359,11 +360,8 @@ async def host() -> AsyncIterator[Host]:
     app.router.add_get("/endless", endless)
     app.router.add_get("/status/{code}", status)
     app.router.add_get("/redirect", redirect)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    yield Host(f"http://127.0.0.1:{runner.addresses[0][1]}", files, requests)
-    await runner.cleanup()
+    async with served(app) as url:
+        yield Host(url, files, requests)
 
 
 @pytest.fixture

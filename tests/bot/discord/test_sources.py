@@ -17,6 +17,7 @@ from aiohttp import web
 from bot.simulator import Fault, pad_video
 from tests.discord_world import World
 from tests.images import image_bytes
+from tests.local_server import served
 
 PNG = image_bytes("png", 800, 600)
 QUEUED = ("Job #{} is queued. Its card in this channel shows progress, and the video will be "
@@ -44,12 +45,8 @@ async def image_host() -> AsyncIterator[ImageHost]:
         return web.Response(body=PNG, content_type="image/png")
 
     app.router.add_get("/{name}", picture)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    yield host
-    await runner.cleanup()
+    async with served(app) as host.url:
+        yield host
 
 
 def proxied_embed(host: ImageHost) -> discord.Embed:
