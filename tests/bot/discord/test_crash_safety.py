@@ -35,9 +35,7 @@ async def power_cut(bot: VideoBot, after: int, *, or_once: str | None = None) ->
         return sqlite3.SQLITE_DENY if left[0] < 0 else sqlite3.SQLITE_OK
 
     db = bot.parts.db
-    if not isinstance(db, SqliteDatabase):
-        pytest.skip("power cuts are SQLite's authorizer; tests/test_process_crash.py kills "
-                    "real processes on both backends")
+    assert isinstance(db, SqliteDatabase)
     await db.writer.set_trace_callback(count)
     await db.writer.set_authorizer(authorize)
 
@@ -98,6 +96,9 @@ async def test_a_crash_before_the_upload_posts_it_once(world: World) -> None:
     assert len(world.videos()) == 1
 
 
+# Power cuts are SQLite's authorizer; tests/test_process_crash.py kills real processes on both
+# backends.
+@pytest.mark.parametrize("database_target", ["sqlite"], indirect=True)
 @pytest.mark.settings(jobs={"poll_interval": 3, "card_edit_interval": 0})
 async def test_fifty_jobs_and_crashes_at_random_points(world: World,
                                                        caplog: pytest.LogCaptureFixture) -> None:
