@@ -4,6 +4,8 @@ rules, quota and budget."""
 
 from __future__ import annotations
 
+import asyncio
+
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -22,6 +24,10 @@ from bot.service import JobRequest
 from cogs.creative.modals import ExtendModal, VaryModal
 
 SHOWABLE = (JobState.DELIVERED, JobState.UNDELIVERABLE)  # finished, with a video
+# A form must be the first answer, within Discord's 3 seconds: the job it is prefilled from is
+# read for at most this long, and the member is asked to press again when the store is busier.
+FORM_READ_SECONDS = 1.5
+BUSY = "The bot is busy right now; press {button} again in a moment."
 
 
 class Creative(commands.Cog):
@@ -48,9 +54,10 @@ class Creative(commands.Cog):
             await self.bot.parts.errors.report(interaction, exc)
 
     async def vary_pressed(self, interaction: discord.Interaction, job_id: int) -> None:
-        """A form (which must be the first answer): only the job itself is read before it."""
+        """A form (which must be the first answer): only the job itself is read before it, for
+        at most ``FORM_READ_SECONDS``."""
         try:
-            job = await self._job_for(interaction, job_id, "vary it")
+            job = await self._job_for_form(interaction, job_id, "vary it", "Vary")
             model = self.bot.parts.jobs.model_of(job)
 
             async def submit(answer: discord.Interaction, options: dict[str, object]) -> None:
@@ -63,7 +70,7 @@ class Creative(commands.Cog):
 
     async def extend_pressed(self, interaction: discord.Interaction, job_id: int) -> None:
         try:
-            job = await self._job_for(interaction, job_id, "extend it")
+            job = await self._job_for_form(interaction, job_id, "extend it", "Extend")
             model = self.bot.parts.jobs.model_of(job)
             if not can_extend(model):
                 raise UserError(
@@ -126,6 +133,14 @@ class Creative(commands.Cog):
     async def show_choices(self, interaction: discord.Interaction,
                            current: str) -> list[app_commands.Choice[int]]:
         return await job_choices(self.bot.parts.store, interaction, current, SHOWABLE)
+
+    async def _job_for_form(self, interaction: discord.Interaction, job_id: int, action: str,
+                            button: str) -> Job:
+        try:
+            return await asyncio.wait_for(self._job_for(interaction, job_id, action),
+                                          FORM_READ_SECONDS)
+        except TimeoutError:
+            raise UserError(BUSY.format(button=button)) from None
 
     async def _job_for(self, interaction: discord.Interaction, job_id: int, action: str) -> Job:
         return await self.bot.parts.jobs.job_for(
