@@ -1,5 +1,8 @@
 """``python -m bot``: run the bot; ``sync``: push the slash commands now; ``check``: is all well?
 ``migrate-db --to postgresql://...``: copy the SQLite store into an empty PostgreSQL database.
+``servers approve|revoke ID`` and ``servers list``: the servers that may spend the operator's
+account when ``[access] servers = "approved"`` (the database settings only; works while the bot
+runs).
 
 The command line is the composition root, on Discord's side of the line (it starts the client):
 the domain never imports it."""
@@ -11,6 +14,8 @@ import asyncio
 import logging
 import os
 import sys
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.catalog import CatalogError, load_catalog
@@ -19,6 +24,7 @@ from bot.config import ConfigError, check_default_model, load_secrets, load_sett
 from bot.discord import startup
 from bot.discord.client import VideoBot
 from bot.logs import setup_logging
+from bot.store.access import ApprovedServers
 from bot.store.connect import is_postgres_url, open_database
 from bot.store.copy import copy_store
 from bot.store.database import DatabaseError, redact
@@ -34,12 +40,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="with check: do not call RunComfy")
     parser.add_argument("--to", metavar="POSTGRESQL_URL",
                         help="with migrate-db: the empty PostgreSQL database to copy into")
-    parser.add_argument("command", nargs="?", choices=["run", "sync", "check", "migrate-db"],
+    parser.add_argument("command", nargs="?",
+                        choices=["run", "sync", "check", "migrate-db", "servers"],
                         default="run", help="run the bot (default), sync the slash commands, "
-                        "check the set-up, or copy the SQLite store into PostgreSQL")
+                        "check the set-up, copy the SQLite store into PostgreSQL, or approve, "
+                        "revoke and list servers")
+    parser.add_argument("action", nargs="*", help="with servers: approve ID, revoke ID, list")
     args = parser.parse_args(argv)
     if args.command == "migrate-db":
         return migrate_db(args.config, args.to)
+    if args.command == "servers":
+        return servers(args.config, args.action)
     if args.command == "check":
         lines = asyncio.run(run_check(args.config, os.environ, offline=args.offline,
                                       simulate=args.simulate))
@@ -62,6 +73,48 @@ def main(argv: list[str] | None = None) -> int:
                    run_jobs=args.command == "run")
     return startup.run(bot, secrets.discord_token, sync=args.command == "sync",
                        api_base=api_base)
+
+
+def servers(config: Path | None, action: list[str]) -> int:
+    """Approve, revoke or list the servers that may spend; one line each."""
+    try:
+        settings = load_settings(config)
+        verb, *rest = action or ["list"]
+        if verb not in ("approve", "revoke", "list") or (verb != "list") != (len(rest) == 1) \
+                or (rest and not rest[0].isdigit()):
+            raise ConfigError("usage: python -m bot servers approve ID | revoke ID | list")
+        database_url = os.environ.get("DATABASE_URL", "").strip() or None
+        lines = asyncio.run(_servers(database_url or settings.bot.database, verb,
+                                     int(rest[0]) if rest else 0, settings.access.approved))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return startup.SETUP
+    except DatabaseError as exc:
+        print(f"error: database: {exc}", file=sys.stderr)
+        return startup.DATABASE
+    print("\n".join(lines))
+    return 0
+
+
+async def _servers(target: str | Path, verb: str, guild_id: int,
+                   configured: tuple[int, ...]) -> list[str]:
+    db = await open_database(target)
+    try:
+        store = ApprovedServers(db)
+        if verb == "approve":
+            new = await store.approve(guild_id, time.time())
+            return [f"server {guild_id} {'is now' if new else 'was already'} approved"]
+        if verb == "revoke":
+            gone = await store.revoke(guild_id)
+            kept = " (it stays approved in the config's [access] approved)" \
+                if guild_id in configured else ""
+            return [f"server {guild_id} {'is no longer' if gone else 'was not'} approved{kept}"]
+        listed = [f"{guild} approved {datetime.fromtimestamp(at, UTC):%Y-%m-%d %H:%M} UTC"
+                  for guild, at in await store.listed()]
+        listed += [f"{guild} approved in the config" for guild in configured]
+        return listed or ["no server is approved"]
+    finally:
+        await db.close()
 
 
 def migrate_db(config: Path | None, target: str | None) -> int:

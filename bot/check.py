@@ -12,8 +12,11 @@ from bot.catalog import Catalog, CatalogError, load_catalog
 from bot.config import ConfigError, Settings, check_default_model, load_secrets, load_settings
 from bot.pricing import PriceBook
 from bot.runcomfy import RetryPolicy, RunComfyClient, Timeouts
+from bot.store.access import ApprovedServers
 from bot.store.connect import is_postgres_url, open_database
 from bot.store.database import DatabaseError, migrations, redact
+
+APPROVALS_SCHEMA = 8  # the migration that made the approved servers' table
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ async def run_check(config: Path | None, environ: Mapping[str, str], *, offline:
     except (CatalogError, ConfigError) as exc:
         lines.append(Line("catalog", False, str(exc)))
     lines.append(await _database(database_url or settings.bot.database))
+    lines.append(await _access(settings, database_url or settings.bot.database))
     if simulated:
         lines.append(Line("runcomfy", True, "simulation mode: the built-in simulator"))
     elif not offline and token and catalog is not None:
@@ -78,6 +82,31 @@ async def _database(target: str | Path) -> Line:
     name = "PostgreSQL" if db.dialect == "postgresql" else "SQLite"
     pending = f"; {latest - version} migrations to apply at start-up" if version < latest else ""
     return Line("database", True, f"{name} {db.where} (schema {version} of {latest}{pending})")
+
+
+async def _access(settings: Settings, target: str | Path) -> Line:
+    """Who may spend the operator's account, and the operator's caps on it."""
+    access = settings.access
+    caps = settings.account
+    spend = ", ".join(f"${usd:g} a {period}" for usd, period in (
+        (caps.daily_budget_usd, "day"), (caps.monthly_budget_usd, "month")) if usd)
+    tail = f"; account caps: {spend}" if spend else ""
+    if access.servers == "open":
+        return Line("access", True, f"open: every server the bot is in may spend{tail}")
+    stored: list[tuple[int, float]] = []
+    if not (isinstance(target, Path) and not await asyncio.to_thread(target.exists)):
+        try:
+            db = await open_database(target, migrate=False)
+        except DatabaseError as exc:
+            return Line("access", False, str(exc))
+        try:
+            if await db.schema_version() >= APPROVALS_SCHEMA:
+                stored = await ApprovedServers(db).listed()
+        finally:
+            await db.close()
+    both = set(access.approved) | {guild for guild, _ in stored}
+    return Line("access", True, f"approved: {len(both)} servers ({len(access.approved)} in "
+                                f"the config, {len(stored)} with `servers approve`){tail}")
 
 
 async def _models(settings: Settings, catalog: Catalog, token: str) -> list[Line]:

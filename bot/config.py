@@ -16,8 +16,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from bot.access import Mode
 from bot.catalog import Catalog, PriceSpec
-from bot.policy import Policy
+from bot.policy import AccountCaps, Ceilings, Policy
 from bot.runcomfy import DEFAULT_BASE_URL
 from bot.shards import Shards
 from bot.store.connect import is_postgres_url
@@ -116,12 +117,30 @@ class SimulationSection(_Section):
     workers: int = Field(default=2, ge=1)
 
 
+class AccessSection(_Section):
+    """Which servers may spend the operator's RunComfy account."""
+
+    servers: Mode = "open"
+    approved: tuple[int, ...] = ()  # with servers = "approved"; also `python -m bot servers`
+
+    @field_validator("approved", mode="before")
+    @classmethod
+    def _ids_from_text(cls, value: object) -> object:
+        """``BOT_ACCESS__APPROVED=1,2`` (or ``[1, 2]``) from the environment."""
+        if isinstance(value, str):
+            return [part for part in value.strip("[] ").replace(",", " ").split() if part]
+        return value
+
+
 class Settings(_Section):
     bot: BotSection = BotSection()
     runcomfy: RunComfySection = RunComfySection()
     jobs: JobsSection = JobsSection()
     simulation: SimulationSection = SimulationSection()
     limits: Policy = Policy()  # every guild's defaults; moderators change them with /settings
+    ceilings: Ceilings = Ceilings()  # what no server may loosen
+    account: AccountCaps = AccountCaps()  # the operator's account, across every server
+    access: AccessSection = AccessSection()
     prices: dict[str, PriceSpec] = {}
 
 

@@ -1,6 +1,7 @@
-"""Enforcing a guild's policy before anything is paid for: access, quota, budget.
+"""Enforcing a guild's policy before anything is paid for: access, quota, budget, and the
+operator's caps on the whole account.
 
-The budget counts each job of the month at its estimate while it runs (a reservation), at its
+A budget counts each job of the period at its estimate while it runs (a reservation), at its
 real cost (else the estimate) once made, and not at all when it failed or was cancelled.
 """
 
@@ -14,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 from bot.catalog import ModelSpec
 from bot.errors import UserError
-from bot.policy import Policy, PolicyStore
-from bot.store.allowance import guild_spent, member_use
+from bot.policy import MEMBER_LIMITS, AccountCaps, Policy, PolicyStore
+from bot.store.allowance import ACCOUNT_LOCK, account_spent, guild_spent, member_use
 from bot.store.database import Database, Tx
 from bot.text import duration_text, hours_text
 
@@ -55,20 +56,39 @@ class Standing:
         return max(budget - self.spent_this_month, 0.0) if budget else None
 
 
+def set_by(policy: Policy, key: str) -> str:
+    """Who set a limit, when not the server itself: " (the bot's ceiling)", " (the @role
+    tier)"."""
+    if key in policy.by_ceiling:
+        return " (the bot's ceiling)"
+    if policy.tier is not None and key in MEMBER_LIMITS:
+        return f" (the <@&{policy.tier}> tier)"
+    return ""
+
+
 class Limits:
-    def __init__(self, db: Database, policies: PolicyStore,
-                 clock: Callable[[], float]) -> None:
+    def __init__(self, db: Database, policies: PolicyStore, clock: Callable[[], float],
+                 account: AccountCaps | None = None) -> None:
         self.db = db
         self.policies = policies
         self.clock = clock
+        self.account = account or AccountCaps()
 
-    async def standing(self, guild_id: int, user_id: int, *, tx: Tx | None = None) -> Standing:
+    async def hold(self, tx: Tx, guild_id: int) -> None:
+        """The locks an admission holds until it has written its job down: the guild's, and
+        (always after it) the account's when the account has caps."""
+        await tx.lock_guild(guild_id)
+        if self.account.any:
+            await tx.lock_guild(ACCOUNT_LOCK)
+
+    async def standing(self, guild_id: int, user_id: int, *,
+                       roles: frozenset[int] = frozenset(), tx: Tx | None = None) -> Standing:
         """Inside ``tx`` when given: the admission that reads it then records the job."""
         now = self.clock()
         day, month, next_day, next_month = _boundaries(now)
-        month_day = datetime.fromtimestamp(month, UTC).date().isoformat()
+        month_day = _iso(month)
         async with self.db.reading(tx) as reader:
-            policy = await self.policies.get(guild_id, tx=reader)
+            policy = await self.policies.get(guild_id, roles=roles, tx=reader)
             since = min(day, now - policy.cooldown_seconds, now - OPEN_HORIZON)
             use = await member_use(reader, guild_id, user_id, day_start=day, since=since)
             spent = await guild_spent(reader, guild_id, month_day=month_day, month_start=month)
@@ -86,7 +106,7 @@ class Limits:
         """Raise ``LimitReached`` with the first rule this request breaks. ``prompts`` are
         every text the model reads as a prompt (none: the blocklist is not checked);
         ``budgeted=False`` for simulated jobs, which never count against the budget."""
-        standing = await self.standing(who.guild_id, who.user_id, tx=tx)
+        standing = await self.standing(who.guild_id, who.user_id, roles=who.role_ids, tx=tx)
         policy = standing.policy
         now = self.clock()
         if who.user_id in policy.blocked_users:
@@ -107,22 +127,59 @@ class Limits:
         if standing.next_allowed_at is not None and standing.next_allowed_at > now:
             raise LimitReached(
                 f"Please wait {duration_text(standing.next_allowed_at - now)} before your next "
-                f"video (cooldown {duration_text(policy.cooldown_seconds)}).")
+                f"video (cooldown {duration_text(policy.cooldown_seconds)}"
+                f"{set_by(policy, 'cooldown_seconds')}).")
         if policy.max_concurrent and standing.active >= policy.max_concurrent:
             videos = "video" if standing.active == 1 else "videos"
             raise LimitReached(f"You already have {standing.active} {videos} in progress (limit "
-                               f"{policy.max_concurrent}); wait for one to finish.")
+                               f"{policy.max_concurrent}{set_by(policy, 'max_concurrent')}); "
+                               "wait for one to finish.")
         if policy.daily_quota and standing.today >= policy.daily_quota:
             raise LimitReached(
-                f"daily quota reached: {standing.today} of {policy.daily_quota}, resets in "
+                f"daily quota reached: {standing.today} of {policy.daily_quota}"
+                f"{set_by(policy, 'daily_quota')}, resets in "
                 f"{hours_text(standing.day_resets_at - now)}")
         if budgeted:
             self._check_budget(standing, model, estimate)
+            await self._check_account(model, estimate, tx)
 
     async def check_budget(self, guild_id: int, model: ModelSpec, estimate: float | None, *,
                            tx: Tx | None = None) -> None:
-        """Only the server's budget (for a moderator's retry, which no member rule limits)."""
+        """Only the budgets (for a moderator's retry, which no member rule limits)."""
         self._check_budget(await self.standing(guild_id, 0, tx=tx), model, estimate)
+        await self._check_account(model, estimate, tx)
+
+    async def account_standing(self, *, tx: Tx | None = None) -> tuple[float, float]:
+        """What the operator's account spent (or reserved) today and this month."""
+        now = self.clock()
+        day, month, _, _ = _boundaries(now)
+        async with self.db.reading(tx) as reader:
+            today = await account_spent(reader, day=_iso(day), start=day)
+            this_month = await account_spent(reader, day=_iso(month), start=month)
+        return today, this_month
+
+    async def _check_account(self, model: ModelSpec, estimate: float | None,
+                             tx: Tx | None) -> None:
+        """The operator's caps on the whole account; the refusal never says whose spending
+        reached them."""
+        caps = self.account
+        if not caps.any:
+            return
+        if estimate is None:
+            raise LimitReached(f"`{model.command}` has no known price yet, so the bot's own "
+                               "spending limit can't be kept; the bot's operator can set "
+                               f"`prices.{model.command}`.")
+        now = self.clock()
+        _, _, next_day, next_month = _boundaries(now)
+        today, this_month = await self.account_standing(tx=tx)
+        if caps.daily_budget_usd and estimate - (caps.daily_budget_usd - today) > CENT_FRACTION:
+            raise LimitReached("The bot's own spending limit for today is reached; it resets "
+                               f"in {hours_text(next_day - now)}.")
+        if caps.monthly_budget_usd and \
+                estimate - (caps.monthly_budget_usd - this_month) > CENT_FRACTION:
+            reset = datetime.fromtimestamp(next_month, UTC)
+            raise LimitReached("The bot's own spending limit for this month is reached; it "
+                               f"resets on {reset.day} {reset:%B}.")
 
     @staticmethod
     def _check_budget(standing: Standing, model: ModelSpec, estimate: float | None) -> None:
@@ -136,12 +193,17 @@ class Limits:
                 f"budget can't be kept; the bot's operator can set `prices.{model.command}`.")
         if left is not None and (left <= CENT_FRACTION or (estimate or 0) - left > CENT_FRACTION):
             reset = datetime.fromtimestamp(standing.month_resets_at, UTC)
-            spent = (f"${standing.spent_this_month:.2f} of ${policy.monthly_budget_usd:.2f} "
-                     f"spent; it resets on {reset.day} {reset:%B}")
+            spent = (f"${standing.spent_this_month:.2f} of ${policy.monthly_budget_usd:.2f}"
+                     f"{set_by(policy, 'monthly_budget_usd')} spent; it resets on {reset.day} "
+                     f"{reset:%B}")
             if left <= CENT_FRACTION:
                 raise LimitReached(f"This server's monthly video budget is used up: {spent}.")
             raise LimitReached(f"This video (about ${estimate:.2f}) would go over this server's "
                                f"monthly video budget: {spent}.")
+
+
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).date().isoformat()
 
 
 def _boundaries(now: float) -> tuple[float, float, float, float]:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.access import Access
 from bot.catalog import Catalog, ModelSpec
 from bot.errors import UserError
 from bot.images import AttachmentLike, ImageInput, facts_of, inspect_attachments
@@ -28,6 +29,13 @@ from bot.store.jobs import JobStore, NewJob
 from bot.validation import build_request
 
 log = logging.getLogger(__name__)
+# Whether the member may act in a channel (by id): a moderator's power (Manage Messages) or
+# seeing it (View Channel), as Discord's side computes it for that channel.
+InChannel = Callable[[int], bool]
+
+
+def everywhere(_channel_id: int) -> bool:
+    return True
 
 
 @dataclass(frozen=True)
@@ -81,10 +89,13 @@ class JobRefused(UserError):
 class JobService:
     def __init__(self, catalog: Catalog, store: JobStore, client: RunComfyClient,
                  limits: Limits, prices: PriceBook, on_change: Callable[[Job], None],
-                 clock: Callable[[], float] = time.time, simulated: bool = False) -> None:
+                 clock: Callable[[], float] = time.time, simulated: bool = False,
+                 access: Access | None = None) -> None:
         """``on_change``: told of every job this service moves (the poller follows it);
-        ``simulated``: RunComfy is the built-in simulator; jobs are marked so."""
+        ``simulated``: RunComfy is the built-in simulator; jobs are marked so; ``access``:
+        which servers may spend (default: every one)."""
         self.catalog = catalog
+        self.access = access
         self.simulated = simulated
         self.prices = prices
         self.store = store
@@ -95,13 +106,15 @@ class JobService:
         self._sending: set[asyncio.Task[Job]] = set()
 
     async def request(self, asked: JobRequest) -> Job:
-        """The way in for every entry point, in this order: the options and what is known of
+        """The way in for every entry point, in this order: whether the server may spend at
+        all; the options and what is known of
         the images without I/O; the entry point's own check of where the video goes; the
         guild's rules (``_admit``); the images (fetched, their metadata checked, published);
         their own bytes where the metadata is not enough; then the job (``start``: the rules
         again, in the transaction that records it, and the paid call). An image published
         for a job that is refused before it is written down is withdrawn."""
         model, options = asked.model, asked.options
+        await self._check_access(asked.who.guild_id)
         body = _precheck(model, options, {n: i.known for n, i in asked.images.items()})
         if asked.check_place is not None:
             asked.check_place()
@@ -127,6 +140,10 @@ class JobService:
                     await take_back()
             raise
 
+    async def _check_access(self, guild_id: int) -> None:
+        if self.access is not None:
+            await self.access.check(guild_id)
+
     async def _admit(self, model: ModelSpec, body: Mapping[str, Any], who: Requester, *,
                      tx: Tx | None = None) -> None:
         """The guild's rules and the member's allowance; raises ``LimitReached``. Checked
@@ -137,14 +154,16 @@ class JobService:
                                 self.prices.estimate(model, body), budgeted=not self.simulated,
                                 tx=tx)
 
-    async def job_for(self, job_id: int, *, guild_id: int, user_id: int, moderator: bool,
-                      action: str) -> Job:
+    async def job_for(self, job_id: int, *, guild_id: int, user_id: int,
+                      moderates: InChannel, action: str, sees: InChannel = everywhere) -> Job:
         """The job, if it is this guild's and the member may act on it: its requester or a
-        moderator (Manage Messages). ``action`` completes "... can {action}"."""
+        moderator (Manage Messages) of the job's own channel; with ``sees``, only if the
+        member can see that channel (else it is not there for them). ``action`` completes
+        "... can {action}"."""
         job = await self.store.get(job_id)
-        if job is None or job.guild_id != guild_id:
+        if job is None or job.guild_id != guild_id or not sees(job.channel_id):
             raise UserError(f"There is no job #{job_id} in this server.")
-        if job.user_id != user_id and not moderator:
+        if job.user_id != user_id and not moderates(job.channel_id):
             raise UserError(f"Only the member who asked for job #{job_id} or a moderator "
                             f"(Manage Messages) can {action}.")
         return job
@@ -156,10 +175,13 @@ class JobService:
             raise UserError(f"Job #{job.id}'s model is no longer offered here.")
         return model
 
-    async def retry(self, job_id: int, *, guild_id: int) -> Job:
-        """A moderator starts a job whose outcome is unknown again, as a new job (so that if
-        the first ran after all, both charges show). Only the server's budget applies."""
-        job = await self.job_for(job_id, guild_id=guild_id, user_id=0, moderator=True,
+    async def retry(self, job_id: int, *, guild_id: int, moderates: InChannel = everywhere
+                    ) -> Job:
+        """A moderator (of the job's channel) starts a job whose outcome is unknown again, as
+        a new job (so that if the first ran after all, both charges show). Only the budgets
+        apply."""
+        await self._check_access(guild_id)
+        job = await self.job_for(job_id, guild_id=guild_id, user_id=0, moderates=moderates,
                                  action="retry it")
         if job.state is not JobState.OUTCOME_UNKNOWN:
             raise UserError(f"Only a job whose outcome is unknown can be retried; job "
@@ -176,7 +198,7 @@ class JobService:
         seconds, audio, resolution = price_options(model, body)
         estimate = self.prices.estimate(model, body)
         async with self.store.db.transaction() as tx:
-            await tx.lock_guild(who.guild_id)
+            await self.limits.hold(tx, who.guild_id)
             if retry_of is None:
                 await self._admit(model, body, who, tx=tx)
             else:
@@ -252,11 +274,11 @@ class JobService:
         return len(self._sending)
 
     async def cancel(self, job_id: int, *, guild_id: int, user_id: int,
-                     moderator: bool) -> str:
+                     moderates: InChannel) -> str:
         """Cancel a job for a member; the answer is the sentence to show them."""
         try:
             job = await self.job_for(job_id, guild_id=guild_id, user_id=user_id,
-                                     moderator=moderator, action="cancel it")
+                                     moderates=moderates, action="cancel it")
         except UserError as exc:
             return str(exc)
         if job.state.is_terminal:

@@ -14,7 +14,7 @@ from bot.discord.buttons import Action
 from bot.discord.cards import eta_text, render_card, safe_text
 from bot.discord.client import VideoBot
 from bot.discord.interactions import job_choices
-from bot.discord.permissions import is_moderator
+from bot.discord.permissions import moderates
 from bot.jobs import WAITING, Job, JobState
 from bot.lineage import lineage_text
 from bot.text import duration_text
@@ -40,7 +40,7 @@ class Jobs(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)  # RunComfy may be slow
         answer = await self.bot.parts.jobs.cancel(
             job, guild_id=interaction.guild_id or 0, user_id=interaction.user.id,
-            moderator=is_moderator(interaction))
+            moderates=moderates(interaction))
         await interaction.edit_original_response(content=answer)
 
     @cancel.autocomplete("job")
@@ -56,7 +56,7 @@ class Jobs(commands.Cog):
         try:
             answer = await self.bot.parts.jobs.cancel(
                 job_id, guild_id=interaction.guild_id or 0, user_id=interaction.user.id,
-                moderator=is_moderator(interaction))
+                moderates=moderates(interaction))
             await interaction.edit_original_response(content=answer)
             job = await self.bot.parts.store.get(job_id)
         except Exception as exc:  # the member is told; the error handler logs it
@@ -80,7 +80,8 @@ class Jobs(commands.Cog):
     @app_commands.checks.has_permissions(manage_guild=True)
     async def retry(self, interaction: discord.Interaction, job: int) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)  # it submits
-        new = await self.bot.parts.jobs.retry(job, guild_id=interaction.guild_id or 0)
+        new = await self.bot.parts.jobs.retry(job, guild_id=interaction.guild_id or 0,
+                                              moderates=moderates(interaction))
         await interaction.edit_original_response(
             content=f"Job #{job} was started again as job #{new.id}. If the first one ran after "
             "all, both are charged.")

@@ -12,7 +12,8 @@ from discord.ext import commands
 from bot.blocklist import MAX_RULES
 from bot.discord.client import VideoBot
 from bot.errors import UserError
-from bot.policy import BlockRule, Policy
+from bot.limits import set_by
+from bot.policy import MAX_TIERS, BlockRule, Policy, Tier
 
 
 def _toggle(values: tuple[int, ...] | tuple[str, ...], item: Any, on: bool) -> list[Any]:
@@ -147,7 +148,37 @@ class Settings(commands.GroupCog, group_name="settings",
         if not changes:
             raise UserError("Give at least one of the limits to change.")
         policy = await self._update(interaction, lambda _: changes)
-        await interaction.edit_original_response(embed=describe(policy, self.bot))
+        await interaction.edit_original_response(
+            embed=describe(self.bot.parts.policies.ceilings.bound(policy), self.bot))
+
+    @app_commands.command(name="tier", description="A role's own limits (0 means no limit), "
+                          "instead of the server's; still under the bot's ceilings.")
+    @app_commands.describe(role="The role", daily_quota="Videos per member per UTC day",
+                           max_concurrent="Videos a member may have in progress at once",
+                           cooldown_seconds="Seconds between two videos of a member",
+                           remove="Remove the role's tier instead")
+    async def tier(self, interaction: discord.Interaction, role: discord.Role,
+                   daily_quota: app_commands.Range[int, 0, 10_000] = 0,
+                   max_concurrent: app_commands.Range[int, 0, 100] = 0,
+                   cooldown_seconds: app_commands.Range[int, 0, 86_400] = 0,
+                   remove: bool = False) -> None:
+        tier = Tier(role_id=role.id, daily_quota=daily_quota, max_concurrent=max_concurrent,
+                    cooldown_seconds=cooldown_seconds)
+
+        def change(policy: Policy) -> dict[str, Any]:
+            others = [t for t in policy.tiers if t.role_id != role.id]
+            if remove and len(others) == len(policy.tiers):
+                raise UserError(f"{role.mention} has no tier.")
+            if not remove and len(others) >= MAX_TIERS:
+                raise UserError(f"A server has at most {MAX_TIERS} tiers; remove one first.")
+            return {"tiers": [t.model_dump() for t in (others if remove else [*others, tier])]}
+
+        policy = await self._update(interaction, change)
+        await interaction.edit_original_response(
+            content=f"{role.mention} has no tier now." if remove else
+            f"{role.mention}'s tier: {tier_text(tier)}.",
+            embed=describe(self.bot.parts.policies.ceilings.bound(policy), self.bot),
+            allowed_mentions=discord.AllowedMentions.none())
 
     @app_commands.command(name="default-model",
                           description="The model of the Animate form and of mentions.")
@@ -184,13 +215,26 @@ def describe(policy: Policy, bot: VideoBot) -> discord.Embed:
                     value=", ".join(f"<@{u}>" for u in policy.blocked_users) or "none")
     embed.add_field(name="Prompt blocklist",
                     value=", ".join(f"`{r.label}`" for r in policy.prompt_blocklist) or "none")
-    embed.add_field(name="Daily quota", value=str(policy.daily_quota or "none"))
-    embed.add_field(name="At once", value=str(policy.max_concurrent or "no limit"))
-    embed.add_field(name="Cooldown", value=f"{policy.cooldown_seconds} s"
-                    if policy.cooldown_seconds else "none")
-    embed.add_field(name="Monthly budget", value=f"${policy.monthly_budget_usd:.2f}"
-                    if policy.monthly_budget_usd else "none")
+    embed.add_field(name="Daily quota", value=str(policy.daily_quota or "none")
+                    + set_by(policy, "daily_quota"))
+    embed.add_field(name="At once", value=str(policy.max_concurrent or "no limit")
+                    + set_by(policy, "max_concurrent"))
+    embed.add_field(name="Cooldown", value=(f"{policy.cooldown_seconds} s"
+                    if policy.cooldown_seconds else "none") + set_by(policy, "cooldown_seconds"))
+    budget = f"${policy.monthly_budget_usd:.2f}" if policy.monthly_budget_usd else "none"
+    embed.add_field(name="Monthly budget", value=budget + set_by(policy, "monthly_budget_usd"))
+    embed.add_field(name="Role tiers", value="\n".join(tier_text(t) for t in policy.tiers)
+                    or "none", inline=False)
     return embed
+
+
+def tier_text(tier: Tier) -> str:
+    def limit(value: int, unit: str) -> str:
+        return f"{value} {unit}" if value else f"no limit {unit}"
+
+    return (f"<@&{tier.role_id}>: {limit(tier.daily_quota, 'a day')}, "
+            f"{limit(tier.max_concurrent, 'at once')}, "
+            f"cooldown {tier.cooldown_seconds} s")
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -11,6 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.client import VideoBot
+from bot.limits import set_by
 from bot.text import duration_text, hours_text
 from bot.usage import GroupBy, Line, PeriodName, Report, UsageReports, chart_png, period, to_csv
 
@@ -78,24 +79,33 @@ class Usage(commands.Cog):
     async def quota(self, interaction: discord.Interaction) -> None:
         assert interaction.guild_id is not None
         await interaction.response.defer(ephemeral=True, thinking=True)  # it reads the store
-        standing = await self.bot.parts.limits.standing(interaction.guild_id, interaction.user.id)
+        member = interaction.user
+        roles = frozenset(r.id for r in member.roles) if isinstance(member, discord.Member) \
+            else frozenset()
+        standing = await self.bot.parts.limits.standing(interaction.guild_id, member.id,
+                                                        roles=roles)
         policy, now = standing.policy, self.bot.clock()
         lines = []
+        if policy.tier is not None:
+            lines.append(f"Your limits are the <@&{policy.tier}> tier's.")
         if policy.daily_quota:
-            lines.append(f"Today: {standing.today} of {policy.daily_quota} videos (resets in "
+            lines.append(f"Today: {standing.today} of {policy.daily_quota} videos"
+                         f"{set_by(policy, 'daily_quota')} (resets in "
                          f"{hours_text(standing.day_resets_at - now)}).")
         else:
             lines.append(f"Today: {standing.today} videos (no daily quota).")
         if policy.max_concurrent:
-            lines.append(f"In progress: {standing.active} of {policy.max_concurrent}.")
+            lines.append(f"In progress: {standing.active} of {policy.max_concurrent}"
+                         f"{set_by(policy, 'max_concurrent')}.")
         wait = (standing.next_allowed_at or 0) - now
         if wait > 0:
             lines.append(f"Next video in {duration_text(wait)} (cooldown).")
         left = standing.budget_left
         if left is not None:
-            lines.append(f"Server budget: ${left:.2f} left of ${policy.monthly_budget_usd:.2f} "
-                         "this month.")
-        await interaction.edit_original_response(content="\n".join(lines))
+            lines.append(f"Server budget: ${left:.2f} left of ${policy.monthly_budget_usd:.2f}"
+                         f"{set_by(policy, 'monthly_budget_usd')} this month.")
+        await interaction.edit_original_response(content="\n".join(lines),
+                                                 allowed_mentions=discord.AllowedMentions.none())
 
 
 def summary(line: Line) -> str:

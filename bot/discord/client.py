@@ -16,6 +16,7 @@ import discord
 from aiohttp import web
 from discord.ext import commands, tasks
 
+from bot.access import Access
 from bot.catalog import Catalog
 from bot.config import Settings
 from bot.discord.buttons import JobButtons
@@ -32,6 +33,7 @@ from bot.pricing import PriceBook
 from bot.runcomfy import RetryPolicy, RunComfyClient, Timeouts
 from bot.service import JobService
 from bot.simulator import Simulator, SimulatorConfig
+from bot.store.access import ApprovedServers
 from bot.store.connect import open_database
 from bot.store.database import Database
 from bot.store.jobs import JobStore
@@ -163,11 +165,12 @@ class VideoBot(commands.AutoShardedBot):
             interval=s.jobs.poll_interval, max_concurrent=s.jobs.max_concurrent_polls,
             timeout_seconds=s.jobs.timeout_minutes * 60, strategy=s.jobs.poll_strategy,
         ), clock=self.clock)
-        policies = PolicyStore(db, s.limits, self.clock)
-        limits = Limits(db, policies, self.clock)
+        policies = PolicyStore(db, s.limits, self.clock, s.ceilings)
+        limits = Limits(db, policies, self.clock, s.account)
         prices = PriceBook(self.catalog, s.prices)
+        access = Access(s.access.servers, s.access.approved, ApprovedServers(db))
         jobs = JobService(self.catalog, store, runcomfy, limits, prices, poller.notify,
-                          clock=self.clock, simulated=self.simulated)
+                          clock=self.clock, simulated=self.simulated, access=access)
         self._parts = Parts(db, store, runcomfy, jobs, poller, PollLoop(poller), delivery,
                             policies, limits, notices, prices, videos, ErrorReporter(notices))
         if self.run_jobs:

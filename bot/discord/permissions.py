@@ -1,7 +1,9 @@
-"""What the bot needs in a channel to deliver there, and who counts as a moderator: checked by
-the bot itself, from what Discord computed for the interaction, before anything is paid for."""
+"""What the bot needs in a channel to deliver there, and who counts as a moderator of a job (Manage
+Messages in the job's own channel): checked by the bot itself, before anything is paid for."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import discord
 
@@ -35,6 +37,24 @@ def check_can_post_here(interaction: discord.Interaction) -> None:
     check_can_post(interaction.app_permissions, isinstance(interaction.channel, discord.Thread))
 
 
-def is_moderator(interaction: discord.Interaction) -> bool:
-    """Manage Messages in this channel, as Discord computed it for this interaction."""
-    return bool(interaction.permissions.manage_messages)
+def permissions_in(interaction: discord.Interaction, channel_id: int) -> discord.Permissions:
+    """The member's permissions in a channel of the interaction's guild: as Discord computed
+    them for the interaction's own channel, else from the guild's cached roles and overwrites
+    (none for a channel the bot does not know)."""
+    if channel_id == interaction.channel_id:
+        return interaction.permissions
+    guild, member = interaction.guild, interaction.user
+    channel = guild.get_channel_or_thread(channel_id) if guild is not None else None
+    if channel is None or not isinstance(member, discord.Member):
+        return discord.Permissions.none()
+    return channel.permissions_for(member)
+
+
+def moderates(interaction: discord.Interaction) -> Callable[[int], bool]:
+    """Whether the member has Manage Messages in a channel (a job's own, by id)."""
+    return lambda channel_id: permissions_in(interaction, channel_id).manage_messages
+
+
+def sees(interaction: discord.Interaction) -> Callable[[int], bool]:
+    """Whether the member can see a channel (a job's own, by id)."""
+    return lambda channel_id: permissions_in(interaction, channel_id).view_channel

@@ -2,6 +2,16 @@
 
 It is part of the product: operators point the bot at it to try things without paying, and
 every test of RunComfy behaviour runs against it over real HTTP.
+
+Several accounts: besides ``SimulatorConfig.token`` (the default account, whose credits are
+``balance_usd``), ``SimulatorConfig.accounts`` maps more tokens to their credits in USD (``None``:
+unlimited), e.g. ``SimulatorConfig(token="ops", accounts={"guild-a": 1.0, "guild-b": None})``,
+or ``python -m bot.simulator --account guild-a:1.0 --account guild-b``. As on RunComfy, each
+account pays for its own submits from its own balance (402, error 400002, when it cannot) and
+sees only its own jobs: status, result or cancel of another account's request is 403, error
+403001; an unknown token is 401, error 400004. The accounts share the simulated workers. Every
+call is logged in ``Simulator.calls`` with the bearer token it carried (``Call.token``,
+``Simulator.calls_by``), so a test can tell which key made which call.
 """
 
 from __future__ import annotations
@@ -36,12 +46,17 @@ FALLBACK_USD_PER_SECOND = 0.05
 
 @dataclass
 class SimulatorConfig:
+    """How the simulator behaves; the accounts are ``token`` (credits: ``balance_usd``) and the
+    tokens of ``accounts`` (each with its credits). Balances change as jobs are charged."""
+
     token: str = "sim-token"  # noqa: S105 - the simulator's own, not a secret
     workers: int = 2
     queue_seconds: float = 0.0
     run_seconds: float = 2.0
     video_bytes: int | None = None  # pad the sample video to this size (oversize tests)
-    balance_usd: float | None = None  # None: unlimited credits
+    balance_usd: float | None = None  # the default account's credits; None: unlimited
+    # More accounts: token -> credits in USD (None: unlimited), each with its own jobs.
+    accounts: dict[str, float | None] = field(default_factory=dict)
     # The share of jobs (not planned with ``plan_next``) that fail, drawn from ``seed``.
     failure_rate: float = 0.0
     seed: int | None = None
@@ -57,6 +72,15 @@ class SimulatorConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.failure_rate <= 1:
             raise ValueError(f"failure_rate must be between 0 and 1, not {self.failure_rate}")
+        self.accounts = dict(self.accounts)  # charged as jobs run: not the caller's dict
+        if self.token in self.accounts:
+            raise ValueError("an account's token is the default token")
+        for number, (token, balance) in enumerate(self.accounts.items(), start=1):
+            if not token.strip():
+                raise ValueError(f"account {number}: the token is empty")
+            if balance is not None and not balance >= 0:
+                raise ValueError(f"account {number}: the balance must be 0 or more USD, "
+                                 f"not {balance}")
 
 
 @dataclass(frozen=True)
@@ -64,6 +88,7 @@ class Call:
     method: str
     path: str
     status: int
+    token: str | None = None  # the bearer token it carried (whole header if not Bearer)
 
 
 @dataclass
@@ -101,6 +126,33 @@ class Simulator:
     def calls_to(self, fragment: str, method: str | None = None) -> list[Call]:
         return [c for c in self.calls
                 if fragment in c.path and (method is None or c.method == method)]
+
+    def calls_by(self, token: str) -> list[Call]:
+        """The calls that carried ``token`` (known or not), in order."""
+        return [c for c in self.calls if c.token == token]
+
+    @property
+    def tokens(self) -> list[str]:
+        """Every account's token, the default one first."""
+        return [self.config.token, *self.config.accounts]
+
+    def balance(self, token: str) -> float | None:
+        """The credits of ``token``'s account now, in USD; ``None``: unlimited."""
+        if token == self.config.token:
+            return self.config.balance_usd
+        return self.config.accounts[token]
+
+    def set_balance(self, token: str, usd: float | None) -> None:
+        if token == self.config.token:
+            self.config.balance_usd = usd
+        elif token in self.config.accounts:
+            self.config.accounts[token] = usd
+        else:
+            raise KeyError(f"no account has the token {token!r}")
+
+    def jobs_of(self, token: str) -> list[SimJob]:
+        """The jobs ``token``'s account submitted, in order."""
+        return [job for job in self.queue.jobs.values() if job.owner == token]
 
     @property
     def submits(self) -> list[SimJob]:
@@ -146,7 +198,8 @@ class Simulator:
             response = exc
         finally:
             self.in_flight -= 1
-        self.calls.append(Call(request.method, request.path, response.status))
+        self.calls.append(Call(request.method, request.path, response.status,
+                               _bearer(request.headers.get("Authorization"))))
         if self.config.close_connections:
             response.force_close()
         if isinstance(response, web.HTTPException):
@@ -157,10 +210,24 @@ class Simulator:
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith("/files/"):
             return await handler(request)  # output URLs are public
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {self.config.token}".encode()):
+        if self._account_of(request) is None:
             return _error(401, 400004, "Invalid or expired token.")
         return await handler(request)
+
+    def _account_of(self, request: web.Request) -> str | None:
+        """The token of the account whose ``Authorization`` ``request`` carries, if any."""
+        given = request.headers.get("Authorization", "").encode()
+        account = None
+        for token in self.tokens:  # every one compared, in constant time
+            if hmac.compare_digest(given, f"Bearer {token}".encode()):
+                account = token
+        return account
+
+    def _account(self, request: web.Request) -> str:
+        """The account that made ``request``, which ``_auth`` let through."""
+        account = self._account_of(request)
+        assert account is not None
+        return account
 
     def _model(self, request: web.Request) -> ModelSpec | None:
         return self.catalog.by_id(request.match_info["model_id"])
@@ -183,13 +250,14 @@ class Simulator:
         if cost is None:
             seconds = effective.get(model.duration_field or "", 5)
             cost = round(FALLBACK_USD_PER_SECOND * float(seconds), 6)
-        balance = self.config.balance_usd
+        account = self._account(request)
+        balance = self.balance(account)
         if balance is not None and cost > balance:
             return _error(402, 400002, "Insufficient balance.")
         if balance is not None:
-            self.config.balance_usd = round(balance - cost, 6)
+            self.set_balance(account, round(balance - cost, 6))
         plan = self._next_plan()
-        job = self.queue.add(model.id, body, plan, cost)
+        job = self.queue.add(model.id, body, plan, cost, owner=account)
         base = _base_url(request)
         return web.json_response({
             "request_id": job.request_id,
@@ -218,6 +286,12 @@ class Simulator:
             raise web.HTTPNotFound(
                 text=json.dumps({"error_code": 404001, "error_message":
                                  "Request not found or expired.", "detail": None}),
+                content_type="application/json",
+            )
+        if job.owner != self._account(request):  # never the job, nor a hint of its state
+            raise web.HTTPForbidden(
+                text=json.dumps({"error_code": 403001, "error_message":
+                                 "The request belongs to another account.", "detail": None}),
                 content_type="application/json",
             )
         return job
@@ -254,8 +328,9 @@ class Simulator:
     async def _cancel(self, request: web.Request) -> web.Response:
         job = self._job(request)
         cancelled = self.queue.cancel(job)
-        if cancelled and self.config.balance_usd is not None:
-            self.config.balance_usd = round(self.config.balance_usd + job.cost, 6)
+        balance = self.balance(job.owner)
+        if cancelled and balance is not None:
+            self.set_balance(job.owner, round(balance + job.cost, 6))
         return web.json_response(
             {"request_id": job.request_id, "status": self._result_word(job.state),
              "outcome": "cancelled" if cancelled else "not_cancellable"},
@@ -290,6 +365,14 @@ def pad_video(video: bytes, size: int | None) -> bytes:
         return video
     filler = max(size - len(video), 8)
     return video + filler.to_bytes(4, "big") + b"free" + bytes(filler - 8)
+
+
+def _bearer(header: str | None) -> str | None:
+    """The token an ``Authorization`` header carries: the whole header if it is not Bearer."""
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    return token if scheme == "Bearer" else header
 
 
 def _error(status: int, code: int, message: str, detail: Any = None) -> web.Response:

@@ -1,5 +1,10 @@
 """``python -m bot.simulator``: the simulator on its own, for operators who want to point the
-bot at it, steered by flags (credits, failures, faults, image checks)."""
+bot at it, steered by flags (accounts and credits, failures, faults, image checks).
+
+Several accounts: ``--token`` is the default one (its credits: ``--balance``); each
+``--account TOKEN[:USD]`` adds another with its own credits (unlimited without ``:USD``) and its
+own jobs, e.g. ``--account guild-a:2.5 --account guild-b``.
+"""
 
 from __future__ import annotations
 
@@ -46,15 +51,33 @@ def _usd(text: str) -> float:
     return usd
 
 
+def _account(text: str) -> tuple[str, float | None]:
+    """``TOKEN`` or ``TOKEN:USD`` (the token may hold colons: the last one splits)."""
+    token, colon, usd = text.rpartition(":")
+    if not colon:
+        token, usd = text, ""
+    token = token.strip()
+    if not token:
+        raise argparse.ArgumentTypeError(f"{text!r}: the token is empty (TOKEN[:USD])")
+    return token, (_usd(usd) if colon else None)
+
+
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bot.simulator",
         description="Serve a simulated RunComfy Model API. Point the bot at it with "
-        "RUNCOMFY_BASE_URL=http://HOST:PORT and RUNCOMFY_API_TOKEN=<--token>.",
+        "RUNCOMFY_BASE_URL=http://HOST:PORT and RUNCOMFY_API_TOKEN=<--token>; a server that "
+        "brings its own key can use an --account token.",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--token", default="sim-token", help="bearer token it accepts")
+    parser.add_argument("--token", default="sim-token",
+                        help="bearer token of the default account")
+    parser.add_argument("--account", type=_account, action="append", default=[],
+                        metavar="TOKEN[:USD]",
+                        help="another account: its bearer token and its credits in USD "
+                        "(default: unlimited). It sees only its own jobs (another account's "
+                        "request is 403, error 403001). Repeat the flag for several accounts")
     parser.add_argument("--workers", type=int, default=2, help="jobs that run at once")
     parser.add_argument("--queue-seconds", type=float, default=0.0,
                         help="least seconds a job waits in the queue")
@@ -63,8 +86,9 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--video-bytes", type=int, default=None,
                         help="pad the output video to this many bytes")
     parser.add_argument("--balance", type=_usd, default=None, metavar="USD",
-                        help="credits: a submit that costs more is refused (402, error 400002), "
-                        "a cancelled job gives its cost back (default: unlimited)")
+                        help="the default account's credits: a submit that costs more is "
+                        "refused (402, error 400002), a cancelled job gives its cost back "
+                        "(default: unlimited)")
     parser.add_argument("--failure-rate", type=_rate, default=0.0, metavar="SHARE",
                         help="share of jobs that end failed, 0 to 1 (default 0)")
     parser.add_argument("--seed", type=int, default=None,
@@ -81,15 +105,28 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    simulator = Simulator(SimulatorConfig(
+def config(argv: list[str] | None = None) -> tuple[SimulatorConfig, argparse.Namespace]:
+    """The simulator's configuration from the command line (exits with usage on a bad one)."""
+    arguments = parser()
+    args = arguments.parse_args(argv)
+    accounts: dict[str, float | None] = {}
+    for token, balance in args.account:
+        if token in accounts or token == args.token:
+            arguments.error(f"argument --account: the token of account {len(accounts) + 1} "
+                            "is given twice (or is --token)")
+        accounts[token] = balance
+    return SimulatorConfig(
         token=args.token, workers=args.workers, queue_seconds=args.queue_seconds,
         run_seconds=args.run_seconds, video_bytes=args.video_bytes, balance_usd=args.balance,
-        failure_rate=args.failure_rate, seed=args.seed, fetch_images=args.fetch_images,
-        alternate_vocabulary=args.alternate_vocabulary,
-    ))
+        accounts=accounts, failure_rate=args.failure_rate, seed=args.seed,
+        fetch_images=args.fetch_images, alternate_vocabulary=args.alternate_vocabulary,
+    ), args
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings, args = config(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    simulator = Simulator(settings)
     for fault in args.fault:
         simulator.inject(fault)
     web.run_app(simulator.app(), host=args.host, port=args.port)

@@ -42,6 +42,7 @@ class SimJob:
     ready_at: float
     run_seconds: float
     cost: float
+    owner: str = ""  # the token (account) that submitted it
     state: JobState = JobState.QUEUED
     started_at: float | None = None
     finished_at: float | None = None
@@ -66,12 +67,13 @@ class JobQueue:
     def __post_init__(self) -> None:
         self._free_at = [0.0] * self.workers
 
-    def add(self, model_id: str, body: dict[str, Any], plan: Plan, cost: float) -> SimJob:
+    def add(self, model_id: str, body: dict[str, Any], plan: Plan, cost: float,
+            owner: str = "") -> SimJob:
         now = self.clock()
         wait = self.queue_seconds if plan.queue_seconds is None else plan.queue_seconds
         job = SimJob(
             request_id=uuid.uuid4().hex, model_id=model_id, body=body, plan=plan,
-            submitted_at=now, ready_at=now + wait, cost=cost,
+            submitted_at=now, ready_at=now + wait, cost=cost, owner=owner,
             run_seconds=self.run_seconds if plan.run_seconds is None else plan.run_seconds,
         )
         self.jobs[job.request_id] = job

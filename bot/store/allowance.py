@@ -17,6 +17,15 @@ SPENT_SQL = f"""
             FROM jobs INDEXED BY jobs_open
             WHERE state IN ({OPEN_STATES_SQL})
               AND guild_id = ? AND created_at >= ? AND simulated = 0)"""  # noqa: S608
+ACCOUNT_SQL = f"""
+    SELECT (SELECT COALESCE(SUM(cost_usd), 0) FROM usage_daily INDEXED BY usage_daily_day
+            WHERE day >= ? AND simulated = 0)
+         + (SELECT COALESCE(SUM(COALESCE(cost_usd, estimated_usd, 0)), 0)
+            FROM jobs INDEXED BY jobs_open
+            WHERE state IN ({OPEN_STATES_SQL}) AND created_at >= ? AND simulated = 0)"""  # noqa: S608
+# The advisory lock every admission takes, after its guild's, when the account has caps: no
+# guild id is 0.
+ACCOUNT_LOCK = 0
 MEMBER_SQL = f"""
     SELECT SUM(CASE WHEN created_at >= ? AND state NOT IN ('failed', 'cancelled')
                     THEN 1 ELSE 0 END),
@@ -47,4 +56,11 @@ async def guild_spent(reader: Tx, guild_id: int, *, month_day: str, month_start:
     """USD the guild spent (or has reserved) since the month began (``month_day``: its
     ISO date, ``month_start``: its unix time)."""
     row = await reader.fetchrow(SPENT_SQL, guild_id, month_day, guild_id, month_start)
+    return float(row[0]) if row else 0.0
+
+
+async def account_spent(reader: Tx, *, day: str, start: float) -> float:
+    """USD spent (or reserved) on the operator's account by every server since ``day`` (an
+    ISO date; ``start``: its unix time)."""
+    row = await reader.fetchrow(ACCOUNT_SQL, day, start)
     return float(row[0]) if row else 0.0

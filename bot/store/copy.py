@@ -1,5 +1,5 @@
-"""Moving up: copy a SQLite store (jobs, usage, settings, audit, notices, meta) into an empty
-PostgreSQL database, as ``python -m bot migrate-db --to postgresql://...`` does."""
+"""Moving up: copy a SQLite store (jobs, usage, settings, audit, notices, meta, approved
+servers) into an empty PostgreSQL database, as ``python -m bot migrate-db --to ...`` does."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ TABLES = (
     Table("settings_audit", "id", identity=True),
     Table("notices", "id", identity=True),
     Table("meta", "key"),
+    Table("approved_servers", "guild_id"),
 )
 
 

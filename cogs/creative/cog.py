@@ -15,12 +15,12 @@ from bot.creative import again_options, can_extend, extend_options, image_urls
 from bot.discord.buttons import LOOP, Action
 from bot.discord.client import VideoBot
 from bot.discord.interactions import answer_queued, defer, job_choices, requester_of
-from bot.discord.permissions import check_can_post_here, is_moderator
+from bot.discord.permissions import check_can_post_here, moderates, sees
 from bot.discord.sources import LastFrame, parent_image
 from bot.errors import UserError
 from bot.jobs import Job, JobState
 from bot.lineage import Lineage, Origin
-from bot.service import JobRequest
+from bot.service import JobRequest, everywhere
 from cogs.creative.modals import ExtendModal, VaryModal
 
 SHOWABLE = (JobState.DELIVERED, JobState.UNDELIVERABLE)  # finished, with a video
@@ -120,7 +120,7 @@ class Creative(commands.Cog):
     @app_commands.guild_only()
     async def show(self, interaction: discord.Interaction, job: int) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)  # it downloads
-        found = await self._job_for(interaction, job, "show it")
+        found = await self._job_for(interaction, job, "show it", must_see=True)
         if found.state not in SHOWABLE or found.video_url is None:
             raise UserError(f"Job #{job} has no video to show: it is "
                             f"{found.state.label.lower()}.")
@@ -142,7 +142,11 @@ class Creative(commands.Cog):
         except TimeoutError:
             raise UserError(BUSY.format(button=button)) from None
 
-    async def _job_for(self, interaction: discord.Interaction, job_id: int, action: str) -> Job:
+    async def _job_for(self, interaction: discord.Interaction, job_id: int, action: str, *,
+                       must_see: bool = False) -> Job:
+        """The job, if the member may act on it (a moderator: in the job's own channel); for
+        ``must_see``, only if the member can see that channel."""
         return await self.bot.parts.jobs.job_for(
             job_id, guild_id=interaction.guild_id or 0, user_id=interaction.user.id,
-            moderator=is_moderator(interaction), action=action)
+            moderates=moderates(interaction), action=action,
+            sees=sees(interaction) if must_see else everywhere)

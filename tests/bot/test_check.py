@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from bot.check import render, run_check
+from bot.store.access import ApprovedServers
 from bot.store.connect import open_database
 from bot.store.database import migrations
 from tests.conftest import TOKEN, RunningSimulator, new_postgres_database
@@ -72,7 +73,8 @@ async def test_each_failure_is_named(tmp_path: Path) -> None:
 async def test_offline_and_simulated_checks_do_not_call_runcomfy(tmp_path: Path) -> None:
     lines = await run_check(None, env(tmp_path, RUNCOMFY_BASE_URL="http://127.0.0.1:9"),
                             offline=True)
-    assert [line.item for line in lines] == ["config", "secrets", "catalog", "database"]
+    assert [line.item for line in lines] == ["config", "secrets", "catalog", "database",
+                                             "access"]
     simulated = await run_check(None, {"DISCORD_TOKEN": "d", **env(tmp_path)}, offline=False,
                                 simulate=True)
     assert simulated[-1].detail == "simulation mode: the built-in simulator"
@@ -129,3 +131,19 @@ async def test_no_credential_of_the_database_url_is_shown(
         None, env(tmp_path, DATABASE_URL=secret), offline=True)}
     assert "s3cr" not in details["database"]
     assert f"{url}?sslmode=disable&password=***" in details["database"]
+
+
+async def test_check_says_who_may_spend_and_the_account_caps(tmp_path: Path) -> None:
+    opened = await run_check(None, env(tmp_path, BOT_ACCOUNT__DAILY_BUDGET_USD="25"),
+                             offline=True)
+    assert [line.detail for line in opened if line.item == "access"] == [
+        "open: every server the bot is in may spend; account caps: $25 a day"]
+    database = tmp_path / "bot.sqlite3"
+    db = await open_database(database)
+    await ApprovedServers(db).approve(42, 0.0)
+    await db.close()
+    approved = await run_check(None, env(tmp_path, BOT_ACCESS__SERVERS="approved",
+                                         BOT_ACCESS__APPROVED="7,8",
+                                         BOT_BOT__DATABASE=str(database)), offline=True)
+    assert [line.detail for line in approved if line.item == "access"] == [
+        "approved: 3 servers (2 in the config, 1 with `servers approve`)"]

@@ -15,7 +15,7 @@ import pytest
 from bot.catalog import Catalog, ModelSpec, PriceSpec
 from bot.jobs import Job, JobState
 from bot.limits import LimitReached, Limits, Who
-from bot.policy import BlockRule, Policy, PolicyStore
+from bot.policy import AccountCaps, BlockRule, Ceilings, Policy, PolicyStore
 from bot.pricing import PriceBook
 from bot.store.connect import open_database
 from bot.store.database import Database
@@ -312,3 +312,83 @@ async def test_a_video_that_takes_exactly_what_is_left_is_let_through(guilds: Gu
     for _ in range(4):
         await guilds.job(JobState.QUEUED, estimate=4.2)
     assert await guilds.refusal(estimate=4.2) is None
+
+
+# The operator's ceilings, role tiers and the account's caps.
+
+async def test_a_servers_no_limit_is_the_ceiling_and_a_tighter_limit_its_own(
+        guilds: Guilds) -> None:
+    ceilings = Ceilings(daily_quota=2, max_concurrent=1, cooldown_seconds=60,
+                        monthly_budget_usd=3.0)
+    policies = PolicyStore(guilds.db, Policy(), guilds.clock, ceilings)
+    limits = Limits(guilds.db, policies, guilds.clock)
+    await guilds.set(daily_quota=0, max_concurrent=5, cooldown_seconds=0, monthly_budget_usd=0)
+    policy = await policies.get(GUILD)
+    assert (policy.daily_quota, policy.max_concurrent, policy.cooldown_seconds,
+            policy.monthly_budget_usd) == (2, 1, 60, 3.0)
+    assert policy.by_ceiling == {"daily_quota", "max_concurrent", "cooldown_seconds",
+                                 "monthly_budget_usd"}
+    assert (await policies.chosen(GUILD)).daily_quota == 0  # the server's own, kept
+    await guilds.set(daily_quota=1, cooldown_seconds=600)
+    tighter = await policies.get(GUILD)
+    assert (tighter.daily_quota, tighter.cooldown_seconds) == (1, 600)
+    assert "daily_quota" not in tighter.by_ceiling
+    await guilds.job(JobState.RUNNING, estimate=2.5)
+    with pytest.raises(LimitReached) as refused:
+        await limits.check(member(BOB), guilds.model(), (), 1.0)
+    assert str(refused.value) == (
+        "This video (about $1.00) would go over this server's monthly video budget: $2.50 of "
+        "$3.00 (the bot's ceiling) spent; it resets on 1 March.")
+
+
+async def test_the_most_generous_tier_applies_still_under_the_ceiling(guilds: Guilds) -> None:
+    policies = PolicyStore(guilds.db, Policy(), guilds.clock, Ceilings(daily_quota=8))
+    await guilds.set(daily_quota=1, tiers=[
+        {"role_id": ARTISTS, "daily_quota": 5, "max_concurrent": 2},
+        {"role_id": PATRONS, "daily_quota": 0, "max_concurrent": 1, "cooldown_seconds": 30}])
+    plain = await policies.get(GUILD, roles=frozenset({99}))
+    assert (plain.daily_quota, plain.tier) == (1, None)
+    artist = await policies.get(GUILD, roles=frozenset({ARTISTS}))
+    assert (artist.daily_quota, artist.max_concurrent, artist.tier) == (5, 2, ARTISTS)
+    both = await policies.get(GUILD, roles=frozenset({ARTISTS, PATRONS}))
+    # The patrons' "no daily limit" is the more generous, held to the ceiling of 8.
+    assert (both.daily_quota, both.max_concurrent, both.cooldown_seconds, both.tier) == (
+        8, 1, 30, PATRONS)
+    assert "daily_quota" in both.by_ceiling
+    limits = Limits(guilds.db, policies, guilds.clock)
+    await guilds.job(JobState.RUNNING, user=BOB)
+    await guilds.job(JobState.RUNNING, user=BOB)
+    with pytest.raises(LimitReached) as refused:
+        await limits.check(member(BOB, roles=[ARTISTS]), guilds.model(), (), 2.1)
+    assert str(refused.value) == (f"You already have 2 videos in progress (limit 2 (the <@&"
+                                  f"{ARTISTS}> tier)); wait for one to finish.")
+
+
+async def test_the_account_cap_counts_every_server_and_names_none(guilds: Guilds) -> None:
+    limits = Limits(guilds.db, guilds.policies, guilds.clock,
+                    AccountCaps(daily_budget_usd=5.0, monthly_budget_usd=9.0))
+    await guilds.set(max_concurrent=0)
+    await guilds.set(OTHER_GUILD, max_concurrent=0)
+    guilds.clock.now = START - 86_400  # yesterday: the month's, not the day's
+    await guilds.job(JobState.DELIVERED, guild=OTHER_GUILD, cost=3.0)
+    guilds.clock.now = START
+    await guilds.job(JobState.DELIVERED, cost=1.5, estimate=2.1)
+    await guilds.job(JobState.RUNNING, guild=OTHER_GUILD, estimate=2.1)  # reserved
+    await guilds.job(JobState.FAILED, estimate=2.1)  # given back
+    await guilds.job(JobState.DELIVERED, simulated=True, cost=9.0)  # never counted
+    today, month = await limits.account_standing()
+    assert today == pytest.approx(3.6)
+    assert month == pytest.approx(6.6)
+    await limits.check(member(), guilds.model(), (), 1.4)
+    with pytest.raises(LimitReached) as daily:
+        await limits.check(member(), guilds.model(), (), 1.5)
+    assert str(daily.value) == ("The bot's own spending limit for today is reached; it resets "
+                                "in 2 h 45 min.")
+    guilds.clock.now = TOMORROW
+    with pytest.raises(LimitReached) as monthly:
+        await limits.check_budget(GUILD, guilds.model(), 2.5)
+    assert str(monthly.value) == ("The bot's own spending limit for this month is reached; it "
+                                  "resets on 1 March.")
+    with pytest.raises(LimitReached) as unpriced:
+        await limits.check(member(), guilds.model(), (), None)
+    assert "no known price" in str(unpriced.value)

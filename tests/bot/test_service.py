@@ -26,7 +26,7 @@ from bot.lineage import Lineage, Origin
 from bot.policy import Policy, PolicyStore
 from bot.pricing import PriceBook
 from bot.runcomfy import InsufficientBalance, RunComfyClient, SubmitOutcomeUnknown
-from bot.service import JobRefused, JobRequest, JobService, Requester
+from bot.service import JobRefused, JobRequest, JobService, Requester, everywhere
 from bot.simulator import Fault, Simulator
 from bot.simulator import JobState as SimState
 from bot.store.connect import open_database
@@ -462,22 +462,49 @@ async def test_a_simulated_bot_marks_its_jobs_and_never_budgets_them(bot: Bot) -
 
 # Acting on a job: who may, and cancelling.
 
+def nowhere(_channel_id: int) -> bool:
+    return False
+
+
 async def test_a_job_is_its_requesters_and_the_moderators(bot: Bot) -> None:
     job = await bot.comet()
     for user, moderator in ((ALICE, False), (BOB, True)):
-        assert await bot.service.job_for(1, guild_id=GUILD, user_id=user, moderator=moderator,
+        assert await bot.service.job_for(1, guild_id=GUILD, user_id=user,
+                                         moderates=everywhere if moderator else nowhere,
                                          action="make it again") == job
     with pytest.raises(UserError) as raised:
-        await bot.service.job_for(1, guild_id=GUILD, user_id=BOB, moderator=False,
+        await bot.service.job_for(1, guild_id=GUILD, user_id=BOB, moderates=nowhere,
                                   action="make it again")
     assert str(raised.value) == ("Only the member who asked for job #1 or a moderator (Manage "
                                  "Messages) can make it again.")
     for guild, job_id in ((OTHER_GUILD, 1), (GUILD, 2)):
         with pytest.raises(UserError) as missing:
-            await bot.service.job_for(job_id, guild_id=guild, user_id=ALICE, moderator=True,
+            await bot.service.job_for(job_id, guild_id=guild, user_id=ALICE, moderates=everywhere,
                                       action="make it again")
         assert str(missing.value) == f"There is no job #{job_id} in this server."
     assert bot.service.model_of(job) == bot.model("kling-3-0-4k")
+
+
+async def test_a_moderator_is_asked_for_in_the_jobs_own_channel(bot: Bot) -> None:
+    """Power in one channel is not power over another channel's job; and a job in a channel
+    the member cannot see is not there for them."""
+    job = await bot.comet()
+    asked: list[int] = []
+
+    def moderates_elsewhere(channel_id: int) -> bool:
+        asked.append(channel_id)
+        return channel_id != job.channel_id
+
+    with pytest.raises(UserError):
+        await bot.service.job_for(1, guild_id=GUILD, user_id=BOB, moderates=moderates_elsewhere,
+                                  action="show it")
+    assert asked == [job.channel_id]
+    with pytest.raises(UserError) as hidden:
+        await bot.service.job_for(1, guild_id=GUILD, user_id=ALICE, moderates=everywhere,
+                                  action="show it", sees=lambda c: c != job.channel_id)
+    assert str(hidden.value) == "There is no job #1 in this server."
+    with pytest.raises(UserError):
+        await bot.service.retry(1, guild_id=GUILD, moderates=moderates_elsewhere)
 
 
 async def test_a_model_no_longer_offered_is_said(bot: Bot) -> None:
@@ -498,7 +525,7 @@ async def test_cancel_answers(bot: Bot) -> None:
     async def cancel(job_id: int, user: int = ALICE, *, guild: int = GUILD,
                      moderator: bool = False) -> str:
         return await bot.service.cancel(job_id, guild_id=guild, user_id=user,
-                                        moderator=moderator)
+                                        moderates=lambda _: moderator)
 
     running, queued = await bot.comet(), await bot.comet()  # one worker: the second waits
     assert await cancel(2, BOB) == ("Only the member who asked for job #2 or a moderator "
@@ -532,7 +559,7 @@ async def test_a_job_being_started_cannot_be_cancelled_yet(bot: Bot) -> None:
         return job is not None and job.state is JobState.SUBMITTING
 
     await until(submitting)
-    assert await bot.service.cancel(1, guild_id=GUILD, user_id=ALICE, moderator=False) == (
+    assert await bot.service.cancel(1, guild_id=GUILD, user_id=ALICE, moderates=nowhere) == (
         "Job #1 is being started; try again in a moment.")
     assert (await starting).state is JobState.QUEUED
     assert bot.sim.calls_to("/cancel") == []
@@ -542,7 +569,7 @@ async def test_cancel_when_runcomfy_fails_or_the_job_moves_meanwhile(bot: Bot) -
     await bot.comet()
     await bot.comet()  # waiting behind the first
     bot.sim.inject(Fault("status", status=503, times=3, path="/cancel$"))
-    answer = await bot.service.cancel(2, guild_id=GUILD, user_id=ALICE, moderator=False)
+    answer = await bot.service.cancel(2, guild_id=GUILD, user_id=ALICE, moderates=nowhere)
     assert answer == ("Job #2 could not be cancelled: RunComfy had a problem on its side; try "
                       "again later. (HTTP 503)")
     assert [c.status for c in bot.sim.calls_to("/cancel")] == [503, 503, 503]  # reads retry
@@ -550,7 +577,7 @@ async def test_cancel_when_runcomfy_fails_or_the_job_moves_meanwhile(bot: Bot) -
 
     bot.sim.inject(Fault("slow", delay=0.5, path="/cancel$"))
     cancelling = asyncio.create_task(
-        bot.service.cancel(2, guild_id=GUILD, user_id=ALICE, moderator=False))
+        bot.service.cancel(2, guild_id=GUILD, user_id=ALICE, moderates=nowhere))
 
     async def cancelled_at_runcomfy() -> bool:  # its answer is on its way, slowly
         return bot.sim.submits[1].state is SimState.CANCELLED

@@ -83,7 +83,8 @@ async def test_every_job_settled_leaves_nothing_behind(world: World) -> None:
             job = await world.job(first + offset)
             if kind == "cancelled queued":
                 assert await bot.parts.jobs.cancel(job.id, guild_id=job.guild_id,
-                                                   user_id=job.user_id, moderator=False) == (
+                                                   user_id=job.user_id,
+                                                   moderates=lambda _: False) == (
                     f"Job #{job.id} is cancelled; nothing is charged for it.")
             elif kind == "expired":
                 assert job.request_id is not None

@@ -13,6 +13,7 @@ import pytest
 
 from bot.jobs import JobState
 from bot.policy import Policy, PolicyStore
+from bot.store.access import ApprovedServers
 from bot.store.connect import open_database
 from bot.store.copy import copy_store
 from bot.store.database import Database, DatabaseError
@@ -49,6 +50,7 @@ async def fill(db: Database) -> None:
     await policies.update(GUILD, 2, lambda p: {"blocked_users": [555]})
     await NoticeStore(db, clock).add(GUILD, 100, "your video could not be posted")
     await store.set_meta("synced_commands_sha256", "abc")
+    await ApprovedServers(db).approve(GUILD, NOW)
 
 
 async def seen(db: Database) -> dict[str, Any]:
@@ -63,6 +65,7 @@ async def seen(db: Database) -> dict[str, Any]:
         "jobs": [(j.id, j.state, j.cost_usd) for j in
                  await JobStore(db, clock).for_user(GUILD, 100, limit=50)],
         "meta": await JobStore(db, clock).get_meta("synced_commands_sha256"),
+        "approved": await ApprovedServers(db).listed(),
     }
 
 
@@ -104,7 +107,7 @@ async def test_the_command_copies_once_and_refuses_a_full_target(
     done = migrate()
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout == (f"copied {path} into {url}: 7 jobs, 3 usage_daily, 3 guild_settings,"
-                           " 3 settings_audit, 1 notices, 1 meta\n")
+                           " 3 settings_audit, 1 notices, 1 meta, 1 approved_servers\n")
     target = await open_database(url, clock=clock)
     assert await seen(target) == before
     await target.close()
