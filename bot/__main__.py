@@ -2,7 +2,7 @@
 ``migrate-db --to postgresql://...``: copy the SQLite store into an empty PostgreSQL database.
 ``servers approve|revoke ID`` and ``servers list``: the servers that may spend the operator's
 account when ``[access] servers = "approved"`` (the database settings only; works while the bot
-runs).
+runs). ``new-secret-key``: a key for ``BOT_SECRET_KEY``, which seals servers' own RunComfy keys.
 
 The command line is the composition root, on Discord's side of the line (it starts the client):
 the domain never imports it."""
@@ -23,6 +23,7 @@ from bot.check import render, run_check
 from bot.config import ConfigError, check_default_model, load_secrets, load_settings
 from bot.discord import startup
 from bot.discord.client import VideoBot
+from bot.keys import KeyBox, KeyBoxError, new_secret_key
 from bot.logs import setup_logging
 from bot.store.access import ApprovedServers
 from bot.store.connect import is_postgres_url, open_database
@@ -41,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--to", metavar="POSTGRESQL_URL",
                         help="with migrate-db: the empty PostgreSQL database to copy into")
     parser.add_argument("command", nargs="?",
-                        choices=["run", "sync", "check", "migrate-db", "servers"],
+                        choices=["run", "sync", "check", "migrate-db", "servers",
+                                 "new-secret-key"],
                         default="run", help="run the bot (default), sync the slash commands, "
                         "check the set-up, copy the SQLite store into PostgreSQL, or approve, "
                         "revoke and list servers")
@@ -51,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         return migrate_db(args.config, args.to)
     if args.command == "servers":
         return servers(args.config, args.action)
+    if args.command == "new-secret-key":
+        print(new_secret_key())
+        return 0
     if args.command == "check":
         lines = asyncio.run(run_check(args.config, os.environ, offline=args.offline,
                                       simulate=args.simulate))
@@ -65,12 +70,16 @@ def main(argv: list[str] | None = None) -> int:
         catalog = load_catalog(*settings.bot.catalog_dirs).with_prices(settings.prices)
         check_default_model(settings, catalog)
         api_base = startup.discord_api_base(os.environ)  # a proxy in front of Discord, a stand-in
+        key_box = KeyBox.from_env(secrets.secret_key)
     except (ConfigError, CatalogError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return startup.SETUP
+    except KeyBoxError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return startup.SECRET_KEY
     setup_logging(settings.bot.log_level, secrets.redacted)
     bot = VideoBot(settings, catalog, secrets.runcomfy_token, database_url=secrets.database_url,
-                   run_jobs=args.command == "run")
+                   run_jobs=args.command == "run", key_box=key_box)
     return startup.run(bot, secrets.discord_token, sync=args.command == "sync",
                        api_base=api_base)
 

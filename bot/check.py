@@ -15,6 +15,7 @@ from bot.runcomfy import RetryPolicy, RunComfyClient, Timeouts
 from bot.store.access import ApprovedServers
 from bot.store.connect import is_postgres_url, open_database
 from bot.store.database import DatabaseError, migrations, redact
+from bot.store.keys import GuildKeys
 
 APPROVALS_SCHEMA = 8  # the migration that made the approved servers' table
 
@@ -94,6 +95,7 @@ async def _access(settings: Settings, target: str | Path) -> Line:
     if access.servers == "open":
         return Line("access", True, f"open: every server the bot is in may spend{tail}")
     stored: list[tuple[int, float]] = []
+    own = 0
     if not (isinstance(target, Path) and not await asyncio.to_thread(target.exists)):
         try:
             db = await open_database(target, migrate=False)
@@ -102,11 +104,14 @@ async def _access(settings: Settings, target: str | Path) -> Line:
         try:
             if await db.schema_version() >= APPROVALS_SCHEMA:
                 stored = await ApprovedServers(db).listed()
+                own = await GuildKeys(db).count()
         finally:
             await db.close()
     both = set(access.approved) | {guild for guild, _ in stored}
-    return Line("access", True, f"approved: {len(both)} servers ({len(access.approved)} in "
-                                f"the config, {len(stored)} with `servers approve`){tail}")
+    keys = f", {own} with their own RunComfy key" if access.servers == "own_key" else ""
+    return Line("access", True, f"{access.servers}: {len(both)} servers approved "
+                                f"({len(access.approved)} in the config, {len(stored)} with "
+                                f"`servers approve`){keys}{tail}")
 
 
 async def _models(settings: Settings, catalog: Catalog, token: str) -> list[Line]:

@@ -1,7 +1,8 @@
 """Settings: ``config.toml`` (or ``--config``/``BOT_CONFIG``), then ``BOT_*`` environment overrides.
 
-Secrets never come from the file: ``DISCORD_TOKEN`` and ``RUNCOMFY_API_TOKEN`` are read from the
-environment only, and a token written into the file is refused as an unknown setting.
+Secrets never come from the file: ``DISCORD_TOKEN``, ``RUNCOMFY_API_TOKEN``, ``DATABASE_URL`` and
+``BOT_SECRET_KEY`` are read from the environment only, and a token written into the file is
+refused as an unknown setting.
 """
 
 from __future__ import annotations
@@ -149,15 +150,17 @@ class Secrets:
     discord_token: str
     runcomfy_token: str
     database_url: str | None = None  # PostgreSQL instead of the SQLite file; has a password
+    secret_key: str | None = None  # BOT_SECRET_KEY: seals servers' own RunComfy keys
 
     def __repr__(self) -> str:
-        return "Secrets(discord_token=***, runcomfy_token=***, database_url=***)"
+        return "Secrets(discord_token=***, runcomfy_token=***, database_url=***, key=***)"
 
     @property
     def redacted(self) -> list[str]:
         """What must never appear in a log line."""
         database = url_secrets(self.database_url) if self.database_url else []
-        return [self.discord_token, self.runcomfy_token, *database]
+        keys = [k.strip() for k in (self.secret_key or "").split(",") if k.strip()]
+        return [self.discord_token, self.runcomfy_token, *database, *keys]
 
 
 def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -206,7 +209,8 @@ def load_secrets(environ: Mapping[str, str] | None = None, *, need_runcomfy: boo
     if database_url and not is_postgres_url(database_url):
         raise ConfigError("DATABASE_URL must be a postgresql://user:password@host:port/db URL"
                           " (without it, the SQLite file of bot.database is used)")
-    return Secrets(env["DISCORD_TOKEN"].strip(), runcomfy, database_url)
+    return Secrets(env["DISCORD_TOKEN"].strip(), runcomfy, database_url,
+                   env.get("BOT_SECRET_KEY", "").strip() or None)
 
 
 def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:

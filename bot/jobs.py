@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -108,6 +108,9 @@ class Job:
     eta_at: float | None = None  # likely start (queued) or ready (running) time, unix seconds
     parent_id: int | None = None  # the finished job this one came from (bot.lineage), and how:
     origin: str | None = None  # 'again', 'vary' or 'extend'
+    # The server's own RunComfy key the job was sent with, sealed (bot.server_keys); None:
+    # the operator's. Every call about the job uses it.
+    runcomfy_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_row(cls, row: Any) -> Job:

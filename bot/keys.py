@@ -51,7 +51,7 @@ class KeyBox:
                 # Never chained: the cause could quote the key.
                 raise KeyBoxError(
                     f"{ENV_NAME}: {where} is not a Fernet key (32 random bytes, URL-safe "
-                    "base64, 44 characters); make one with bot.keys.new_secret_key()."
+                    "base64, 44 characters); make one with `python -m bot new-secret-key`."
                 ) from None
         self._fernet = MultiFernet(fernets)
         self._count = len(fernets)

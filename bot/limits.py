@@ -101,11 +101,12 @@ class Limits:
         )
 
     async def check(self, who: Who, model: ModelSpec, prompts: Sequence[str],
-                    estimate: float | None, *, budgeted: bool = True,
+                    estimate: float | None, *, budgeted: bool = True, own_key: bool = False,
                     tx: Tx | None = None) -> None:
         """Raise ``LimitReached`` with the first rule this request breaks. ``prompts`` are
         every text the model reads as a prompt (none: the blocklist is not checked);
-        ``budgeted=False`` for simulated jobs, which never count against the budget."""
+        ``budgeted=False`` for simulated jobs, which never count against the budget;
+        ``own_key``: the server pays with its own key, so the account's caps do not apply."""
         standing = await self.standing(who.guild_id, who.user_id, roles=who.role_ids, tx=tx)
         policy = standing.policy
         now = self.clock()
@@ -141,13 +142,15 @@ class Limits:
                 f"{hours_text(standing.day_resets_at - now)}")
         if budgeted:
             self._check_budget(standing, model, estimate)
-            await self._check_account(model, estimate, tx)
+            if not own_key:
+                await self._check_account(model, estimate, tx)
 
     async def check_budget(self, guild_id: int, model: ModelSpec, estimate: float | None, *,
-                           tx: Tx | None = None) -> None:
+                           own_key: bool = False, tx: Tx | None = None) -> None:
         """Only the budgets (for a moderator's retry, which no member rule limits)."""
         self._check_budget(await self.standing(guild_id, 0, tx=tx), model, estimate)
-        await self._check_account(model, estimate, tx)
+        if not own_key:
+            await self._check_account(model, estimate, tx)
 
     async def account_standing(self, *, tx: Tx | None = None) -> tuple[float, float]:
         """What the operator's account spent (or reserved) today and this month."""

@@ -20,7 +20,17 @@ from typing import Literal, Protocol
 from bot.catalog import DEFAULT_OUTPUT_KEY, Catalog
 from bot.eta import RUNS_KEPT, Estimate, QueuePace, RunTimes
 from bot.jobs import WAITING, Job, JobState
-from bot.runcomfy import NotFound, Outcome, Phase, Result, RunComfyClient, RunComfyError
+from bot.runcomfy import (
+    AuthError,
+    InsufficientBalance,
+    NotFound,
+    Outcome,
+    Phase,
+    Result,
+    RunComfyClient,
+    RunComfyError,
+)
+from bot.server_keys import ServerKeys
 from bot.store.jobs import JobStore
 
 log = logging.getLogger(__name__)
@@ -81,10 +91,13 @@ class Poller:
 
     def __init__(self, catalog: Catalog, store: JobStore, client: RunComfyClient,
                  channels: Channels, settings: PollSettings,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, keys: ServerKeys | None = None) -> None:
+        """``keys``: servers' own RunComfy keys (a job is polled with the one it was sent
+        with); without, every job is on ``client``'s account."""
         self.catalog = catalog
         self.store = store
         self.client = client
+        self.keys = keys
         self.channels = channels
         self.settings = settings
         self.clock = clock
@@ -242,17 +255,22 @@ class Poller:
         overdue = job.submitted_at is not None and (
             self.clock() - job.submitted_at > self.settings.timeout_seconds)
         status = result = None
+        client = self._client(job)
         try:
             if job.state is JobState.QUEUED and not overdue:
-                status = await self.client.status(job.request_id)
+                status = await client.status(job.request_id)
             if status is None or status.phase is Phase.FINISHED:
-                result = await self.client.result(job.request_id)
+                result = await client.result(job.request_id)
         except NotFound:
             await self._end(job, JobState.FAILED, "RunComfy no longer knows this request "
                             "(it expired).")
             return
         except RunComfyError as exc:
-            if overdue:
+            if isinstance(exc, AuthError | InsufficientBalance) and self.keys is not None \
+                    and job.runcomfy_key is not None:  # the server's own key no longer works
+                await self._end(job, JobState.FAILED,
+                                await self.keys.refused(job.guild_id, job.runcomfy_key, exc))
+            elif overdue:
                 await self._time_out(job)
             else:
                 log.warning("job %d: poll failed (%s); will try again", job.id,
@@ -280,6 +298,9 @@ class Poller:
         if self.channels.shows_stale(job):
             self.channels.update(job)
 
+    def _client(self, job: Job) -> RunComfyClient:
+        return self.client if self.keys is None else self.keys.client_for(job.runcomfy_key)
+
     async def _now(self, polled: Job, changed: Job | None) -> Job:
         """The job as it is now: as this poll changed it, or (when something else moved it
         meanwhile: a cancel, another process) as the store has it."""
@@ -301,7 +322,8 @@ class Poller:
                 self._learn(fetched)
             return fetched
         if outcome is Outcome.FAILED:
-            return await self._end(job, JobState.FAILED, self.client.scrub(result.error_text))
+            return await self._end(job, JobState.FAILED,
+                                   self._client(job).scrub(result.error_text))
         if outcome is Outcome.CANCELLED:
             return await self._end(job, JobState.CANCELLED, None)
         return None
@@ -313,7 +335,7 @@ class Poller:
                                 f"No video after {minutes:g} {unit}; the bot stopped waiting.")
         if ended and job.request_id:
             with contextlib.suppress(RunComfyError):
-                await self.client.cancel(job.request_id)  # spare the charge if still queued
+                await self._client(job).cancel(job.request_id)  # spare the charge if queued
 
     async def _end(self, job: Job, state: JobState, reason: str | None) -> Job | None:
         ended = await self.store.move(job.id, state, only_from={job.state}, error=reason,

@@ -23,7 +23,14 @@ from bot.limits import Limits, Who
 from bot.lineage import Lineage
 from bot.pricing import PriceBook, price_options
 from bot.prompts import prompt_texts
-from bot.runcomfy import RunComfyClient, RunComfyError, SubmitOutcomeUnknown
+from bot.runcomfy import (
+    AuthError,
+    InsufficientBalance,
+    RunComfyClient,
+    RunComfyError,
+    SubmitOutcomeUnknown,
+)
+from bot.server_keys import ServerKeys
 from bot.store.database import Tx
 from bot.store.jobs import JobStore, NewJob
 from bot.validation import build_request
@@ -75,12 +82,13 @@ class JobRequest:
 class JobRefused(UserError):
     """The job was written down but RunComfy refused it; ``job`` says how it ended."""
 
-    def __init__(self, job: Job, error: RunComfyError) -> None:
+    def __init__(self, job: Job, error: RunComfyError, said: str | None = None) -> None:
+        """``said``: what the member is told of ``error``, when not its own words."""
         if isinstance(error, SubmitOutcomeUnknown):
             text = (f"Job #{job.id}: {error} A moderator can start it again with "
                     f"`/retry job:{job.id}`.")
         else:
-            text = f"Job #{job.id} did not start. {error}"
+            text = f"Job #{job.id} did not start. {said or error}"
         super().__init__(text)
         self.job = job
         self.error = error
@@ -90,12 +98,14 @@ class JobService:
     def __init__(self, catalog: Catalog, store: JobStore, client: RunComfyClient,
                  limits: Limits, prices: PriceBook, on_change: Callable[[Job], None],
                  clock: Callable[[], float] = time.time, simulated: bool = False,
-                 access: Access | None = None) -> None:
+                 access: Access | None = None, keys: ServerKeys | None = None) -> None:
         """``on_change``: told of every job this service moves (the poller follows it);
         ``simulated``: RunComfy is the built-in simulator; jobs are marked so; ``access``:
-        which servers may spend (default: every one)."""
+        which servers may spend (default: every one); ``keys``: servers' own RunComfy keys
+        (default: every job on ``client``'s, the operator's)."""
         self.catalog = catalog
         self.access = access
+        self.keys = keys
         self.simulated = simulated
         self.prices = prices
         self.store = store
@@ -152,7 +162,15 @@ class JobService:
         the guild's lock is held the second time)."""
         await self.limits.check(who.who, model, () if tx else prompt_texts(body),
                                 self.prices.estimate(model, body), budgeted=not self.simulated,
+                                own_key=await self._sealed_key(who.guild_id, tx) is not None,
                                 tx=tx)
+
+    async def _sealed_key(self, guild_id: int, tx: Tx | None = None) -> str | None:
+        """The server's own key for a new job, sealed; ``None``: the operator's."""
+        return None if self.keys is None else await self.keys.sealed_for(guild_id, tx=tx)
+
+    def _client(self, job: Job) -> RunComfyClient:
+        return self.client if self.keys is None else self.keys.client_for(job.runcomfy_key)
 
     async def job_for(self, job_id: int, *, guild_id: int, user_id: int,
                       moderates: InChannel, action: str, sees: InChannel = everywhere) -> Job:
@@ -207,7 +225,9 @@ class JobService:
                     raise UserError(f"Job #{retry_of} was already started again, as job "
                                     f"#{again}; it is not started a third time.")
                 if not self.simulated:
-                    await self.limits.check_budget(who.guild_id, model, estimate, tx=tx)
+                    await self.limits.check_budget(
+                        who.guild_id, model, estimate, tx=tx,
+                        own_key=await self._sealed_key(who.guild_id, tx) is not None)
             job = await self.store.add(NewJob(
                 guild_id=who.guild_id, channel_id=who.channel_id, user_id=who.user_id,
                 model_id=model.id, command=model.command,
@@ -216,6 +236,7 @@ class JobService:
                 resolution=resolution, simulated=self.simulated, retry_of=retry_of,
                 parent_id=lineage.parent_id if lineage else None,
                 origin=lineage.origin.value if lineage else None,
+                runcomfy_key=await self._sealed_key(who.guild_id, tx),
             ), tx=tx)
         # The paid call and its recording run as a task of their own, which the caller (an
         # interaction, say) awaits but does not own: a stop never cuts it between sending and
@@ -241,16 +262,20 @@ class JobService:
             raise UserError(f"Job #{job.id} was stopped before it was sent to RunComfy; "
                             "nothing was charged.")
         try:
-            submitted = await self.client.submit(model.id, body)
+            submitted = await self._client(job).submit(model.id, body)
         except SubmitOutcomeUnknown as exc:
             ended = await self.store.move(job.id, JobState.OUTCOME_UNKNOWN, error=str(exc),
                                           finished_at=self.clock())
             self.on_change(ended or submitting)
             raise JobRefused(ended or submitting, exc) from None
         except RunComfyError as exc:
+            error = str(exc)
+            if self.keys is not None and job.runcomfy_key is not None and isinstance(
+                    exc, AuthError | InsufficientBalance):
+                error = await self.keys.refused(job.guild_id, job.runcomfy_key, exc)
             ended = await self.store.move(job.id, JobState.FAILED, only_from={JobState.SUBMITTING},
-                                          error=str(exc), finished_at=self.clock())
-            raise JobRefused(ended or submitting, exc) from None
+                                          error=error, finished_at=self.clock())
+            raise JobRefused(ended or submitting, exc, error) from None
         queued = await self.store.move(job.id, JobState.QUEUED,
                                        request_id=submitted.request_id,
                                        submitted_at=self.clock())
@@ -289,7 +314,7 @@ class JobService:
             return f"Job #{job_id} is finished and its video is being posted."
         assert job.request_id is not None
         try:
-            answer = await self.client.cancel(job.request_id)
+            answer = await self._client(job).cancel(job.request_id)
         except RunComfyError as exc:
             return f"Job #{job_id} could not be cancelled: {exc}"
         if not answer.cancelled:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal, cast
 
 import discord
@@ -35,7 +35,9 @@ class Settings(commands.GroupCog, group_name="settings",
             raise app_commands.NoPrivateMessage()
         if not interaction.permissions.manage_guild:
             raise app_commands.MissingPermissions(["manage_guild"])
-        if interaction.type is discord.InteractionType.application_command:
+        opens_form = interaction.command is not None and \
+            interaction.command.name == "runcomfy-key" and not _removing(interaction)
+        if interaction.type is discord.InteractionType.application_command and not opens_form:
             # Answer Discord first: every subcommand reads or writes the guild's settings,
             # and a write waits for the guild's lock (held while a job is admitted).
             await interaction.response.defer(ephemeral=True, thinking=True)
@@ -63,8 +65,35 @@ class Settings(commands.GroupCog, group_name="settings",
 
     @app_commands.command(name="show", description="Show this server's video settings.")
     async def show(self, interaction: discord.Interaction) -> None:
-        await interaction.edit_original_response(
-            embed=describe(await self._policy(interaction), self.bot))
+        assert interaction.guild_id is not None
+        embed = describe(await self._policy(interaction), self.bot)
+        ending = await self.bot.parts.keys.ending(interaction.guild_id)
+        embed.add_field(name="RunComfy key", value=f"this server's own, ending {ending[1:]}"
+                        if ending else "the bot's", inline=False)
+        await interaction.edit_original_response(embed=embed)
+
+    @app_commands.command(name="runcomfy-key",
+                          description="Make and pay for this server's videos with its own "
+                          "RunComfy key (or remove it).")
+    @app_commands.describe(remove="Remove the server's key: videos use the bot's again")
+    async def runcomfy_key(self, interaction: discord.Interaction, remove: bool = False) -> None:
+        assert interaction.guild_id is not None
+        keys = self.bot.parts.keys
+        if remove:
+            gone = await keys.remove(interaction.guild_id, interaction.user.id)
+            await self._done(interaction, "This server has no RunComfy key of its own."
+                             if gone is None else f"This server's RunComfy key (ending "
+                             f"{gone[1:]}) is removed; new videos use the bot's.")
+            return
+        await interaction.response.send_modal(KeyModal(self._set_key,
+                                                       self.bot.parts.errors.report))
+
+    async def _set_key(self, interaction: discord.Interaction, key: str) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)  # RunComfy is asked
+        assert interaction.guild_id is not None
+        ending = await self.bot.parts.keys.set(interaction.guild_id, interaction.user.id, key)
+        await self._done(interaction, f"This server's RunComfy key (ending {ending[1:]}) is set: "
+                         "its new videos are made and paid with it.")
 
     @app_commands.command(name="model", description="Turn a model on or off for this server.")
     @app_commands.describe(model="The model's slash command", enabled="On or off")
@@ -198,6 +227,34 @@ class Settings(commands.GroupCog, group_name="settings",
                  for c in changes] or ["No changes yet."]
         await interaction.edit_original_response(
             embed=discord.Embed(title="Settings changes", description="\n".join(lines)[:4000]))
+
+
+def _removing(interaction: discord.Interaction) -> bool:
+    return getattr(interaction.namespace, "remove", False) is True
+
+
+class KeyModal(discord.ui.Modal, title="This server's RunComfy key"):
+    """One text input; the key is checked with RunComfy, then kept sealed (never shown)."""
+
+    key: discord.ui.TextInput[KeyModal] = discord.ui.TextInput(
+        label="RunComfy API key", placeholder="From your RunComfy account's API page",
+        min_length=8, max_length=512, custom_id="key")
+
+    def __init__(self, submit: Callable[[discord.Interaction, str], Awaitable[None]],
+                 report: Callable[[discord.Interaction, Exception], Awaitable[None]]) -> None:
+        super().__init__(timeout=600)
+        self.submit = submit
+        self.report = report
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        try:
+            await self.submit(interaction, self.key.value)
+        except UserError as exc:  # a refusal, not a failure: answered, not raised
+            await self.report(interaction, exc)
+
+    async def on_error(self, interaction: discord.Interaction,  # type: ignore[override]
+                       error: Exception) -> None:
+        await self.report(interaction, error)
 
 
 def describe(policy: Policy, bot: VideoBot) -> discord.Embed:

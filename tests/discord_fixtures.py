@@ -13,6 +13,7 @@ import pytest
 from bot.catalog import Catalog
 from bot.config import Settings
 from bot.discord.client import VideoBot
+from bot.keys import KeyBox, new_secret_key
 from tests.clocks import ManualClock
 from tests.conftest import TOKEN, RunningSimulator
 from tests.discord_world import World
@@ -41,11 +42,16 @@ def bot_settings(tmp_path: Path, runcomfy: RunningSimulator,
     return Settings.model_validate(data)
 
 
+# BOT_SECRET_KEY in the tests: seals servers' own RunComfy keys.
+SECRET_KEY = new_secret_key()
+
+
 def make_bot(settings: Settings, catalog: Catalog, database: Path | str | None = None
              ) -> VideoBot:
     """The bot; on PostgreSQL when ``database`` is a URL (as with ``DATABASE_URL``)."""
     url = database if isinstance(database, str) else None
-    return VideoBot(settings, catalog, TOKEN, database_url=url)
+    return VideoBot(settings, catalog, TOKEN, database_url=url,
+                    key_box=KeyBox.from_env(SECRET_KEY))
 
 
 @pytest.fixture

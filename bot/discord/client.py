@@ -26,17 +26,20 @@ from bot.discord.errors import ErrorReporter
 from bot.discord.poll_loop import PollLoop
 from bot.downloads import Videos
 from bot.jobs import Job
+from bot.keys import KeyBox, KeyBoxError
 from bot.limits import Limits
 from bot.policy import PolicyStore
 from bot.poller import Poller, PollSettings
 from bot.pricing import PriceBook
 from bot.runcomfy import RetryPolicy, RunComfyClient, Timeouts
+from bot.server_keys import ServerKeys
 from bot.service import JobService
 from bot.simulator import Simulator, SimulatorConfig
 from bot.store.access import ApprovedServers
 from bot.store.connect import open_database
 from bot.store.database import Database
 from bot.store.jobs import JobStore
+from bot.store.keys import GuildKeys
 from bot.store.notices import NoticeStore
 
 log = logging.getLogger(__name__)
@@ -68,12 +71,14 @@ class Parts:
     prices: PriceBook
     videos: Videos
     errors: ErrorReporter
+    keys: ServerKeys
 
 
 class VideoBot(commands.AutoShardedBot):
     def __init__(self, settings: Settings, catalog: Catalog, runcomfy_token: str, *,
                  database_url: str | None = None, run_jobs: bool = True,
-                 clock: Callable[[], float] = utc_seconds) -> None:
+                 clock: Callable[[], float] = utc_seconds, key_box: KeyBox | None = None
+                 ) -> None:
         """``database_url`` (PostgreSQL, from ``DATABASE_URL``) instead of the SQLite file of
         ``bot.database``; ``run_jobs=False`` (for ``python -m bot sync``) leaves the jobs to
         the running bot."""
@@ -98,6 +103,7 @@ class VideoBot(commands.AutoShardedBot):
         self.clock = clock
         self.run_jobs = run_jobs
         self._runcomfy_token = runcomfy_token
+        self._key_box = key_box  # BOT_SECRET_KEY's: servers' own RunComfy keys
         self._database = database_url or settings.bot.database
         self._parts: Parts | None = None
         self._http_session: aiohttp.ClientSession | None = None
@@ -155,6 +161,14 @@ class VideoBot(commands.AutoShardedBot):
                               max_delay=s.runcomfy.retry_max_delay),
             timeouts=Timeouts(submit=s.runcomfy.submit_timeout, read=s.runcomfy.request_timeout),
         )
+        policies = PolicyStore(db, s.limits, self.clock, s.ceilings)
+        keys = ServerKeys(GuildKeys(db), policies.settings, self._key_box, runcomfy,
+                          self.catalog, self.clock)
+        try:
+            await keys.check_secret()
+        except KeyBoxError:  # the bot stops: nothing may hold the process open
+            await db.close()
+            raise
         videos = Videos(self.http_session, int(s.jobs.max_download_mb * 1024 * 1024))
         delivery = Delivery(self, self.buttons, videos, self.model_name,
                             await store.nonce_tag())
@@ -164,15 +178,15 @@ class VideoBot(commands.AutoShardedBot):
         poller = Poller(self.catalog, store, runcomfy, channels, PollSettings(
             interval=s.jobs.poll_interval, max_concurrent=s.jobs.max_concurrent_polls,
             timeout_seconds=s.jobs.timeout_minutes * 60, strategy=s.jobs.poll_strategy,
-        ), clock=self.clock)
-        policies = PolicyStore(db, s.limits, self.clock, s.ceilings)
+        ), clock=self.clock, keys=keys)
         limits = Limits(db, policies, self.clock, s.account)
         prices = PriceBook(self.catalog, s.prices)
-        access = Access(s.access.servers, s.access.approved, ApprovedServers(db))
+        access = Access(s.access.servers, s.access.approved, ApprovedServers(db), keys.has_key)
         jobs = JobService(self.catalog, store, runcomfy, limits, prices, poller.notify,
-                          clock=self.clock, simulated=self.simulated, access=access)
+                          clock=self.clock, simulated=self.simulated, access=access, keys=keys)
         self._parts = Parts(db, store, runcomfy, jobs, poller, PollLoop(poller), delivery,
-                            policies, limits, notices, prices, videos, ErrorReporter(notices))
+                            policies, limits, notices, prices, videos, ErrorReporter(notices),
+                            keys)
         if self.run_jobs:
             await self._read_prices()
         self.add_dynamic_items(self.buttons.item)  # they work across restarts

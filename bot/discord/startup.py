@@ -24,6 +24,7 @@ from discord.http import INTERNAL_API_VERSION
 
 from bot.config import ConfigError
 from bot.discord.client import VideoBot
+from bot.keys import KeyBoxError
 from bot.store.database import DatabaseError
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ UNEXPECTED = 1  # a bug: the line names the exception; LOG_LEVEL=DEBUG logs the 
 SETUP = 2  # a token, a setting, a model file, or something Discord refused: fix and restart
 DATABASE = 3  # the database cannot be opened or migrated
 UNREACHABLE = 4  # Discord cannot be reached or is unavailable: try again later
+SECRET_KEY = 5  # BOT_SECRET_KEY is malformed, missing or does not open the stored keys
 
 DISCORD_API_BASE = "DISCORD_API_BASE"
 GATEWAY = "Discord's gateway"
@@ -119,6 +121,8 @@ def explain(exc: BaseException, what: str = "Discord") -> StartupError:
         return StartupError(SETUP, str(exc))
     if isinstance(exc, DatabaseError):
         return StartupError(DATABASE, f"database: {exc}")
+    if isinstance(exc, KeyBoxError):
+        return StartupError(SECRET_KEY, str(exc))
     if isinstance(exc, discord.LoginFailure):
         return StartupError(SETUP, "Discord refused DISCORD_TOKEN (improper token)")
     if isinstance(exc, discord.PrivilegedIntentsRequired):

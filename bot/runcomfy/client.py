@@ -96,6 +96,14 @@ class RunComfyClient:
     def __repr__(self) -> str:
         return f"RunComfyClient(base_url={self.base_url!r})"
 
+    def with_token(self, token: str) -> RunComfyClient:
+        """The same client (its session, retries and timeouts) under another account's token:
+        a server's own key."""
+        other = RunComfyClient(token, self.base_url, retry=self._retry, timeouts=self._timeouts,
+                               session=self.session)
+        other._owns_session = False
+        return other
+
     def scrub(self, text: str) -> str:
         """``text`` (from RunComfy) without the token, should RunComfy ever echo it."""
         return text.replace(self._token, "***") if self._token else text

@@ -18,11 +18,11 @@ SPENT_SQL = f"""
             WHERE state IN ({OPEN_STATES_SQL})
               AND guild_id = ? AND created_at >= ? AND simulated = 0)"""  # noqa: S608
 ACCOUNT_SQL = f"""
-    SELECT (SELECT COALESCE(SUM(cost_usd), 0) FROM usage_daily INDEXED BY usage_daily_day
-            WHERE day >= ? AND simulated = 0)
+    SELECT (SELECT COALESCE(SUM(cost_usd), 0) FROM account_daily WHERE day >= ?)
          + (SELECT COALESCE(SUM(COALESCE(cost_usd, estimated_usd, 0)), 0)
             FROM jobs INDEXED BY jobs_open
-            WHERE state IN ({OPEN_STATES_SQL}) AND created_at >= ? AND simulated = 0)"""  # noqa: S608
+            WHERE state IN ({OPEN_STATES_SQL}) AND created_at >= ? AND simulated = 0
+              AND runcomfy_key IS NULL)"""  # noqa: S608
 # The advisory lock every admission takes, after its guild's, when the account has caps: no
 # guild id is 0.
 ACCOUNT_LOCK = 0
@@ -61,6 +61,6 @@ async def guild_spent(reader: Tx, guild_id: int, *, month_day: str, month_start:
 
 async def account_spent(reader: Tx, *, day: str, start: float) -> float:
     """USD spent (or reserved) on the operator's account by every server since ``day`` (an
-    ISO date; ``start``: its unix time)."""
+    ISO date; ``start``: its unix time): jobs on a server's own key are not the operator's."""
     row = await reader.fetchrow(ACCOUNT_SQL, day, start)
     return float(row[0]) if row else 0.0

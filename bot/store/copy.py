@@ -1,5 +1,6 @@
 """Moving up: copy a SQLite store (jobs, usage, settings, audit, notices, meta, approved
-servers) into an empty PostgreSQL database, as ``python -m bot migrate-db --to ...`` does."""
+servers, servers' sealed keys) into an empty PostgreSQL database, as ``python -m bot migrate-db
+--to ...`` does."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ TABLES = (
     Table("notices", "id", identity=True),
     Table("meta", "key"),
     Table("approved_servers", "guild_id"),
+    Table("guild_keys", "guild_id"),  # sealed: copied as ciphertext
+    Table("account_daily", "day"),
 )
 
 

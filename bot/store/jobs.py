@@ -9,7 +9,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +38,10 @@ USAGE_SQL = """
         failures = usage_daily.failures + excluded.failures,
         cancellations = usage_daily.cancellations + excluded.cancellations,
         unpriced = usage_daily.unpriced + excluded.unpriced"""
+# What the operator's account spent that day (not a server's own key, not simulated).
+ACCOUNT_USAGE_SQL = """
+    INSERT INTO account_daily (day, cost_usd) VALUES (?, ?)
+    ON CONFLICT (day) DO UPDATE SET cost_usd = account_daily.cost_usd + excluded.cost_usd"""
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class NewJob:
     retry_of: int | None = None
     parent_id: int | None = None  # the job whose Again, Vary or Extend this is (bot.lineage)
     origin: str | None = None
+    runcomfy_key: str | None = field(default=None, repr=False)  # a server's own, sealed
 
 
 class JobStore:
@@ -78,13 +83,15 @@ class JobStore:
         now = self.clock()
         sql = ("INSERT INTO jobs (guild_id, channel_id, user_id, model_id, command, prompt, body,"
                " state, estimated_usd, seconds, audio, resolution, simulated, retry_of,"
-               " parent_id, origin, lease_owner, lease_until, created_at, updated_at)"
-               " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *")
+               " parent_id, origin, lease_owner, lease_until, created_at, updated_at,"
+               " runcomfy_key)"
+               " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+               " RETURNING *")
         params = (new.guild_id, new.channel_id, new.user_id, new.model_id, new.command,
                   new.prompt, json.dumps(new.body), JobState.ACCEPTED.value, new.estimated_usd,
                   new.seconds, None if new.audio is None else int(new.audio), new.resolution,
                   int(new.simulated), new.retry_of, new.parent_id, new.origin, self.owner,
-                  now + self.lease_seconds, now, now)
+                  now + self.lease_seconds, now, now, new.runcomfy_key)
         rows = await (tx.fetch(sql, *params) if tx else self.db.write(sql, *params))
         return Job.from_row(rows[0])
 
@@ -119,7 +126,10 @@ class JobStore:
             async with self.db.writing(tx) as unit:
                 moved = _job(await unit.fetchrow(sql, *params))
                 if moved is not None:
-                    await unit.execute(USAGE_SQL, *usage_of(moved))
+                    line = usage_of(moved)
+                    await unit.execute(USAGE_SQL, *line)
+                    if moved.runcomfy_key is None and not moved.simulated:
+                        await unit.execute(ACCOUNT_USAGE_SQL, line[1], line[6])
         if moved is not None:
             reason = f": {moved.error}" if moved.error and moved.state.is_terminal else ""
             log.info("job %d -> %s (guild %d, model %s, request %s)%s", moved.id, moved.state,

@@ -43,12 +43,16 @@ class SettingsStore:
                                       guild_id)
         return {str(row[0]): json.loads(row[1]) for row in rows}
 
-    async def record(self, tx: Tx, guild_id: int, user_id: int, edits: Sequence[Edit]) -> None:
-        """Store the new values and an audit row for each, inside the caller's transaction."""
+    async def record(self, tx: Tx, guild_id: int, user_id: int, edits: Sequence[Edit], *,
+                     store: bool = True) -> None:
+        """Store the new values and an audit row for each, inside the caller's transaction
+        (``store=False``: the audit rows only, for what is kept elsewhere)."""
         for edit in edits:
-            await tx.execute("INSERT INTO guild_settings (guild_id, key, value)"
-                             " VALUES (?, ?, ?) ON CONFLICT (guild_id, key)"
-                             " DO UPDATE SET value = excluded.value", guild_id, edit.key, edit.new)
+            if store:
+                await tx.execute("INSERT INTO guild_settings (guild_id, key, value)"
+                                 " VALUES (?, ?, ?) ON CONFLICT (guild_id, key)"
+                                 " DO UPDATE SET value = excluded.value",
+                                 guild_id, edit.key, edit.new)
             await tx.execute("INSERT INTO settings_audit (guild_id, user_id, key, old_value,"
                              " new_value, at) VALUES (?, ?, ?, ?, ?, ?)",
                              guild_id, user_id, edit.key, edit.old, edit.new, self.clock())

@@ -146,4 +146,4 @@ async def test_check_says_who_may_spend_and_the_account_caps(tmp_path: Path) -> 
                                          BOT_ACCESS__APPROVED="7,8",
                                          BOT_BOT__DATABASE=str(database)), offline=True)
     assert [line.detail for line in approved if line.item == "access"] == [
-        "approved: 3 servers (2 in the config, 1 with `servers approve`)"]
+        "approved: 3 servers approved (2 in the config, 1 with `servers approve`)"]

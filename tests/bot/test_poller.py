@@ -339,7 +339,8 @@ async def test_a_cancelled_job_ends_cancelled_without_news_and_is_polled_no_more
         return world.calls(job, "status") > 0
 
     await world.run_until(asked)
-    answer = await world.jobs.cancel(job.id, guild_id=GUILD, user_id=ALICE, moderator=False)
+    answer = await world.jobs.cancel(job.id, guild_id=GUILD, user_id=ALICE,
+                                   moderates=lambda _: False)
     assert answer == f"Job #{job.id} is cancelled; nothing is charged for it."
     assert world.channels.last(job.id).state is JobState.CANCELLED  # through notify
     assert (await world.client.cancel(elsewhere.request_id)).cancelled  # RunComfy's side

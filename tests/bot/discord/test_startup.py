@@ -4,6 +4,7 @@ follows ``GET /gateway/bot`` to the gateway."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -14,6 +15,9 @@ from pathlib import Path
 import pytest
 
 from bot.discord import startup
+from bot.keys import KeyBox, new_secret_key
+from bot.store.connect import open_database
+from bot.store.keys import GuildKeys
 from tests.conftest import TOKEN, RunningSimulator
 from tests.discord_stand_in import BotProcess, Launcher, StandIn, bot_environment
 
@@ -179,3 +183,53 @@ async def test_a_database_that_cannot_be_opened(
     assert await bot.wait_exit(60) == startup.DATABASE
     [line] = bot.log_paths()[1].read_text().splitlines()
     assert line.startswith("error: database: ")
+
+
+def test_a_malformed_secret_key(tmp_path: Path) -> None:
+    done = run_bot(tmp_path, BOT_SECRET_KEY="not-a-fernet-key")
+    assert (done.returncode, done.stdout) == (startup.SECRET_KEY, "")
+    assert done.stderr == ("error: BOT_SECRET_KEY: its key is not a Fernet key (32 random bytes, "
+                           "URL-safe base64, 44 characters); make one with `python -m bot "
+                           "new-secret-key`.\n")
+    assert "not-a-fernet-key" not in done.stderr.replace("BOT_SECRET_KEY", "")
+
+
+async def a_store_with_a_sealed_key(path: Path, secret: str) -> None:
+    db = await open_database(path)
+    async with db.transaction() as tx:
+        await GuildKeys(db).put(tx, 1 << 22, KeyBox([secret]).seal("rc-own-key-1234567890"),
+                                "…7890", 0.0)
+    await db.close()
+
+
+@pytest.mark.parametrize("given", ["", "wrong"])
+async def test_stored_keys_need_the_secret_that_sealed_them(
+        stand_in: StandIn, launcher: Launcher, tmp_path: Path, simulator: RunningSimulator,
+        given: str) -> None:
+    new = (await asyncio.to_thread(  # the command an operator runs for it
+        subprocess.run, [sys.executable, "-m", "bot", "new-secret-key"], capture_output=True,
+        text=True, check=True, timeout=60)).stdout.strip()
+    await a_store_with_a_sealed_key(tmp_path / "bot.sqlite3", new)
+    secret = new_secret_key() if given == "wrong" else ""
+    bot = await launch(stand_in, launcher, tmp_path, simulator, LOG_LEVEL="WARNING",
+                       BOT_SECRET_KEY=secret)
+    await exits_with(bot, startup.SECRET_KEY, {
+        "": "error: servers' own RunComfy keys are stored but BOT_SECRET_KEY is not set: set "
+            "it to the key they were sealed with",
+        "wrong": "error: BOT_SECRET_KEY does not open the stored RunComfy keys: it is not the "
+                 "key they were sealed with (while rotating, keep the old key after the new "
+                 "one: NEW,OLD)."}[given])
+
+
+async def test_a_rotation_seals_the_stored_keys_again(
+        stand_in: StandIn, launcher: Launcher, tmp_path: Path,
+        simulator: RunningSimulator) -> None:
+    old, new = new_secret_key(), new_secret_key()
+    await a_store_with_a_sealed_key(tmp_path / "bot.sqlite3", old)
+    bot = await launch(stand_in, launcher, tmp_path, simulator, BOT_SECRET_KEY=f"{new},{old}")
+    await bot.wait_ready(timeout=60)
+    db = await open_database(tmp_path / "bot.sqlite3")
+    stored = await GuildKeys(db).get(1 << 22)
+    await db.close()
+    assert stored is not None
+    assert KeyBox([new]).open(stored.sealed) == "rc-own-key-1234567890"  # the old key: no more
