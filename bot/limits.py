@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import weakref
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -24,6 +26,10 @@ from bot.text import duration_text, hours_text
 # fits ($21.00 - 4 x $4.20 is $4.199999999999999).
 CENT_FRACTION = 1e-6
 OPEN_HORIZON = 2 * 86400  # open jobs are younger than this (they time out long before)
+# Blocklist checks run in threads of their own, one server's at a time: a server with hostile
+# rules can't take every thread (nor the default pool others need), and the regex engine's
+# time limit, counted in the process's CPU time, is not eaten by many checks at once.
+BLOCKLIST_THREADS = 2
 
 
 class LimitReached(UserError):
@@ -73,6 +79,9 @@ class Limits:
         self.policies = policies
         self.clock = clock
         self.account = account or AccountCaps()
+        self._checks = ThreadPoolExecutor(BLOCKLIST_THREADS, thread_name_prefix="blocklist")
+        self._checking: weakref.WeakValueDictionary[int, asyncio.Lock] = \
+            weakref.WeakValueDictionary()
 
     async def hold(self, tx: Tx, guild_id: int) -> None:
         """The locks an admission holds until it has written its job down: the guild's, and
@@ -121,7 +130,7 @@ class Limits:
         if not policy.model_enabled(model.command):
             raise LimitReached(f"`{model.command}` is turned off on this server.")
         if prompts and policy.prompt_blocklist:  # bounded, and off the event loop
-            blocked = await asyncio.to_thread(policy.blocked_text, *prompts)
+            blocked = await self._blocked(who.guild_id, policy, prompts)
             if blocked is not None:
                 raise LimitReached(f"Your prompt contains “{blocked}”, which is not allowed "
                                    "here.")
@@ -144,6 +153,14 @@ class Limits:
             self._check_budget(standing, model, estimate)
             if not own_key:
                 await self._check_account(model, estimate, tx)
+
+    async def _blocked(self, guild_id: int, policy: Policy, prompts: Sequence[str]) -> str | None:
+        lock = self._checking.get(guild_id)
+        if lock is None:
+            lock = self._checking[guild_id] = asyncio.Lock()
+        async with lock:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._checks, policy.blocked_text, *prompts)
 
     async def check_budget(self, guild_id: int, model: ModelSpec, estimate: float | None, *,
                            own_key: bool = False, tx: Tx | None = None) -> None:

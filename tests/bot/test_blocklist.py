@@ -79,3 +79,46 @@ async def test_a_hostile_server_does_not_stall_another(tmp_path: Path, catalog: 
         assert max(lags) < 0.1, max(lags)
     finally:
         await db.close()
+
+
+async def test_hostile_servers_never_get_another_servers_prompt_refused(
+        tmp_path: Path, catalog: Catalog) -> None:
+    """Five servers with hostile rules asking at once, while a sixth with an honest blocklist
+    of 50 plain words asks 20 times: its clean prompts are never refused as "too slow to
+    check" (the regex engine's limit counts the process's CPU time: many hostile checks at
+    once ate the honest one's), and one server's checks run one at a time."""
+    db = await open_database(tmp_path / "bot.sqlite3")
+    try:
+        policies = PolicyStore(db, Policy(max_concurrent=0), time.time)
+        limits = Limits(db, policies, time.time)
+        hostile_servers = [HOSTILE + n for n in range(5)]
+        for guild in hostile_servers:
+            await policies.update(guild, 1, lambda _: {
+                "prompt_blocklist": [r.model_dump() for r in HOSTILE_RULES]})
+        honest = [BlockRule(pattern=f"forbidden{n}") for n in range(MAX_RULES)]
+        await policies.update(CALM, 1, lambda _: {
+            "prompt_blocklist": [r.model_dump() for r in honest]})
+        model = catalog.by_command("kling-3-0")
+        refused: list[str] = []
+
+        async def hostile(guild: int, user: int) -> None:
+            for _ in range(4):
+                try:
+                    await limits.check(Who(guild, user, frozenset({1}), frozenset()), model,
+                                       TEXTS, None, budgeted=False)
+                except LimitReached:
+                    continue
+
+        async def calm(user: int) -> None:
+            try:
+                await limits.check(Who(CALM, user, frozenset({2}), frozenset()), model,
+                                   ["a calm sea " * 100] * 5, None, budgeted=False)
+            except LimitReached as exc:
+                refused.append(str(exc))
+
+        await asyncio.gather(
+            *(hostile(guild, user) for guild in hostile_servers for user in range(3)),
+            *(calm(user) for user in range(20)))
+        assert refused == []
+    finally:
+        await db.close()

@@ -107,7 +107,8 @@ async def test_the_command_copies_once_and_refuses_a_full_target(
     done = migrate()
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout == (f"copied {path} into {url}: 7 jobs, 3 usage_daily, 3 guild_settings,"
-                           " 3 settings_audit, 1 notices, 1 meta, 1 approved_servers\n")
+                           " 3 settings_audit, 1 notices, 1 meta, 1 approved_servers, 0 guild_keys,"
+                           " 1 account_daily\n")
     target = await open_database(url, clock=clock)
     assert await seen(target) == before
     await target.close()
