@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -17,7 +17,7 @@ import discord
 from bot.discord.buttons import JobButtons
 from bot.discord.cards import render_card
 from bot.discord.history import find_card, find_video, ready_text
-from bot.downloads import Videos
+from bot.downloads import VideoGone, Videos, temp_file_of
 from bot.jobs import Job
 
 log = logging.getLogger(__name__)
@@ -154,14 +154,40 @@ class Delivery:
 
     async def show(self, job: Job, channel_id: int, shown_by: int) -> Posted:
         """Post a finished job's card and video again, in one message with the loop's buttons,
-        in ``channel_id`` (``/show``). Raises ``VideoGone`` when RunComfy's link has expired."""
+        in ``channel_id`` (``/show``): RunComfy's file, else (its link expired) the copy posted
+        in Discord. Raises ``VideoGone`` when neither is there."""
         channel = await self.channel(channel_id, job.guild_id)
         text = (f"Job #{job.id} ({self._model_name(job)}) by <@{job.user_id}>, shown again by "
                 f"<@{shown_by}>.")
         extra = {"embed": render_card(job, self._model_name(job)),
                  "view": self.buttons.loop_view(job), "allowed_mentions": _NO_MENTIONS}
-        async with self.videos.fetched(job, upload_limit(channel)) as path:
-            return await self._post(channel, job, text, path, extra)
+        limit = upload_limit(channel)
+        try:
+            async with self.videos.fetched(job, limit) as path:
+                return await self._post(channel, job, text, path, extra)
+        except VideoGone:
+            async with self.posted_copy(job, limit) as kept:
+                return await self._post(channel, job, text, kept, extra)
+
+    @contextlib.asynccontextmanager
+    async def posted_copy(self, job: Job, limit: int) -> AsyncIterator[Path | None]:
+        """The video as the bot posted it in Discord (which keeps it after RunComfy's link
+        expires), in a temporary file; the message is fetched again, for fresh signed CDN
+        links. ``None`` when larger than ``limit``; ``VideoGone`` when there is no such copy."""
+        if job.result_message_id is None or job.delivered_as != "file":
+            raise VideoGone(job)
+        try:
+            channel = await self.channel(job.channel_id, job.guild_id)
+            message = await channel.fetch_message(job.result_message_id)
+            video = next(a for a in message.attachments if a.filename.endswith(".mp4"))
+            data = None if video.size > limit else await video.read()
+        except (discord.HTTPException, ChannelGone, CannotPost, StopIteration):
+            raise VideoGone(job) from None
+        if data is None:
+            yield None
+            return
+        async with temp_file_of(data, f"job-{job.id}-") as path:
+            yield path
 
     def nonce(self, job: Job, what: Literal["card", "vid"] = "vid") -> str:
         """The same for every attempt at one job's card or video, so Discord can drop a

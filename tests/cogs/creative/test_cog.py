@@ -280,14 +280,20 @@ async def test_show_refuses_another_guilds_job_and_unfinished_ones(world: World)
 
 
 @pytest.mark.parametrize("status", [404, 403])
-async def test_show_says_when_the_video_link_has_expired(world: World, status: int) -> None:
+async def test_show_reposts_discords_copy_when_the_link_has_expired(world: World,
+                                                                    status: int) -> None:
     await made(world)
-    before = len(world.bot_messages())
-    world.sim.inject(Fault("status", status=status, path="^/files/"))
+    world.sim.inject(Fault("status", status=status, path="^/files/", times=2))
+    elsewhere = world.guild.create_text_channel("gallery")
+    result = await world.alice.slash(elsewhere, "show", job=1)
+    assert result.response.content == "Job #1 is posted again here."
+    [shown] = world.bot_messages(elsewhere)
+    assert await shown.attachments[0].read() == world.sim.video  # the same bytes, from Discord
+    # Without Discord's copy (deleted), the member is told.
+    await video_of(world, 1).delete()
     result = await world.alice.slash(world.channel, "show", job=1)
     assert result.response.content == (
         "Job #1's video is no longer available: RunComfy's link to it has expired.")
-    assert len(world.bot_messages()) == before
 
 
 async def test_jobs_lists_lineage_and_links_to_the_videos(world: World) -> None:
