@@ -8,7 +8,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-SCRIPTS = ("acknowledge", "delivery", "footprint", "report_usage", "store_lifecycle", "shards")
+SCRIPTS = ("acknowledge", "delivery", "footprint", "report_usage", "store_lifecycle", "shards",
+           "admission")
 
 
 def main() -> int:

@@ -154,8 +154,10 @@ async def _serve_until_stopped(config: dict[str, Any], plans: list[Plan],
     if runs is not None:
         add = simulator.queue.add
 
-        def planned(model_id: str, body: dict[str, Any], plan: Plan, cost: float) -> SimJob:
-            return add(model_id, body, runs.plan(body, len(simulator.queue.jobs), plan), cost)
+        def planned(model_id: str, body: dict[str, Any], plan: Plan, cost: float,
+                    owner: str = "") -> SimJob:
+            return add(model_id, body, runs.plan(body, len(simulator.queue.jobs), plan), cost,
+                       owner)
 
         simulator.queue.add = planned  # type: ignore[method-assign]
     runner = web.AppRunner(simulator.app(), access_log=None)

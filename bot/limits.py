@@ -83,10 +83,9 @@ class Limits:
         self._checking: weakref.WeakValueDictionary[int, asyncio.Lock] = \
             weakref.WeakValueDictionary()
 
-    async def hold(self, tx: Tx, guild_id: int) -> None:
-        """The locks an admission holds until it has written its job down: the guild's, and
-        (always after it) the account's when the account has caps."""
-        await tx.lock_guild(guild_id)
+    async def hold_account(self, tx: Tx) -> None:
+        """The account-wide lock an admission on the operator's account holds, always after
+        its guild's, until it has written its job down, when the account has caps."""
         if self.account.any:
             await tx.lock_guild(ACCOUNT_LOCK)
 
@@ -110,12 +109,13 @@ class Limits:
         )
 
     async def check(self, who: Who, model: ModelSpec, prompts: Sequence[str],
-                    estimate: float | None, *, budgeted: bool = True, own_key: bool = False,
+                    estimate: float | None, *, budgeted: bool = True, account: bool = True,
                     tx: Tx | None = None) -> None:
         """Raise ``LimitReached`` with the first rule this request breaks. ``prompts`` are
         every text the model reads as a prompt (none: the blocklist is not checked);
         ``budgeted=False`` for simulated jobs, which never count against the budget;
-        ``own_key``: the server pays with its own key, so the account's caps do not apply."""
+        ``account=False``: the account's caps are not checked here (the server pays with its
+        own key, or the admission checks them last, under the account's lock)."""
         standing = await self.standing(who.guild_id, who.user_id, roles=who.role_ids, tx=tx)
         policy = standing.policy
         now = self.clock()
@@ -151,8 +151,8 @@ class Limits:
                 f"{hours_text(standing.day_resets_at - now)}")
         if budgeted:
             self._check_budget(standing, model, estimate)
-            if not own_key:
-                await self._check_account(model, estimate, tx)
+            if account:
+                await self.check_account(model, estimate, tx=tx)
 
     async def _blocked(self, guild_id: int, policy: Policy, prompts: Sequence[str]) -> str | None:
         lock = self._checking.get(guild_id)
@@ -163,23 +163,22 @@ class Limits:
                 self._checks, policy.blocked_text, *prompts)
 
     async def check_budget(self, guild_id: int, model: ModelSpec, estimate: float | None, *,
-                           own_key: bool = False, tx: Tx | None = None) -> None:
+                           account: bool = True, tx: Tx | None = None) -> None:
         """Only the budgets (for a moderator's retry, which no member rule limits)."""
         self._check_budget(await self.standing(guild_id, 0, tx=tx), model, estimate)
-        if not own_key:
-            await self._check_account(model, estimate, tx)
+        if account:
+            await self.check_account(model, estimate, tx=tx)
 
     async def account_standing(self, *, tx: Tx | None = None) -> tuple[float, float]:
         """What the operator's account spent (or reserved) today and this month."""
         now = self.clock()
         day, month, _, _ = _boundaries(now)
         async with self.db.reading(tx) as reader:
-            today = await account_spent(reader, day=_iso(day), start=day)
-            this_month = await account_spent(reader, day=_iso(month), start=month)
-        return today, this_month
+            return await account_spent(reader, day=_iso(day), day_start=day, month=_iso(month),
+                                       month_start=month)
 
-    async def _check_account(self, model: ModelSpec, estimate: float | None,
-                             tx: Tx | None) -> None:
+    async def check_account(self, model: ModelSpec, estimate: float | None, *,
+                            tx: Tx | None = None) -> None:
         """The operator's caps on the whole account; the refusal never says whose spending
         reached them."""
         caps = self.account

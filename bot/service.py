@@ -128,7 +128,8 @@ class JobService:
         body = _precheck(model, options, {n: i.known for n, i in asked.images.items()})
         if asked.check_place is not None:
             asked.check_place()
-        await self._admit(model, body, asked.who)
+        await self._admit(model, body, asked.who,
+                          account=await self._sealed_key(asked.who.guild_id) is None)
         fetched = {name: await image.fetch() if image.fetch else image.known
                    for name, image in asked.images.items()}
         if any(image.fetch for image in asked.images.values()):
@@ -155,15 +156,14 @@ class JobService:
             await self.access.check(guild_id)
 
     async def _admit(self, model: ModelSpec, body: Mapping[str, Any], who: Requester, *,
-                     tx: Tx | None = None) -> None:
+                     account: bool, tx: Tx | None = None) -> None:
         """The guild's rules and the member's allowance; raises ``LimitReached``. Checked
         before anything is downloaded, and again inside the admission's transaction (the
         prompts against the blocklist only the first time: their check is the costly one, and
         the guild's lock is held the second time)."""
         await self.limits.check(who.who, model, () if tx else prompt_texts(body),
                                 self.prices.estimate(model, body), budgeted=not self.simulated,
-                                own_key=await self._sealed_key(who.guild_id, tx) is not None,
-                                tx=tx)
+                                account=account, tx=tx)
 
     async def _sealed_key(self, guild_id: int, tx: Tx | None = None) -> str | None:
         """The server's own key for a new job, sealed; ``None``: the operator's."""
@@ -216,18 +216,21 @@ class JobService:
         seconds, audio, resolution = price_options(model, body)
         estimate = self.prices.estimate(model, body)
         async with self.store.db.transaction() as tx:
-            await self.limits.hold(tx, who.guild_id)
+            await tx.lock_guild(who.guild_id)
+            sealed = await self._sealed_key(who.guild_id, tx)
             if retry_of is None:
-                await self._admit(model, body, who, tx=tx)
+                await self._admit(model, body, who, account=False, tx=tx)
             else:
                 again = await self.store.retried_as(retry_of, tx=tx)
                 if again is not None:
                     raise UserError(f"Job #{retry_of} was already started again, as job "
                                     f"#{again}; it is not started a third time.")
                 if not self.simulated:
-                    await self.limits.check_budget(
-                        who.guild_id, model, estimate, tx=tx,
-                        own_key=await self._sealed_key(who.guild_id, tx) is not None)
+                    await self.limits.check_budget(who.guild_id, model, estimate, tx=tx,
+                                                   account=False)
+            if sealed is None and not self.simulated:  # last: the account's lock held briefly
+                await self.limits.hold_account(tx)
+                await self.limits.check_account(model, estimate, tx=tx)
             job = await self.store.add(NewJob(
                 guild_id=who.guild_id, channel_id=who.channel_id, user_id=who.user_id,
                 model_id=model.id, command=model.command,
@@ -236,7 +239,7 @@ class JobService:
                 resolution=resolution, simulated=self.simulated, retry_of=retry_of,
                 parent_id=lineage.parent_id if lineage else None,
                 origin=lineage.origin.value if lineage else None,
-                runcomfy_key=await self._sealed_key(who.guild_id, tx),
+                runcomfy_key=sealed,
             ), tx=tx)
         # The paid call and its recording run as a task of their own, which the caller (an
         # interaction, say) awaits but does not own: a stop never cuts it between sending and

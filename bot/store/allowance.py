@@ -17,12 +17,18 @@ SPENT_SQL = f"""
             FROM jobs INDEXED BY jobs_open
             WHERE state IN ({OPEN_STATES_SQL})
               AND guild_id = ? AND created_at >= ? AND simulated = 0)"""  # noqa: S608
-ACCOUNT_SQL = f"""
-    SELECT (SELECT COALESCE(SUM(cost_usd), 0) FROM account_daily WHERE day >= ?)
-         + (SELECT COALESCE(SUM(COALESCE(cost_usd, estimated_usd, 0)), 0)
-            FROM jobs INDEXED BY jobs_open
+_OPERATORS_OPEN = f"""FROM jobs INDEXED BY jobs_open
             WHERE state IN ({OPEN_STATES_SQL}) AND created_at >= ? AND simulated = 0
-              AND runcomfy_key IS NULL)"""  # noqa: S608
+              AND runcomfy_key IS NULL"""
+# Today's and this month's, in one statement: the rollup of finished jobs, and open ones.
+ACCOUNT_SQL = f"""
+    SELECT (SELECT COALESCE(SUM(CASE WHEN day >= ? THEN cost_usd ELSE 0 END), 0)
+            FROM account_daily WHERE day >= ?)
+         + (SELECT COALESCE(SUM(CASE WHEN created_at >= ?
+                                     THEN COALESCE(cost_usd, estimated_usd, 0) ELSE 0 END), 0)
+            {_OPERATORS_OPEN}),
+           (SELECT COALESCE(SUM(cost_usd), 0) FROM account_daily WHERE day >= ?)
+         + (SELECT COALESCE(SUM(COALESCE(cost_usd, estimated_usd, 0)), 0) {_OPERATORS_OPEN})"""  # noqa: S608
 # The advisory lock every admission takes, after its guild's, when the account has caps: no
 # guild id is 0.
 ACCOUNT_LOCK = 0
@@ -59,8 +65,11 @@ async def guild_spent(reader: Tx, guild_id: int, *, month_day: str, month_start:
     return float(row[0]) if row else 0.0
 
 
-async def account_spent(reader: Tx, *, day: str, start: float) -> float:
-    """USD spent (or reserved) on the operator's account by every server since ``day`` (an
-    ISO date; ``start``: its unix time): jobs on a server's own key are not the operator's."""
-    row = await reader.fetchrow(ACCOUNT_SQL, day, start)
-    return float(row[0]) if row else 0.0
+async def account_spent(reader: Tx, *, day: str, day_start: float, month: str,
+                        month_start: float) -> tuple[float, float]:
+    """USD spent (or reserved) on the operator's account by every server today and this
+    month (ISO dates, and their unix times): jobs on a server's own key are not the
+    operator's."""
+    row = await reader.fetchrow(ACCOUNT_SQL, day, month, day_start, month_start, month,
+                                month_start)
+    return (float(row[0]), float(row[1])) if row else (0.0, 0.0)
