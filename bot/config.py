@@ -109,6 +109,15 @@ class JobsSection(_Section):
     lease_seconds: float = Field(default=30.0, gt=0)
 
 
+class DeliverySection(_Section):
+    """Videos larger than a server's upload limit are re-encoded to fit it (``bot.fitting``)
+    in ``encode_workers`` processes (0: never; the link is posted), each for at most
+    ``encode_time_limit`` seconds."""
+
+    encode_workers: int = Field(default=1, ge=0, le=16)
+    encode_time_limit: float = Field(default=300.0, gt=0)
+
+
 class SimulationSection(_Section):
     """The built-in RunComfy simulator instead of RunComfy: try the bot without paying."""
 
@@ -137,6 +146,7 @@ class Settings(_Section):
     bot: BotSection = BotSection()
     runcomfy: RunComfySection = RunComfySection()
     jobs: JobsSection = JobsSection()
+    delivery: DeliverySection = DeliverySection()
     simulation: SimulationSection = SimulationSection()
     limits: Policy = Policy()  # every guild's defaults; moderators change them with /settings
     ceilings: Ceilings = Ceilings()  # what no server may loosen

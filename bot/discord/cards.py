@@ -27,7 +27,8 @@ def safe_text(text: str, limit: int) -> str:
     return discord.utils.escape_mentions(shown)
 
 
-def render_card(job: Job, model_name: str) -> discord.Embed:
+def render_card(job: Job, model_name: str, note: str | None = None) -> discord.Embed:
+    """``note``: what the bot is doing with the job right now, shown as its state."""
     state = job.state
     title = f"{model_name} · {state.label}"
     if state is JobState.QUEUED and job.queue_position is not None:
@@ -37,7 +38,7 @@ def render_card(job: Job, model_name: str) -> discord.Embed:
     embed.add_field(name="Requested by", value=f"<@{job.user_id}>")
     if lineage := lineage_text(job.parent_id, job.origin):
         embed.add_field(name="From", value=lineage)  # "again of #12", "extends #12"
-    embed.add_field(name="State", value=_state_text(job))
+    embed.add_field(name="State", value=note or _state_text(job))
     if job.submitted_at is not None:
         if state in TERMINAL and job.elapsed is not None:
             embed.add_field(name="Time", value=duration_text(job.elapsed))

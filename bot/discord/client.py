@@ -25,6 +25,7 @@ from bot.discord.delivery import Delivery
 from bot.discord.errors import ErrorReporter
 from bot.discord.poll_loop import PollLoop
 from bot.downloads import Videos
+from bot.fitting import Fitter
 from bot.jobs import Job
 from bot.keys import KeyBox, KeyBoxError
 from bot.limits import Limits
@@ -112,6 +113,7 @@ class VideoBot(commands.AutoShardedBot):
         self._daily_prices = tasks.loop(hours=24)(self._refresh_prices_daily)
         self.buttons = JobButtons()  # the cogs register what each button does
         self._released = False
+        self._fitter: Fitter | None = None
 
     @property
     def parts(self) -> Parts:
@@ -170,7 +172,8 @@ class VideoBot(commands.AutoShardedBot):
             await db.close()
             raise
         videos = Videos(self.http_session, int(s.jobs.max_download_mb * 1024 * 1024))
-        delivery = Delivery(self, self.buttons, videos, self.model_name,
+        self._fitter = Fitter(s.delivery.encode_workers, s.delivery.encode_time_limit)
+        delivery = Delivery(self, self.buttons, videos, self._fitter, self.model_name,
                             await store.nonce_tag())
         notices = NoticeStore(db, self.clock)
         channels = ChannelWork(store, notices, delivery, retry_seconds=s.jobs.poll_interval,
@@ -253,6 +256,8 @@ class VideoBot(commands.AutoShardedBot):
             else:
                 log.info("stopped; %d jobs released to the next process", released)
             await parts.db.close()
+        if self._fitter is not None:
+            await self._fitter.close()
         if self._http_session is not None:
             await self._http_session.close()
         if self._simulator is not None:

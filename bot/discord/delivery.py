@@ -5,6 +5,7 @@ Only the bot's own channel messages are used: interaction tokens die after 15 mi
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -18,6 +19,7 @@ from bot.discord.buttons import JobButtons
 from bot.discord.cards import render_card
 from bot.discord.history import find_card, find_video, ready_text
 from bot.downloads import VideoGone, Videos, temp_file_of
+from bot.fitting import FitStatus, Fitter, probe
 from bot.jobs import Job
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,14 @@ _NO_MENTIONS = discord.AllowedMentions.none()
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # a server without boosts
 LINK_TEXT = "It is too large to upload here; download it (the link expires): {url}"
 UNUPLOADABLE_TEXT = ("It could not be uploaded here; download it (the link expires): {url}")
+FITTING = "Fitting the video to this server's upload limit…"
+FITTED_TEXT = ("Fitted to this server's {limit} upload limit; the original ({size}, "
+               "{width}x{height}) is here while RunComfy keeps it: <{url}>")
+UNFITTED_TEXT = ("It is too large to upload here and {reason}; download it (the link "
+                 "expires): {url}")
+REASONS = {FitStatus.CANNOT_FIT: "too long to fit this server's limit",
+           FitStatus.TOO_SLOW: "could not be re-encoded in time",
+           FitStatus.FAILED: "could not be re-encoded"}
 
 
 class ChannelGone(Exception):
@@ -53,11 +63,12 @@ def is_too_large(exc: discord.HTTPException) -> bool:
 
 
 class Delivery:
-    def __init__(self, client: discord.Client, buttons: JobButtons, videos: Videos,
+    def __init__(self, client: discord.Client, buttons: JobButtons, videos: Videos, fitter: Fitter,
                  model_name: Callable[[Job], str], nonce_tag: str) -> None:
         self.client = client
         self.buttons = buttons
         self.videos = videos
+        self.fitter = fitter
         self.nonce_tag = nonce_tag
         self._model_name = model_name
 
@@ -112,7 +123,7 @@ class Delivery:
             return None
         return await find_video(channel, me.id, job, self.nonce(job), self._model_name(job))
 
-    async def edit_card(self, job: Job) -> None:
+    async def edit_card(self, job: Job, note: str | None = None) -> None:
         if job.card_message_id is None:
             return
         channel = await self.channel(job.channel_id, job.guild_id)
@@ -120,7 +131,7 @@ class Delivery:
             return
         message = channel.get_partial_message(job.card_message_id)
         with _discord_errors(), contextlib.suppress(discord.NotFound):  # card deleted: fine
-            await message.edit(embed=render_card(job, self._model_name(job)),
+            await message.edit(embed=render_card(job, self._model_name(job), note),
                                view=self.buttons.card_view(job), allowed_mentions=_NO_MENTIONS)
 
     async def tell(self, job: Job, text: str) -> None:
@@ -139,7 +150,9 @@ class Delivery:
         return True
 
     async def post_video(self, job: Job, *, as_link: bool = False) -> Posted:
-        """Post the video as a file when it fits the guild's limit, else as a link."""
+        """Post the video as a file when it fits the guild's limit; else fitted to it
+        (re-encoded in a worker process, the card saying so meanwhile), with the original's
+        link; else as a link, saying why."""
         channel = await self.channel(job.channel_id, job.guild_id)
         text = f"<@{job.user_id}> {ready_text(job, self._model_name(job))}"
         if job.simulated:
@@ -148,9 +161,30 @@ class Delivery:
                  **self._reply_to_card(job)}
         if as_link:  # uploads kept failing
             return await self._post(channel, job, text, None, extra, UNUPLOADABLE_TEXT)
-        async with self.videos.fetched(job, upload_limit(channel),
-                                       expired_is_gone=False) as path:
-            return await self._post(channel, job, text, path, extra)
+        limit = upload_limit(channel)
+        async with self.videos.fetched(job, expired_is_gone=False) as path:
+            size = None if path is None else (await asyncio.to_thread(path.stat)).st_size
+            if path is None or size is None or size <= limit:
+                return await self._post(channel, job, text, path, extra)
+            if self.fitter.workers:
+                await self.edit_card(job, FITTING)
+            outcome = await self.fitter.fit(path, limit)
+            if outcome.status is FitStatus.OFF:
+                return await self._post(channel, job, text, None, extra)
+            if outcome.status is not FitStatus.FITTED or outcome.path is None:
+                log.warning("job %d: its video was not fitted (%s: %s)", job.id,
+                            outcome.status, outcome.reason)
+                reason = REASONS.get(outcome.status, REASONS[FitStatus.FAILED])
+                return await self._post(channel, job, text, None, extra,
+                                        UNFITTED_TEXT.replace("{reason}", reason))
+            try:
+                original = await asyncio.to_thread(probe, path)
+                said = FITTED_TEXT.format(limit=_megabytes(limit), size=_megabytes(size),
+                                          width=original.width, height=original.height,
+                                          url=job.video_url)
+                return await self._post(channel, job, f"{text}\n{said}", outcome.path, extra)
+            finally:
+                await asyncio.to_thread(outcome.path.unlink, missing_ok=True)
 
     async def show(self, job: Job, channel_id: int, shown_by: int) -> Posted:
         """Post a finished job's card and video again, in one message with the loop's buttons,
@@ -226,6 +260,10 @@ class Delivery:
         reference = discord.MessageReference(message_id=job.card_message_id,
                                              channel_id=job.channel_id, fail_if_not_exists=False)
         return {"allowed_mentions": mentions, "reference": reference}
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"
 
 
 @contextlib.contextmanager

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -54,6 +55,7 @@ class SimulatorConfig:
     queue_seconds: float = 0.0
     run_seconds: float = 2.0
     video_bytes: int | None = None  # pad the sample video to this size (oversize tests)
+    video_file: Path | None = None  # serve this MP4 instead (e.g. ``clips.make_clip``'s)
     balance_usd: float | None = None  # the default account's credits; None: unlimited
     # More accounts: token -> credits in USD (None: unlimited), each with its own jobs.
     accounts: dict[str, float | None] = field(default_factory=dict)
@@ -108,7 +110,8 @@ class Simulator:
     def __post_init__(self) -> None:
         self.queue = JobQueue(workers=self.config.workers, queue_seconds=self.config.queue_seconds,
                               run_seconds=self.config.run_seconds, clock=self.config.clock)
-        self.video = pad_video(SAMPLE_VIDEO, self.config.video_bytes)
+        self.video = (self.config.video_file.read_bytes() if self.config.video_file
+                      else pad_video(SAMPLE_VIDEO, self.config.video_bytes))
         # Which jobs fail at random: a simulation, not cryptography.
         self._random = random.Random(self.config.seed)  # noqa: S311
 

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
 from bot.simulator import Fault, Simulator, SimulatorConfig
+from bot.simulator.clips import make_clip
 
 FAULT_HELP = (
     "fail the next calls whose path matches, as KEY=VALUE pairs separated by commas: "
@@ -51,6 +55,33 @@ def _usd(text: str) -> float:
     return usd
 
 
+@dataclass(frozen=True)
+class ClipSpec:
+    """``--clip SECONDS:WIDTHxHEIGHT:MB[:audio]``: a real MP4 of that length, size and weight."""
+
+    seconds: float
+    width: int
+    height: int
+    megabytes: float
+    audio: bool
+
+
+def _clip(text: str) -> ClipSpec:
+    parts = text.split(":")
+    try:
+        seconds, size, megabytes = float(parts[0]), parts[1].lower(), float(parts[2])
+        width, height = (int(side) for side in size.split("x"))
+        audio = parts[3:] == ["audio"]
+        if len(parts) not in (3, 4) or (len(parts) == 4 and not audio) or min(
+                seconds, megabytes, width, height) <= 0:
+            raise ValueError
+    except (ValueError, IndexError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not SECONDS:WIDTHxHEIGHT:MB[:audio], e.g. 5:1920x1080:25:audio"
+        ) from None
+    return ClipSpec(seconds, width, height, megabytes, audio)
+
+
 def _account(text: str) -> tuple[str, float | None]:
     """``TOKEN`` or ``TOKEN:USD`` (the token may hold colons: the last one splits)."""
     token, colon, usd = text.rpartition(":")
@@ -85,6 +116,10 @@ def parser() -> argparse.ArgumentParser:
                         help="seconds a job runs")
     parser.add_argument("--video-bytes", type=int, default=None,
                         help="pad the output video to this many bytes")
+    parser.add_argument("--clip", type=_clip, default=None,
+                        metavar="SECONDS:WIDTHxHEIGHT:MB[:audio]",
+                        help="serve a real MP4 of that length, picture size and weight (made at "
+                        "start), e.g. 5:1920x1080:25:audio")
     parser.add_argument("--balance", type=_usd, default=None, metavar="USD",
                         help="the default account's credits: a submit that costs more is "
                         "refused (402, error 400002), a cancelled job gives its cost back "
@@ -115,11 +150,18 @@ def config(argv: list[str] | None = None) -> tuple[SimulatorConfig, argparse.Nam
             arguments.error(f"argument --account: the token of account {len(accounts) + 1} "
                             "is given twice (or is --token)")
         accounts[token] = balance
+    video_file = None
+    if args.clip is not None:
+        spec: ClipSpec = args.clip
+        video_file = Path(tempfile.mkdtemp(prefix="simulator-")) / "clip.mp4"
+        make_clip(video_file, seconds=spec.seconds, width=spec.width, height=spec.height,
+                  audio=spec.audio, target_bytes=round(spec.megabytes * 1024 * 1024))
     return SimulatorConfig(
         token=args.token, workers=args.workers, queue_seconds=args.queue_seconds,
         run_seconds=args.run_seconds, video_bytes=args.video_bytes, balance_usd=args.balance,
         accounts=accounts, failure_rate=args.failure_rate, seed=args.seed,
         fetch_images=args.fetch_images, alternate_vocabulary=args.alternate_vocabulary,
+        video_file=video_file,
     ), args
 
 
