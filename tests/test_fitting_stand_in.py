@@ -64,4 +64,8 @@ async def test_each_server_gets_the_best_file_its_limit_takes(
     with av.open(io.BytesIO(fitted.data)) as container:
         assert container.streams.audio and container.streams.video
     assert "Fitted to this server's 10.0 MB upload limit" in plain_video.content
+    # Meanwhile the plain server's card said so; the boosted one's never did.
+    noted = [r for r in stand_in.requests("PATCH", r"^/channels/\d+/messages/\d+$")
+             if "Fitting the video to this server's upload limit" in str(r.json)]
+    assert [r.path.split("/")[2] for r in noted] == [str(places["Plain"][0].id)]
     assert stand_in.unhandled == stand_in.failures == []
