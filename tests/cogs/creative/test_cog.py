@@ -307,3 +307,16 @@ async def test_jobs_lists_lineage_and_links_to_the_videos(world: World) -> None:
     assert lines[0].startswith("**#2** Kling 2.1 Pro: Done in ")
     assert lines[0].endswith(f" · again of #1 · [video]({where}{newest.id})")
     assert lines[2].endswith(f" s · [video]({where}{first.id})")
+
+
+async def test_extend_takes_the_last_frame_from_discords_copy_after_the_link_expired(
+        world: World) -> None:
+    video = await made(world, prompt="a zebra walks")
+    gone = world.sim.inject(Fault("status", status=404, path="^/files/", times=5))
+    shown = await world.alice.click(video, label="Extend")
+    result = await world.alice.submit_modal(shown, {"prompt": "it lies down"})
+    assert result.response.content == QUEUED.format(2)
+    [frame_post] = [m for m in world.bot_messages() if m.content == FRAME_TEXT.format(1)]
+    posted = pixels(await frame_post.attachments[0].read())
+    assert np.array_equal(posted, frames_of(world.sim.video)[-1])
+    assert gone.times == 5  # RunComfy's link was never needed
