@@ -21,6 +21,7 @@ async def start(world: World, prompt: str = "a zebra") -> None:
     await world.alice.slash(world.channel, "kling-2-1", prompt=prompt, image=("z.png", PNG))
 
 
+@pytest.mark.settings(delivery={"encode_workers": 0})  # not fitted: a link
 async def test_a_video_over_the_upload_limit_is_posted_as_a_link(world: World) -> None:
     world.sim.video = pad_video(world.sim.video, 11 * 1024 * 1024)  # the guild allows 10 MiB
     await start(world)

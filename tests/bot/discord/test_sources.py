@@ -133,6 +133,7 @@ async def test_without_the_intent_a_reply_to_another_message_is_explained(
     assert world.job_calls() == []
 
 
+@pytest.mark.settings(delivery={"encode_workers": 0})  # not fitted: posted as a link
 async def test_the_extend_frame_is_taken_back_when_the_job_is_refused_after_posting_it(
         world: World) -> None:
     """The frame is posted (as a reply to the video) before the job is written down; a

@@ -179,6 +179,7 @@ async def test_extend_starts_from_the_last_frame_of_the_video(world: World) -> N
     await world.run_until(lambda: len(world.videos()) == 2)
 
 
+@pytest.mark.settings(delivery={"encode_workers": 0})  # not fitted: a link
 async def test_extend_uses_runcomfys_copy_when_the_video_was_posted_as_a_link(
         world: World) -> None:
     world.sim.video = pad_video(world.sim.video, 11 * 1024 * 1024)  # the guild allows 10 MiB
