@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from bot.keys import KeyBox
+from bot.simulator import Plan
 from bot.store.keys import GuildKeys
 from tests.conftest import TOKEN
 from tests.discord_fixtures import SECRET_KEY
@@ -137,3 +138,15 @@ async def test_own_key_mode_asks_for_a_key_first(world: World) -> None:
     world.sim.config.accounts[KEY] = None
     await set_key(world, KEY)
     assert (await make(world)).response.content.startswith("Job #1")
+
+
+async def test_a_cancel_goes_to_the_account_the_job_was_sent_with(world: World) -> None:
+    world.sim.config.accounts[KEY] = None
+    world.sim.plan_next(Plan(queue_seconds=600))
+    await set_key(world, KEY)
+    assert (await make(world)).response.content.startswith("Job #1")
+    await world.mod.slash(world.channel, "settings runcomfy-key", remove=True)  # meanwhile
+    cancelled = await world.alice.slash(world.channel, "cancel", job=1)
+    assert cancelled.response.content == "Job #1 is cancelled; nothing is charged for it."
+    [call] = world.sim.calls_to("/cancel")
+    assert call.token == KEY

@@ -145,11 +145,14 @@ async def test_an_unapproved_server_spends_nothing_on_any_path(world: World) -> 
     assert (await make(world)).response.content.startswith("Job #1")
     await world.run_until(lambda: bool(world.videos()))
     await ApprovedServers(world.bot.parts.db).revoke(world.guild.id)
-    for label in ("Again", "Extend"):
+    for label in ("Again", "Vary", "Extend"):
         pressed = await world.alice.click(world.videos()[-1], label=label)
         if pressed.modal is not None:
-            pressed = await world.alice.submit_modal(pressed, {"prompt": "more"})
-        assert pressed.response.content == said
+            answers: dict[str, Any] = {"prompt": "more"}
+            if label == "Vary":
+                answers |= {"duration": ["5"], "aspect_ratio": ["16:9"]}
+            pressed = await world.alice.submit_modal(pressed, answers)
+        assert pressed.response.content == said, label
     assert len(world.sim.submits) == 1
 
 

@@ -19,9 +19,9 @@ MIB = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def large_clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    """3 s of 1080p with sound, about 16 MB: over a server's 10 MiB."""
+    """5 s of 1080p with sound, about 25 MB: over a server's 10 MiB."""
     path = tmp_path_factory.mktemp("clips") / "large.mp4"
-    make_clip(path, seconds=3, width=1920, height=1080, audio=True, target_bytes=16 * MIB)
+    make_clip(path, seconds=5, width=1920, height=1080, audio=True, target_bytes=25 * 1000**2)
     return path.read_bytes()
 
 
