@@ -18,6 +18,7 @@ from bot.store.connect import open_database
 from bot.store.copy import copy_store
 from bot.store.database import Database, DatabaseError
 from bot.store.jobs import JobStore, NewJob
+from bot.store.keys import GuildKeys
 from bot.store.notices import NoticeStore
 from bot.usage import UsageReports, period
 from tests.conftest import new_postgres_database
@@ -51,6 +52,8 @@ async def fill(db: Database) -> None:
     await NoticeStore(db, clock).add(GUILD, 100, "your video could not be posted")
     await store.set_meta("synced_commands_sha256", "abc")
     await ApprovedServers(db).approve(GUILD, NOW)
+    async with db.transaction() as tx:  # a server's key: ciphertext, copied as it is
+        await GuildKeys(db).put(tx, GUILD, "gAAAAAB-sealed-key", "…abcd", NOW)
 
 
 async def seen(db: Database) -> dict[str, Any]:
@@ -66,6 +69,7 @@ async def seen(db: Database) -> dict[str, Any]:
                  await JobStore(db, clock).for_user(GUILD, 100, limit=50)],
         "meta": await JobStore(db, clock).get_meta("synced_commands_sha256"),
         "approved": await ApprovedServers(db).listed(),
+        "key": await GuildKeys(db).get(GUILD),
     }
 
 
@@ -107,7 +111,7 @@ async def test_the_command_copies_once_and_refuses_a_full_target(
     done = migrate()
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout == (f"copied {path} into {url}: 7 jobs, 3 usage_daily, 3 guild_settings,"
-                           " 3 settings_audit, 1 notices, 1 meta, 1 approved_servers, 0 guild_keys,"
+                           " 3 settings_audit, 1 notices, 1 meta, 1 approved_servers, 1 guild_keys,"
                            " 1 account_daily\n")
     target = await open_database(url, clock=clock)
     assert await seen(target) == before
