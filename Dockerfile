@@ -15,8 +15,12 @@ RUN python3 -m venv .venv && .venv/bin/pip install -e .
 RUN mkdir -p data
 VOLUME ["/app/data"]
 
-HEALTHCHECK --interval=60s --timeout=20s --start-period=20s \
-    CMD [".venv/bin/python", "-m", "bot", "check", "--offline"]
+# The live process's own /readyz (every shard connected, the database answering, the poller
+# running); /metrics is Prometheus's, on the same port.
+ENV BOT_OPS__LISTEN=0.0.0.0:9100
+EXPOSE 9100
+HEALTHCHECK --interval=30s --timeout=15s --start-period=60s \
+    CMD [".venv/bin/python", "-m", "bot", "health"]
 
 # Tokens come from the environment only (DISCORD_TOKEN, RUNCOMFY_API_TOKEN).
 CMD [".venv/bin/python", "-m", "bot"]

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import sys
 import time
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="with migrate-db: the empty PostgreSQL database to copy into")
     parser.add_argument("command", nargs="?",
                         choices=["run", "sync", "check", "migrate-db", "servers",
-                                 "new-secret-key"],
+                                 "new-secret-key", "health"],
                         default="run", help="run the bot (default), sync the slash commands, "
                         "check the set-up, copy the SQLite store into PostgreSQL, or approve, "
                         "revoke and list servers")
@@ -56,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "new-secret-key":
         print(new_secret_key())
         return 0
+    if args.command == "health":
+        return health(args.config)
     if args.command == "check":
         lines = asyncio.run(run_check(args.config, os.environ, offline=args.offline,
                                       simulate=args.simulate))
@@ -77,11 +82,38 @@ def main(argv: list[str] | None = None) -> int:
     except KeyBoxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return startup.SECRET_KEY
-    setup_logging(settings.bot.log_level, secrets.redacted)
+    setup_logging(settings.bot.log_level, secrets.redacted, settings.bot.log_format)
     bot = VideoBot(settings, catalog, secrets.runcomfy_token, database_url=secrets.database_url,
                    run_jobs=args.command == "run", key_box=key_box)
     return startup.run(bot, secrets.discord_token, sync=args.command == "sync",
                        api_base=api_base)
+
+
+def health(config: Path | None) -> int:
+    """Ask the running process's ``/readyz`` (``[ops] listen``): 0 when ready; 1 with one line
+    saying what is not (the Docker image's health check)."""
+    try:
+        listen = load_settings(config).ops.listen
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return startup.SETUP
+    if not listen:
+        print("not ready: [ops] listen is not set, so the process has no /readyz")
+        return 1
+    url = f"http://{listen.replace('0.0.0.0:', '127.0.0.1:')}/readyz"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            body = json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        body = json.loads(exc.read() or b"{}")
+    except (OSError, ValueError):
+        print(f"not ready: nothing answers at {url}")
+        return 1
+    if body.get("ready"):
+        print("ready")
+        return 0
+    print(f"not ready: {', '.join(body.get('failing', [])) or 'unknown'}")
+    return 1
 
 
 def servers(config: Path | None, action: list[str]) -> int:

@@ -41,6 +41,7 @@ class BotSection(_Section):
     database: Path = Path("data/bot.sqlite3")
     catalog_dirs: tuple[Path, ...] = ()
     log_level: LogLevel = "INFO"
+    log_format: Literal["text", "json"] = "text"  # json: one object a line, a job's fields
     # The model of Apps > Animate image, /animate and mentions when none is picked.
     default_model: str = "kling-2-1"
     # Turn on only if the bot's Message Content intent is enabled in the developer portal:
@@ -118,6 +119,22 @@ class DeliverySection(_Section):
     encode_time_limit: float = Field(default=300.0, gt=0)
 
 
+class OpsSection(_Section):
+    """The process's own HTTP endpoints for its operator: ``/healthz``, ``/readyz`` and
+    ``/metrics`` (Prometheus), on ``listen`` ("host:port"; unset: none)."""
+
+    listen: str | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            host, _, port = value.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError("must be host:port, e.g. 127.0.0.1:9100")
+        return value
+
+
 class SimulationSection(_Section):
     """The built-in RunComfy simulator instead of RunComfy: try the bot without paying."""
 
@@ -147,6 +164,7 @@ class Settings(_Section):
     runcomfy: RunComfySection = RunComfySection()
     jobs: JobsSection = JobsSection()
     delivery: DeliverySection = DeliverySection()
+    ops: OpsSection = OpsSection()
     simulation: SimulationSection = SimulationSection()
     limits: Policy = Policy()  # every guild's defaults; moderators change them with /settings
     ceilings: Ceilings = Ceilings()  # what no server may loosen

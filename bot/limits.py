@@ -33,7 +33,12 @@ BLOCKLIST_THREADS = 2
 
 
 class LimitReached(UserError):
-    """The member may not start this video now; the message says why and until when."""
+    """The member may not start this video now; the message says why and until when, and
+    ``reason`` names the rule (for the metrics: a short fixed word)."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -120,35 +125,38 @@ class Limits:
         policy = standing.policy
         now = self.clock()
         if who.user_id in policy.blocked_users:
-            raise LimitReached("You are not allowed to make videos on this server.")
+            raise LimitReached("You are not allowed to make videos on this server.",
+                               reason="blocked_member")
         if policy.allowed_channels and not who.channel_ids & set(policy.allowed_channels):
             where = ", ".join(f"<#{c}>" for c in policy.allowed_channels)
-            raise LimitReached(f"Videos can't be made in this channel; use {where}.")
+            raise LimitReached(f"Videos can't be made in this channel; use {where}.",
+                               reason="channel")
         if policy.allowed_roles and not who.role_ids & set(policy.allowed_roles):
             roles = ", ".join(f"<@&{r}>" for r in policy.allowed_roles)
-            raise LimitReached(f"Making videos needs one of these roles: {roles}.")
+            raise LimitReached(f"Making videos needs one of these roles: {roles}.", reason="role")
         if not policy.model_enabled(model.command):
-            raise LimitReached(f"`{model.command}` is turned off on this server.")
+            raise LimitReached(f"`{model.command}` is turned off on this server.",
+                               reason="model_off")
         if prompts and policy.prompt_blocklist:  # bounded, and off the event loop
             blocked = await self._blocked(who.guild_id, policy, prompts)
             if blocked is not None:
                 raise LimitReached(f"Your prompt contains “{blocked}”, which is not allowed "
-                                   "here.")
+                                   "here.", reason="blocklist")
         if standing.next_allowed_at is not None and standing.next_allowed_at > now:
             raise LimitReached(
                 f"Please wait {duration_text(standing.next_allowed_at - now)} before your next "
                 f"video (cooldown {duration_text(policy.cooldown_seconds)}"
-                f"{set_by(policy, 'cooldown_seconds')}).")
+                f"{set_by(policy, 'cooldown_seconds')}).", reason="cooldown")
         if policy.max_concurrent and standing.active >= policy.max_concurrent:
             videos = "video" if standing.active == 1 else "videos"
             raise LimitReached(f"You already have {standing.active} {videos} in progress (limit "
                                f"{policy.max_concurrent}{set_by(policy, 'max_concurrent')}); "
-                               "wait for one to finish.")
+                               "wait for one to finish.", reason="concurrency")
         if policy.daily_quota and standing.today >= policy.daily_quota:
             raise LimitReached(
                 f"daily quota reached: {standing.today} of {policy.daily_quota}"
                 f"{set_by(policy, 'daily_quota')}, resets in "
-                f"{hours_text(standing.day_resets_at - now)}")
+                f"{hours_text(standing.day_resets_at - now)}", reason="daily_quota")
         if budgeted:
             self._check_budget(standing, model, estimate)
             if account:
@@ -187,18 +195,18 @@ class Limits:
         if estimate is None:
             raise LimitReached(f"`{model.command}` has no known price yet, so the bot's own "
                                "spending limit can't be kept; the bot's operator can set "
-                               f"`prices.{model.command}`.")
+                               f"`prices.{model.command}`.", reason="unpriced")
         now = self.clock()
         _, _, next_day, next_month = _boundaries(now)
         today, this_month = await self.account_standing(tx=tx)
         if caps.daily_budget_usd and estimate - (caps.daily_budget_usd - today) > CENT_FRACTION:
             raise LimitReached("The bot's own spending limit for today is reached; it resets "
-                               f"in {hours_text(next_day - now)}.")
+                               f"in {hours_text(next_day - now)}.", reason="account_day")
         if caps.monthly_budget_usd and \
                 estimate - (caps.monthly_budget_usd - this_month) > CENT_FRACTION:
             reset = datetime.fromtimestamp(next_month, UTC)
             raise LimitReached("The bot's own spending limit for this month is reached; it "
-                               f"resets on {reset.day} {reset:%B}.")
+                               f"resets on {reset.day} {reset:%B}.", reason="account_month")
 
     @staticmethod
     def _check_budget(standing: Standing, model: ModelSpec, estimate: float | None) -> None:
@@ -209,16 +217,18 @@ class Limits:
         if left is not None and estimate is None:
             raise LimitReached(
                 f"`{model.command}` has no known price yet, so this server's monthly video "
-                f"budget can't be kept; the bot's operator can set `prices.{model.command}`.")
+                f"budget can't be kept; the bot's operator can set `prices.{model.command}`.",
+                reason="unpriced")
         if left is not None and (left <= CENT_FRACTION or (estimate or 0) - left > CENT_FRACTION):
             reset = datetime.fromtimestamp(standing.month_resets_at, UTC)
             spent = (f"${standing.spent_this_month:.2f} of ${policy.monthly_budget_usd:.2f}"
                      f"{set_by(policy, 'monthly_budget_usd')} spent; it resets on {reset.day} "
                      f"{reset:%B}")
             if left <= CENT_FRACTION:
-                raise LimitReached(f"This server's monthly video budget is used up: {spent}.")
+                raise LimitReached(f"This server's monthly video budget is used up: {spent}.",
+                                   reason="server_budget")
             raise LimitReached(f"This video (about ${estimate:.2f}) would go over this server's "
-                               f"monthly video budget: {spent}.")
+                               f"monthly video budget: {spent}.", reason="server_budget")
 
 
 def _iso(moment: float) -> str:

@@ -1,7 +1,9 @@
-"""Logging set-up: one format, and nothing secret in it however it got there."""
+"""Logging set-up: text, or JSON (one object a line, with a job's fields as fields), and
+nothing secret in it however it got there."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterable
@@ -26,9 +28,27 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record), self.secrets)
 
 
-def setup_logging(level: str, secrets: Iterable[str]) -> None:
+FIELDS = ("job_id", "guild_id", "model", "request_id", "shard")  # a job's, when it has them
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+                                   "level": record.levelname, "logger": record.name,
+                                   "message": record.getMessage()}
+        line |= {name: getattr(record, name) for name in FIELDS if hasattr(record, name)}
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info)
+        return redact(json.dumps(line, ensure_ascii=False, default=str), self.secrets)
+
+
+def setup_logging(level: str, secrets: Iterable[str], log_format: str = "text") -> None:
     handler = logging.StreamHandler()
-    handler.setFormatter(RedactingFormatter(
+    handler.setFormatter(JsonFormatter(secrets) if log_format == "json" else RedactingFormatter(
         "%(asctime)s %(levelname)s %(name)s: %(message)s", secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -14,12 +14,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.access import Access
+from bot.access import Access, NoAccess
 from bot.catalog import Catalog, ModelSpec
 from bot.errors import UserError
 from bot.images import AttachmentLike, ImageInput, facts_of, inspect_attachments
 from bot.jobs import Job, JobState
-from bot.limits import Limits, Who
+from bot.limits import LimitReached, Limits, Who
 from bot.lineage import Lineage
 from bot.pricing import PriceBook, price_options
 from bot.prompts import prompt_texts
@@ -30,7 +30,7 @@ from bot.runcomfy import (
     RunComfyError,
     SubmitOutcomeUnknown,
 )
-from bot.server_keys import ServerKeys
+from bot.server_keys import KeyRefused, ServerKeys
 from bot.store.database import Tx
 from bot.store.jobs import JobStore, NewJob
 from bot.validation import build_request
@@ -98,12 +98,15 @@ class JobService:
     def __init__(self, catalog: Catalog, store: JobStore, client: RunComfyClient,
                  limits: Limits, prices: PriceBook, on_change: Callable[[Job], None],
                  clock: Callable[[], float] = time.time, simulated: bool = False,
-                 access: Access | None = None, keys: ServerKeys | None = None) -> None:
+                 access: Access | None = None, keys: ServerKeys | None = None,
+                 refused: Callable[[str], None] | None = None) -> None:
         """``on_change``: told of every job this service moves (the poller follows it);
         ``simulated``: RunComfy is the built-in simulator; jobs are marked so; ``access``:
         which servers may spend (default: every one); ``keys``: servers' own RunComfy keys
-        (default: every job on ``client``'s, the operator's)."""
+        (default: every job on ``client``'s, the operator's); ``refused``: told the rule of
+        every request refused before a paid call (the metrics)."""
         self.catalog = catalog
+        self.refused = refused
         self.access = access
         self.keys = keys
         self.simulated = simulated
@@ -116,6 +119,21 @@ class JobService:
         self._sending: set[asyncio.Task[Job]] = set()
 
     async def request(self, asked: JobRequest) -> Job:
+        """``_request``, counting what it refused."""
+        try:
+            return await self._request(asked)
+        except UserError as exc:
+            self._count(exc)
+            raise
+
+    def _count(self, refusal: UserError) -> None:
+        reason = (refusal.reason if isinstance(refusal, LimitReached)
+                  else "no_access" if isinstance(refusal, NoAccess)
+                  else "key_refused" if isinstance(refusal, KeyRefused) else None)
+        if reason is not None and self.refused is not None:
+            self.refused(reason)
+
+    async def _request(self, asked: JobRequest) -> Job:
         """The way in for every entry point, in this order: whether the server may spend at
         all; the options and what is known of
         the images without I/O; the entry point's own check of where the video goes; the

@@ -11,8 +11,11 @@ class Shards:
     count: int
     ids: frozenset[int]
 
+    def shard_of(self, guild_id: int) -> int:
+        return (guild_id >> 22) % self.count
+
     def owns(self, guild_id: int) -> bool:
-        return (guild_id >> 22) % self.count in self.ids
+        return self.shard_of(guild_id) in self.ids
 
     @property
     def syncs_commands(self) -> bool:

@@ -36,7 +36,8 @@ def test_slim_base_non_root_volume_healthcheck_and_no_secrets() -> None:
     assert users and users[-1] not in ("root", "0")
     assert ("VOLUME", '["/app/data"]') in steps
     [health] = [args for keyword, args in steps if keyword == "HEALTHCHECK"]
-    assert health.endswith('CMD [".venv/bin/python", "-m", "bot", "check", "--offline"]')
+    assert health.endswith('CMD [".venv/bin/python", "-m", "bot", "health"]')
+    assert ("ENV", "BOT_OPS__LISTEN=0.0.0.0:9100") in steps
     assert ("CMD", '[".venv/bin/python", "-m", "bot"]') in steps
     assert "TOKEN=" not in DOCKERFILE
     assert not any(keyword in ("ENV", "ARG") and "TOKEN" in args for keyword, args in steps)

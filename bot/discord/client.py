@@ -23,12 +23,14 @@ from bot.discord.buttons import JobButtons
 from bot.discord.channel_work import ChannelWork
 from bot.discord.delivery import Delivery
 from bot.discord.errors import ErrorReporter
+from bot.discord.ops import Ops
 from bot.discord.poll_loop import PollLoop
 from bot.downloads import Videos
 from bot.fitting import Fitter
 from bot.jobs import Job
 from bot.keys import KeyBox, KeyBoxError
 from bot.limits import Limits
+from bot.metrics import Metrics
 from bot.policy import PolicyStore
 from bot.poller import Poller, PollSettings
 from bot.pricing import PriceBook
@@ -114,6 +116,8 @@ class VideoBot(commands.AutoShardedBot):
         self.buttons = JobButtons()  # the cogs register what each button does
         self._released = False
         self._fitter: Fitter | None = None
+        self._ops: Ops | None = None
+        self.metrics = Metrics()
 
     @property
     def parts(self) -> Parts:
@@ -126,6 +130,11 @@ class VideoBot(commands.AutoShardedBot):
         if self._http_session is None or self._http_session.closed:
             self._http_session = aiohttp.ClientSession()
         return self._http_session
+
+    def _connected(self) -> bool:
+        """Every shard of this process connected to Discord's gateway."""
+        return self.is_ready() and bool(self.shards) and not any(
+            info.is_closed() for info in self.shards.values())
 
     def model_name(self, job: Job) -> str:
         model = self.catalog.by_id(job.model_id)
@@ -187,6 +196,11 @@ class VideoBot(commands.AutoShardedBot):
         access = Access(s.access.servers, s.access.approved, ApprovedServers(db), keys.has_key)
         jobs = JobService(self.catalog, store, runcomfy, limits, prices, poller.notify,
                           clock=self.clock, simulated=self.simulated, access=access, keys=keys)
+        store.on_move = self.metrics.job_moved
+        runcomfy.observe = self.metrics.runcomfy_call
+        jobs.refused = self.metrics.refusal
+        self.metrics.waiting.set_function(lambda: poller.kept()["waiting"])
+        self.metrics.shards.set_function(lambda: len(self.shards))
         self._parts = Parts(db, store, runcomfy, jobs, poller, PollLoop(poller), delivery,
                             policies, limits, notices, prices, videos, ErrorReporter(notices),
                             keys)
@@ -199,6 +213,10 @@ class VideoBot(commands.AutoShardedBot):
             if self.shards_served is None or self.shards_served.syncs_commands:
                 await self.sync_commands()
             await self._parts.poll_loop.start()
+            if s.ops.listen:
+                self._ops = Ops(s.ops.listen, self.metrics, self._connected, db,
+                                self._parts.poll_loop)
+                await self._ops.start()
 
     async def _read_prices(self) -> None:
         """RunComfy's published prices: read now (start-up waits for them a little, so the
@@ -242,6 +260,8 @@ class VideoBot(commands.AutoShardedBot):
         self._daily_prices.cancel()
         if self._first_prices is not None:
             self._first_prices.cancel()
+        if self._ops is not None:
+            await self._ops.stop()
         if self._parts is not None:
             parts = self._parts
             await parts.poll_loop.stop()

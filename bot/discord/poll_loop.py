@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from discord.ext import tasks
 
@@ -18,6 +19,7 @@ class PollLoop:
     def __init__(self, poller: Poller) -> None:
         self.poller = poller
         self._loop = tasks.loop(seconds=poller.tick_seconds)(self._tick_safely)
+        self.last_tick: float | None = None  # monotonic: when a tick last ended (readiness)
 
     async def start(self) -> None:
         """Recover first, then poll: the bot starts taking commands only after this returns,
@@ -39,3 +41,5 @@ class PollLoop:
             await self.poller.tick()
         except Exception:
             log.exception("poll tick failed; the next one will try again")
+        else:
+            self.last_tick = time.monotonic()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -92,6 +93,8 @@ class RunComfyClient:
         self._timeouts = timeouts or Timeouts()
         self._session = session
         self._owns_session = session is None
+        # Told of every call: its endpoint, its outcome ("ok" or the error's class) and seconds.
+        self.observe: Callable[[str, str, float], None] | None = None
 
     def __repr__(self) -> str:
         return f"RunComfyClient(base_url={self.base_url!r})"
@@ -102,6 +105,7 @@ class RunComfyClient:
         other = RunComfyClient(token, self.base_url, retry=self._retry, timeouts=self._timeouts,
                                session=self.session)
         other._owns_session = False
+        other.observe = self.observe
         return other
 
     def scrub(self, text: str) -> str:
@@ -167,6 +171,21 @@ class RunComfyClient:
         body: Mapping[str, Any] | None = None,
         submitting: bool = False,
     ) -> _Answer:
+        started = time.monotonic()
+        outcome = "ok"
+        try:
+            return await self._call_once(method, path, answer, seconds=seconds, body=body,
+                                         submitting=submitting)
+        except RunComfyError as exc:
+            outcome = type(exc).__name__
+            raise
+        finally:
+            if self.observe is not None:
+                self.observe(_endpoint(method, path), outcome, time.monotonic() - started)
+
+    async def _call_once(self, method: str, path: str, answer: type[_Answer], *,
+                         seconds: float, body: Mapping[str, Any] | None,
+                         submitting: bool) -> _Answer:
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
         try:
             async with self.session.request(
@@ -197,6 +216,13 @@ class RunComfyClient:
             return answer.model_validate(payload)
         except ValidationError:
             raise unreadable("(the answer had an unexpected shape)", status=status) from None
+
+
+def _endpoint(method: str, path: str) -> str:
+    """A bounded label for a call: submit, model, status, result or cancel."""
+    if path.startswith("/v1/models/"):
+        return "submit" if method == "POST" else "model"
+    return path.split("?")[0].rsplit("/", 1)[-1]
 
 
 async def retrying(call: Callable[[], Awaitable[_Answer]], policy: RetryPolicy) -> _Answer:

@@ -78,6 +78,7 @@ class JobStore:
         self.shards = shards
         self.owner = f"{shards or 'all shards'} · boot {secrets.token_hex(4)}"
         self.lease_seconds = lease_seconds
+        self.on_move: Callable[[Job], None] | None = None  # told of every move (the metrics)
 
     async def add(self, new: NewJob, *, tx: Tx | None = None) -> Job:
         now = self.clock()
@@ -133,8 +134,21 @@ class JobStore:
         if moved is not None:
             reason = f": {moved.error}" if moved.error and moved.state.is_terminal else ""
             log.info("job %d -> %s (guild %d, model %s, request %s)%s", moved.id, moved.state,
-                     moved.guild_id, moved.command, moved.request_id or "-", reason)
+                     moved.guild_id, moved.command, moved.request_id or "-", reason,
+                     extra=self.log_fields(moved))
+            if self.on_move is not None:
+                self.on_move(moved)
         return moved
+
+    def log_fields(self, job: Job) -> dict[str, Any]:
+        """A job's fields for a log line (JSON logs carry them as fields)."""
+        fields: dict[str, Any] = {"job_id": job.id, "guild_id": job.guild_id,
+                                  "model": job.command}
+        if job.request_id:
+            fields["request_id"] = job.request_id
+        if self.shards is not None:
+            fields["shard"] = self.shards.shard_of(job.guild_id)
+        return fields
 
     async def note(self, job_id: int, *, only_in: Collection[JobState] | None = None,
                    **fields: Any) -> Job | None:
