@@ -34,7 +34,7 @@ async def launcher(tmp_path: Path) -> AsyncIterator[Launcher]:
 async def test_each_server_gets_the_best_file_its_limit_takes(
         stand_in: StandIn, launcher: Launcher, start_simulator: Start, tmp_path: Path) -> None:
     clip = tmp_path / "large.mp4"
-    make_clip(clip, seconds=3, width=1920, height=1080, audio=True, target_bytes=16 * MIB)
+    make_clip(clip, seconds=5, width=1920, height=1080, audio=True, target_bytes=25 * 1000**2)
     original = clip.read_bytes()
     runcomfy = await start_simulator(run_seconds=0.2)
     runcomfy.sim.video = original
@@ -61,8 +61,11 @@ async def test_each_server_gets_the_best_file_its_limit_takes(
     assert [a.data for a in boosted_video.attachments] == [original]
     [fitted] = plain_video.attachments
     assert 0.9 * 10 * MIB <= len(fitted.data) <= 10 * MIB
-    with av.open(io.BytesIO(fitted.data)) as container:
+    with av.open(io.BytesIO(fitted.data), mode="r") as container:
         assert container.streams.audio and container.streams.video
+        duration = float(container.duration or 0) / av.time_base
+        assert sum(1 for _ in container.decode(container.streams.video[0])) > 0
+    assert abs(duration - 5.0) < 0.1
     assert "Fitted to this server's 10.0 MB upload limit" in plain_video.content
     # Meanwhile the plain server's card said so; the boosted one's never did.
     noted = [r for r in stand_in.requests("PATCH", r"^/channels/\d+/messages/\d+$")
