@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 SCRIPTS = ("acknowledge", "delivery", "footprint", "report_usage", "store_lifecycle", "shards",
-           "admission")
+           "admission", "fitting")
 
 
 def main() -> int:

@@ -242,7 +242,11 @@ def _encode(source: Path, target: Path, plan: Plan, deadline: float | None) -> i
                 raise TooSlow("the fit ran past its time limit")
             if packet.stream is video_in:
                 for picture in video_in.decode(packet):
-                    packets = video.encode(picture.reformat(plan.width, plan.height, "yuv420p"))
+                    frame = picture.reformat(plan.width, plan.height, "yuv420p")
+                    # The source's frame types would be forced on x264 (its I/P/B pattern
+                    # copied): left to x264, which picks its own (bench/README.md, fitting).
+                    frame.pict_type = av.video.frame.PictureType.NONE
+                    packets = video.encode(frame)
                     video_bytes += sum(p.size for p in packets)
                     out.mux(packets)
             elif audio_in is not None:
