@@ -55,6 +55,7 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import importlib
 import json
 import os
 import re
@@ -67,6 +68,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import av
 
@@ -184,8 +186,8 @@ def scheduled() -> tuple[float, int]:
 @functools.cache
 def ffmpeg() -> str:
     """ffmpeg's own binary, as ``imageio_ffmpeg`` ships it."""
-    try:
-        import imageio_ffmpeg  # type: ignore[import-untyped]
+    try:  # the bench extra's (untyped, and absent where only the test extra is installed)
+        imageio_ffmpeg: Any = importlib.import_module("imageio_ffmpeg")
     except ImportError:
         raise SystemExit("ffmpeg's binary comes with the bench extra: "
                          "pip install -e '.[bench]'") from None
