@@ -37,6 +37,13 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _id_list(value: object) -> object:
+    """A list of ids from the environment's text ("1,2" or "[1, 2]"); anything else as is."""
+    if isinstance(value, str):
+        return [part for part in value.strip("[] ").replace(",", " ").split() if part]
+    return value
+
+
 class BotSection(_Section):
     database: Path = Path("data/bot.sqlite3")
     catalog_dirs: tuple[Path, ...] = ()
@@ -62,9 +69,7 @@ class BotSection(_Section):
     @classmethod
     def _ids_from_text(cls, value: object) -> object:
         """``BOT_BOT__SHARD_IDS=0,1`` (or ``[0, 1]``) from the environment."""
-        if isinstance(value, str):
-            return [part for part in value.strip("[] ").replace(",", " ").split() if part]
-        return value
+        return _id_list(value)
 
     @model_validator(mode="after")
     def _shards_fit(self) -> BotSection:
@@ -154,9 +159,7 @@ class AccessSection(_Section):
     @classmethod
     def _ids_from_text(cls, value: object) -> object:
         """``BOT_ACCESS__APPROVED=1,2`` (or ``[1, 2]``) from the environment."""
-        if isinstance(value, str):
-            return [part for part in value.strip("[] ").replace(",", " ").split() if part]
-        return value
+        return _id_list(value)
 
 
 class Settings(_Section):

@@ -22,7 +22,7 @@ from bot.simulator import Simulator, SimulatorConfig
 from bot.store.connect import open_database
 from bot.store.database import Database
 from tests.clocks import ManualClock, SetClock
-from tests.discord_stand_in import StandIn
+from tests.discord_stand_in import Launcher, StandIn
 from tests.postgres_server import MISSING, PostgresServer, find_bindir, postgres_server
 
 TOKEN = "rc-test-token-5f0c2a"
@@ -72,6 +72,16 @@ async def stand_in() -> AsyncIterator[StandIn]:
     """A Discord stand-in of our own (HTTP and gateway on 127.0.0.1), for real bot processes."""
     async with StandIn() as server:
         yield server
+
+
+@pytest.fixture
+async def launcher(tmp_path: Path) -> AsyncIterator[Launcher]:
+    """Real bot processes against the stand-in, each killed at the end (their output shown
+    when the test failed). Some modules keep a launcher of their own."""
+    async with Launcher(tmp_path) as launch:
+        yield launch
+    for bot in launch.bots:
+        print(f"---- {bot.workdir.name} ----\n{bot.output(1)[-6000:]}")
 
 
 @pytest.fixture

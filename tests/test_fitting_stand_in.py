@@ -5,11 +5,10 @@ server boosted to 100 MiB gets the original's very bytes."""
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import av
-import pytest
 
 from bot.simulator.clips import make_clip
 from tests.conftest import TOKEN, RunningSimulator
@@ -21,14 +20,6 @@ PNG = image_bytes("png", 640, 480)
 MIB = 1024 * 1024
 PATIENCE = 90.0
 Start = Callable[..., Awaitable[RunningSimulator]]
-
-
-@pytest.fixture
-async def launcher(tmp_path: Path) -> AsyncIterator[Launcher]:
-    async with Launcher(tmp_path) as launch:
-        yield launch
-    for bot in launch.bots:
-        print(f"---- {bot.workdir.name} ----\n{bot.output(1)[-6000:]}")
 
 
 async def test_each_server_gets_the_best_file_its_limit_takes(

@@ -5,7 +5,7 @@ writer: WAL)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -19,14 +19,6 @@ PNG = image_bytes("png", 640, 480)
 PATIENCE = 45.0
 MODAL = 9  # the interaction callback type of a form
 Start = Callable[..., Awaitable[RunningSimulator]]
-
-
-@pytest.fixture
-async def launcher(tmp_path: Path) -> AsyncIterator[Launcher]:
-    async with Launcher(tmp_path) as launch:
-        yield launch
-    for bot in launch.bots:
-        print(f"---- {bot.workdir.name} ----\n{bot.output(1)[-6000:]}")
 
 
 def answered(handle: InteractionHandle) -> Callable[[], bool]:

@@ -11,12 +11,11 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import TOKEN, RunningSimulator
@@ -33,14 +32,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-async def launcher(tmp_path: Path) -> AsyncIterator[Launcher]:
-    async with Launcher(tmp_path) as launch:
-        yield launch
-    for bot in launch.bots:
-        print(f"---- {bot.workdir.name} ----\n{bot.output(1)[-6000:]}")
 
 
 async def get(url: str) -> tuple[int, str] | None:
