@@ -242,6 +242,10 @@ async def facts_from_url(session: aiohttp.ClientSession, url: str,
     return await inspect_image(facts, rules, read)
 
 
+class DownloadFailed(UserError):
+    """The file at a URL could not be fetched (gone, refused, unreachable, timed out)."""
+
+
 @dataclass(frozen=True)
 class Download:
     """The first bytes of a file at a URL (up to a cap), and what the server says of it."""
@@ -277,8 +281,8 @@ async def download(session: aiohttp.ClientSession, url: str, cap: int,
                 declared = response.content_length or 0
                 break
         else:
-            raise UserError(f"I could not download the image `{name}`: too many redirects.")
+            raise DownloadFailed(f"I could not download the image `{name}`: too many redirects.")
     except (aiohttp.ClientError, TimeoutError):
-        raise UserError(f"I could not download the image `{name}`.") from None
+        raise DownloadFailed(f"I could not download the image `{name}`.") from None
     return Download(name=name, data=bytes(data[:cap]), size=max(len(data), declared),
                     content_type=kind)

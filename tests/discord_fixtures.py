@@ -3,12 +3,15 @@ of Discord's side (tests/bot/discord, tests/cogs, whose conftests take these fix
 
 from __future__ import annotations
 
+import mimetypes
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import discord
 import pytest
+import simcord.backend.cdn
+from aiohttp import web
 
 from bot.catalog import Catalog
 from bot.config import Settings
@@ -17,6 +20,7 @@ from bot.keys import KeyBox, new_secret_key
 from tests.clocks import ManualClock
 from tests.conftest import TOKEN, RunningSimulator
 from tests.discord_world import World
+from tests.local_server import served
 
 
 @pytest.fixture
@@ -25,8 +29,8 @@ def bot_settings(tmp_path: Path, runcomfy: RunningSimulator,
     """The bot's settings for a test; ``@pytest.mark.settings(jobs={...})`` changes them."""
     data: dict[str, dict[str, Any]] = {
         "bot": {"database": str(tmp_path / "bot.sqlite3"), "shard_count": 1,
-                # SimCord's CDN, and the tests' own image servers
-                "image_hosts": ["cdn.simcord.invalid", "127.0.0.1"]},
+                # SimCord's CDN (simcord_cdn), and the tests' own image servers
+                "image_hosts": ["127.0.0.1"]},
         "runcomfy": {"base_url": runcomfy.url, "retry_attempts": 2, "retry_base_delay": 0.01,
                      "retry_max_delay": 0.02},
         # A crash (World.restart) releases no lease: the next life takes the jobs at its
@@ -63,9 +67,31 @@ async def simcord_bot(bot_settings: Settings, catalog: Catalog,
 
 
 @pytest.fixture
-async def world(simcord_env: Any, simcord_bot: VideoBot, runcomfy: RunningSimulator,
-                sim_clock: ManualClock, bot_settings: Settings, catalog: Catalog,
-                database_target: Path | str) -> AsyncIterator[World]:
+async def simcord_cdn(simcord_env: Any, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
+    """SimCord's CDN served over HTTP on 127.0.0.1, as Discord's is over the network: the bot
+    downloads a job's images again (Again, Vary) with its own HTTP client, streamed and
+    capped, not through discord.py's ``get_from_cdn`` (which reads a file whole). SimCord
+    names its files after ``CDN_BASE`` when they are stored; here that is this server."""
+    blobs = simcord_env.backend.cdn
+    app = web.Application()
+
+    async def serve(request: web.Request) -> web.Response:
+        data = blobs.get(f"{request.scheme}://{request.host}{request.path_qs}")
+        if data is None:
+            raise web.HTTPNotFound()
+        kind = mimetypes.guess_type(request.path)[0] or "application/octet-stream"
+        return web.Response(body=data, content_type=kind)
+
+    app.router.add_get("/{path:.*}", serve)
+    async with served(app) as base:
+        monkeypatch.setattr(simcord.backend.cdn, "CDN_BASE", base)
+        yield base
+
+
+@pytest.fixture
+async def world(simcord_env: Any, simcord_cdn: str, simcord_bot: VideoBot,
+                runcomfy: RunningSimulator, sim_clock: ManualClock, bot_settings: Settings,
+                catalog: Catalog, database_target: Path | str) -> AsyncIterator[World]:
     env = simcord_env
     guild = env.create_guild()
     channel = guild.create_text_channel("videos")

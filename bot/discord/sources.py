@@ -14,19 +14,19 @@ from pathlib import Path
 import aiohttp
 import discord
 
-from bot.catalog import MB, ImageRules, ModelSpec
+from bot.catalog import ImageRules, ModelSpec
 from bot.creative import ending_frame
 from bot.discord.delivery import upload_limit
 from bot.downloads import Videos, temp_file_of
 from bot.errors import UserError
 from bot.images import (
     AttachmentLike,
+    DownloadFailed,
     FetchedImage,
     ImageInput,
     PendingImage,
     fetch_image,
     file_name,
-    refuse_unless_allowed,
 )
 from bot.jobs import Job
 
@@ -108,26 +108,20 @@ async def mention_image(message: discord.Message, content_intent: bool) -> Image
     raise no_image_error(target)
 
 
-def parent_image(client: discord.Client, parent: Job, url: str,
+def parent_image(session: Callable[[], aiohttp.ClientSession], parent: Job, url: str,
                  hosts: Sequence[str]) -> ImageInput:
-    """One of the parent job's images, downloaded again (from Discord's CDN, through
-    discord.py's own client to it) to be checked as an attachment is: only from ``hosts``,
-    and refused over ``EMBED_IMAGE_MAX`` bytes."""
+    """One of the parent job's images, downloaded again to be checked as an attachment is:
+    as an embed's image is, from ``hosts`` only (every redirect too), streamed and cut off
+    past ``EMBED_IMAGE_MAX`` bytes (a media-proxy URL's content may have changed since)."""
     name = file_name(url)
 
     async def fetch() -> AttachmentLike:
-        refuse_unless_allowed(url, hosts)
         try:
-            data = await client.http.get_from_cdn(url)
-        except (discord.HTTPException, aiohttp.ClientError, TimeoutError):
+            return await fetch_image(session(), url, EMBED_IMAGE_MAX, hosts)
+        except DownloadFailed:
             raise UserError(f"Job #{parent.id}'s image `{name}` can no longer be downloaded "
                             "(Discord's links expire); start a new video with it attached."
                             ) from None
-        if len(data) > EMBED_IMAGE_MAX:
-            raise UserError(f"Job #{parent.id}'s image `{name}` is larger than "
-                            f"{EMBED_IMAGE_MAX // MB} MB.")
-        return FetchedImage(url=url, filename=name, size=len(data), content_type=None,
-                            data=data)
 
     return ImageInput(PendingImage(url), fetch=fetch)
 

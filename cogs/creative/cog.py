@@ -91,7 +91,8 @@ class Creative(commands.Cog):
         """Again and Vary: the parent's images with ``options``. The options and the rules are
         checked before the images are downloaded again (from Discord), the images after."""
         await defer(interaction)
-        images = {name: parent_image(self.bot, parent, url, self.bot.settings.bot.image_hosts)
+        hosts = self.bot.settings.bot.image_hosts
+        images = {name: parent_image(self.bot.http_session, parent, url, hosts)
                   for name, url in image_urls(model, parent.body).items()}
         job = await self.bot.parts.jobs.request(JobRequest(
             model, options, requester_of(interaction), images=images,

@@ -55,10 +55,11 @@ async def test_each_model_from_command_to_video(world: World, command: str,
     assert submitted.model_id == world.bot.catalog.by_command(command).id
 
 
-async def test_the_request_body_carries_the_attachment_url(world: World) -> None:
+async def test_the_request_body_carries_the_attachment_url(world: World,
+                                                           simcord_cdn: str) -> None:
     await world.alice.slash(world.channel, "wan-2-2", prompt="a street", image=("s.jpg", JPEG))
     [submitted] = world.sim.submits
-    assert submitted.body["img_url"].startswith("https://cdn.simcord.invalid/attachments/")
+    assert submitted.body["img_url"].startswith(f"{simcord_cdn}/attachments/")
     assert submitted.body["img_url"].endswith("/s.jpg")
     assert submitted.body["resolution"] == "480P"
 
