@@ -3,6 +3,8 @@
 ``servers approve|revoke ID`` and ``servers list``: the servers that may spend the operator's
 account when ``[access] servers = "approved"`` (the database settings only; works while the bot
 runs). ``new-secret-key``: a key for ``BOT_SECRET_KEY``, which seals servers' own RunComfy keys.
+``messages [--add LANG]``: list the texts to translate in ``bot/locales/bot.pot`` and bring every
+language's catalog in line with it (with ``--add``, start a new language's catalog first).
 
 The command line is the composition root, on Discord's side of the line (it starts the client):
 the domain never imports it."""
@@ -23,9 +25,11 @@ from pathlib import Path
 
 from bot.catalog import CatalogError, load_catalog
 from bot.check import render, run_check
-from bot.config import ConfigError, check_default_model, load_secrets, load_settings
+from bot.config import ConfigError, Settings, check_default_model, load_secrets, load_settings
 from bot.discord import startup
 from bot.discord.client import VideoBot
+from bot.discord.message_texts import listed_texts
+from bot.i18n import add_language, template, update_catalogs
 from bot.keys import KeyBox, KeyBoxError, new_secret_key
 from bot.logs import setup_logging
 from bot.store.access import ApprovedServers
@@ -42,11 +46,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="use the built-in RunComfy simulator: nothing is paid")
     parser.add_argument("--offline", action="store_true",
                         help="with check: do not call RunComfy")
+    parser.add_argument("--add", metavar="LANG",
+                        help="with messages: start a catalog for this language (e.g. it, pt_BR)")
     parser.add_argument("--to", metavar="POSTGRESQL_URL",
                         help="with migrate-db: the empty PostgreSQL database to copy into")
     parser.add_argument("command", nargs="?",
                         choices=["run", "sync", "check", "migrate-db", "servers",
-                                 "new-secret-key", "health"],
+                                 "new-secret-key", "health", "messages"],
                         default="run", help="run the bot (default), sync the slash commands, "
                         "check the set-up, copy the SQLite store into PostgreSQL, or approve, "
                         "revoke and list servers")
@@ -61,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "health":
         return health(args.config)
+    if args.command == "messages":
+        return messages(args.add)
     if args.command == "check":
         lines = asyncio.run(run_check(args.config, os.environ, offline=args.offline,
                                       simulate=args.simulate))
@@ -87,6 +95,20 @@ def main(argv: list[str] | None = None) -> int:
                    run_jobs=args.command == "run", key_box=key_box)
     return startup.run(bot, secrets.discord_token, sync=args.command == "sync",
                        api_base=api_base)
+
+
+def messages(add: str | None) -> int:
+    """Write the texts to translate and update every catalog; one line per language."""
+    entries = asyncio.run(listed_texts(Settings(), load_catalog()))
+    catalog = template(entries)
+    if add:
+        try:
+            print(f"started {add_language(add, catalog)}")
+        except (FileExistsError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return startup.SETUP
+    print("\n".join(update_catalogs(catalog)))
+    return 0
 
 
 def health(config: Path | None) -> int:

@@ -25,8 +25,10 @@ from bot.discord.delivery import Delivery
 from bot.discord.errors import ErrorReporter
 from bot.discord.ops import Ops
 from bot.discord.poll_loop import PollLoop
+from bot.discord.translator import CommandTranslator
 from bot.downloads import Videos
 from bot.fitting import Fitter
+from bot.i18n import Catalogs
 from bot.jobs import Job
 from bot.keys import KeyBox, KeyBoxError
 from bot.limits import Limits
@@ -118,6 +120,7 @@ class VideoBot(commands.AutoShardedBot):
         self._fitter: Fitter | None = None
         self._ops: Ops | None = None
         self.metrics = Metrics()
+        self.catalogs = Catalogs.load()  # the message catalogs, compiled once
 
     @property
     def parts(self) -> Parts:
@@ -207,6 +210,7 @@ class VideoBot(commands.AutoShardedBot):
         if self.run_jobs:
             await self._read_prices()
         self.add_dynamic_items(self.buttons.item)  # they work across restarts
+        await self.tree.set_translator(CommandTranslator(self.catalogs))
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.run_jobs:
@@ -239,7 +243,10 @@ class VideoBot(commands.AutoShardedBot):
     async def sync_commands(self, *, force: bool = False) -> bool:
         """Sync the application commands if they changed since the last sync (done by one
         process: the one with shard 0)."""
-        payload = [command.to_dict(self.tree) for command in self.tree.get_commands()]
+        translator = self.tree.translator
+        payload = [command.to_dict(self.tree) if translator is None
+                   else await command.get_translated_payload(self.tree, translator)
+                   for command in self.tree.get_commands()]
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
         if not force and await self.parts.store.get_meta(COMMANDS_HASH_KEY) == digest:
             log.info("application commands unchanged; not syncing")

@@ -1,0 +1,98 @@
+"""Slash commands in each member's language: the payload synced to Discord carries every
+command's, option's and choice's localisations, each one Discord takes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from babel.messages.catalog import Catalog as BabelCatalog
+
+from bot.catalog import load_catalog
+from bot.config import Settings
+from bot.discord.message_texts import listed_texts
+from bot.discord.translator import NAME, CommandTranslator
+from bot.i18n import Catalogs, compiled, read_template
+from tests.discord_world import World
+
+SHIPPED = ["ja", "ko", "zh-CN", "zh-TW", "es-ES", "es-419", "pt-BR", "fr", "de", "ru"]
+
+
+def synced(world: World) -> list[dict[str, Any]]:
+    [put] = [r for r in world.env.http_requests
+             if r.method == "PUT" and r.path.endswith("/commands")]
+    commands: list[dict[str, Any]] = put.json
+    return commands
+
+
+def options_of(command: dict[str, Any]) -> list[dict[str, Any]]:
+    """A command's options, and its subcommands' (with theirs)."""
+    found = []
+    for option in command.get("options", []):
+        found.append(option)
+        found.extend(options_of(option))
+    return found
+
+
+async def test_the_template_lists_exactly_the_texts_of_the_commands() -> None:
+    """``bot/locales/bot.pot`` is what ``python -m bot messages`` makes of the commands today
+    (run it after changing a command or a model's description)."""
+    listed = await listed_texts(Settings(), load_catalog())
+    assert {(e.context, e.message) for e in listed} == {
+        (m.context, str(m.id)) for m in read_template() if m.id}
+
+
+async def test_every_synced_name_and_description_is_localised_as_discord_takes_it(
+        world: World) -> None:
+    commands = synced(world)
+    catalogs = Catalogs.load()
+    models = {model.command for model in world.bot.catalog}
+    for command in commands:
+        names = command.get("name_localizations") or {}
+        where = "command name" if command["type"] == 1 else "menu name"
+        if command["name"] in models:  # a model's command keeps the model's name
+            assert names == {}
+        else:  # every language whose word differs from the English one
+            assert set(names) == {locale for locale in SHIPPED
+                                  if catalogs.pgettext(locale, where, command["name"])}
+        for locale, name in names.items():
+            if command["type"] == 1:
+                assert name == name.lower() and NAME.fullmatch(name), (locale, name)
+            assert 1 <= len(name) <= 32
+        for locale, text in (command.get("description_localizations") or {}).items():
+            assert 1 <= len(text) <= 100, (locale, text)
+        for option in options_of(command):
+            for locale, name in (option.get("name_localizations") or {}).items():
+                assert name == name.lower() and NAME.fullmatch(name), (locale, name)
+            for text in (option.get("description_localizations") or {}).values():
+                assert 1 <= len(text) <= 100
+            for choice in option.get("choices", []):
+                for text in (choice.get("name_localizations") or {}).values():
+                    assert 1 <= len(text) <= 100
+        if command["type"] == 1:
+            assert set(command["description_localizations"]) == set(SHIPPED)
+        # Option names stay unique within a command in every language.
+        for locale in SHIPPED:
+            for level in [command, *options_of(command)]:
+                named = [o.get("name_localizations", {}).get(locale, o["name"])
+                         for o in level.get("options", [])]
+                assert len(named) == len(set(named)), (command["name"], locale, named)
+    quota = next(c for c in commands if c["name"] == "quota")
+    assert quota["name_localizations"]["ja"] == catalogs.pgettext("ja", "command name", "quota")
+    assert quota["description_localizations"]["ko"] == catalogs.pgettext(
+        "ko", "command description", "What you can still make here.")
+    menu = next(c for c in commands if c["type"] == 3)
+    assert menu["name_localizations"]["ja"] == catalogs.pgettext("ja", "menu name", menu["name"])
+
+
+async def test_a_translation_discord_would_refuse_is_left_out(world: World) -> None:
+    """A catalog's command name with a space would fail the whole sync: that one is not
+    sent; the description, which may have spaces, is."""
+    catalog = BabelCatalog(locale="ja", domain="bot")
+    catalog.add("quota", "two words", context="command name")
+    catalog.add("What you can still make here.", "two words", context="command description")
+    translator = CommandTranslator(Catalogs({"ja": compiled(catalog)}))
+    quota = world.bot.tree.get_command("quota")
+    assert quota is not None
+    payload = await quota.get_translated_payload(world.bot.tree, translator)
+    assert payload["name_localizations"] == {}
+    assert payload["description_localizations"] == {"ja": "two words"}
