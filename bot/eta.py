@@ -5,6 +5,10 @@ queued job will likely start (from how fast the queue moves).
 Run times are learned per model and per the inputs that drive them (the requested duration,
 the resolution), from the finished jobs in the store, so a restart keeps what was learned.
 Nothing is assumed: with too few runs for a kind of job, there is no estimate.
+
+The law of a kind's run times is the learned runs smoothed on a log scale (a kernel density
+of their logarithms): it follows whatever shape the runs have (narrow, wide, skewed, two
+humps), and it places the rare early and late ends a little beyond the runs seen.
 """
 
 from __future__ import annotations
@@ -20,22 +24,51 @@ from bot.jobs import Job, RunKind
 RUNS_KEPT = 40  # per kind of job: the most recent
 MIN_RUNS = 3  # fewer runs than this: no estimate
 RATE_WEIGHT = 0.3  # how much a new observation of the queue's pace counts
+MIN_BANDWIDTH = 0.02  # the least smoothing of the logarithms (runs all alike: a 2 % spread)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Estimate:
-    """How long a kind of job runs: its median, and the law fitted to its runs (the mean
-    and standard deviation of their logarithms)."""
+    """How long a kind of job runs: its median, the mean and standard deviation of the runs'
+    logarithms, and the law of its run times (``survival``): a normal kernel of width
+    ``bandwidth`` on each run's logarithm (``logs``)."""
 
     median: float
     log_mean: float
     log_sd: float
+    logs: tuple[float, ...] = ()
+    bandwidth: float = MIN_BANDWIDTH
 
     def window(self, z: float) -> tuple[float, float]:
-        """The run times within ``z`` standard deviations of the law's centre (z = 2.326:
-        the 1st to the 99th percentile; 1.282: the 10th to the 90th)."""
+        """The run times within ``z`` standard deviations of the runs' centre (z = 2.326:
+        the 1st to the 99th percentile of a lognormal law; 1.282: the 10th to the 90th)."""
         return (math.exp(self.log_mean - z * self.log_sd),
                 math.exp(self.log_mean + z * self.log_sd))
+
+    def survival(self, seconds: float) -> float:
+        """The chance that a run of this kind lasts longer than ``seconds``."""
+        if seconds <= 0:
+            return 1.0
+        if not self.logs:  # made by hand from the three figures: a lognormal law
+            spread = max(self.log_sd, MIN_BANDWIDTH) * math.sqrt(2)
+            return 0.5 * math.erfc((math.log(seconds) - self.log_mean) / spread)
+        at, width = math.log(seconds), self.bandwidth * math.sqrt(2)
+        return sum(math.erfc((at - x) / width) for x in self.logs) / (2 * len(self.logs))
+
+    def quantile(self, share: float) -> float:
+        """The run time that ``share`` of the runs stay within (0 < share < 1)."""
+        low, high = math.log(self.median) - 1, math.log(self.median) + 1
+        while self.survival(math.exp(low)) < 1 - share:
+            low -= 1
+        while self.survival(math.exp(high)) > 1 - share:
+            high += 1
+        for _ in range(24):
+            middle = (low + high) / 2
+            if self.survival(math.exp(middle)) > 1 - share:
+                low = middle
+            else:
+                high = middle
+        return math.exp(high)
 
 
 class RunTimes:
@@ -69,7 +102,12 @@ class RunTimes:
         if len(runs) < MIN_RUNS:
             return None
         logs = [math.log(seconds) for seconds in runs]
-        return Estimate(statistics.median(runs), statistics.fmean(logs), statistics.stdev(logs))
+        sd = statistics.stdev(logs)
+        quartiles = statistics.quantiles(logs, n=4)
+        spread = min(sd, (quartiles[2] - quartiles[0]) / 1.349) or sd
+        bandwidth = max(0.9 * spread * len(logs) ** -0.2, MIN_BANDWIDTH)
+        return Estimate(statistics.median(runs), statistics.fmean(logs), sd, tuple(logs),
+                        bandwidth)
 
     def _add(self, kind: RunKind, seconds: float) -> None:
         if seconds > 0:

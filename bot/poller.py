@@ -9,16 +9,19 @@ change made elsewhere) it picks up exactly where the file says things are.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import functools
 import logging
+import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from bot.catalog import DEFAULT_OUTPUT_KEY, Catalog
-from bot.eta import RUNS_KEPT, Estimate, QueuePace, RunTimes
+from bot.eta import MIN_RUNS, RUNS_KEPT, Estimate, QueuePace, RunTimes
 from bot.jobs import WAITING, Job, JobState
 from bot.runcomfy import (
     AuthError,
@@ -38,11 +41,18 @@ TICKS_PER_INTERVAL = 24  # how often, per poll interval, the loop looks for jobs
 PHASES = 16  # jobs found in the database are spread over this many slots of an interval
 LEARN_DAYS = 7  # run times are learned from the jobs of the last week
 DAY = 86400.0
-# Per strategy: the window a running job's polls are dense in (its run time's percentiles:
-# z = 2.326, the 1st to the 99th; 1.282, the 10th to the 90th), and their gap there.
-WINDOW_Z = {"planned": 2.326, "economy": 1.282}
-DENSE = {"planned": 0.5, "economy": 0.85}  # poll intervals
-WINDOW_POLLS = 24  # at most this many polls inside the window (the per-job call budget)
+# Polls of a running job, planned under a budget (``poll_plan``): where its kind's runs end
+# often (the learned law's hazard is high) polls come close together, where they seldom end
+# they are far apart, and the expected calls per job are at most the share below of what
+# polling every interval (``fixed``) costs on the same law: planned, fixed's calls; economy,
+# half of fixed's calls for the whole job (its queued polls are half of fixed's, and the one
+# that saw the job start is shared, hence half a call less while running).
+BUDGET = {"planned": (1.0, 0.0), "economy": (0.5, 1.0)}  # share of fixed's calls, minus calls
+HAZARD_POWER = 0.5  # poll density ~ hazard ** this (1/2: the least mean delay for the calls)
+DENSE = {"planned": 0.25, "economy": 0.5}  # poll intervals: the shortest gap between polls
+SURE = 1.645  # standard errors of the law's centre the budget holds for (one-sided 95 %)
+TAIL = 0.002  # past this share of the law's latest runs, polled every interval (as fixed)
+GRID_CELLS = 200  # the law is read at this many points up to its tail
 MAX_SLEEP = 20  # intervals: the longest a running job goes unpolled
 FAR_IN_QUEUE = 3  # intervals: a queued job likely to start later than this is polled half
 PollStrategy = Literal["planned", "economy", "fixed"]
@@ -69,18 +79,138 @@ class PollSettings:
     strategy: PollStrategy = "planned"
 
 
+@dataclass(frozen=True)
+class PollPlan:
+    """When to poll a running job: at ``ages`` (seconds after it was seen running), then every
+    interval; ``calls``: the running calls it costs on the learned law, expected (the first
+    poll always, each later one if the run lasted until the one before), against ``fixed``:
+    what polling every interval costs on the same law, and ``budget``: the most allowed."""
+
+    ages: tuple[float, ...]
+    calls: float
+    fixed: float
+    budget: float
+
+
+def expected_calls(ages: Sequence[float], interval: float, estimate: Estimate,
+                   scale: float = 1.0) -> float:
+    """The running calls a job of the ``estimate``'s law (its run times times ``scale``) is
+    expected to cost when polled at ``ages`` and every ``interval`` after the last: a poll is
+    made if the run outlasted the one before it (the first always)."""
+    calls, before = 1.0, 0.0
+    for age in ages:
+        calls += estimate.survival(age / scale)
+        before = age
+    for step in range(1, 10_000):
+        left = estimate.survival((before + step * interval) / scale)
+        calls += left
+        if left < 1e-6:
+            break
+    return calls
+
+
+def fixed_calls(interval: float, estimate: Estimate, scale: float = 1.0) -> float:
+    """What polling every ``interval`` costs a running job of the ``estimate``'s law."""
+    return expected_calls((), interval, estimate, scale)
+
+
+@functools.lru_cache(maxsize=256)
+def poll_plan(strategy: Literal["planned", "economy"], interval: float,
+              estimate: Estimate) -> PollPlan:
+    """The polls of a running job of the ``estimate``'s law with the least expected delay for
+    the strategy's budget: their density follows the law's hazard (the chance that a run
+    still going ends in the next second) to the power ``HAZARD_POWER``, between one per
+    ``MAX_SLEEP`` intervals and one per ``DENSE`` interval, scaled (by bisection) to spend
+    what ``BUDGET`` allows of fixed's expected calls, and no more: on the learned law, and on
+    that law's run times ``SURE`` standard errors of their centre longer and shorter (40 runs
+    place a law's centre only so well, and dense polls cost more than fixed's when the true
+    law is a little off). Past the law's ``TAIL``, a poll, then every interval. Cached per
+    estimate: a new learned run makes a new estimate."""
+    share, less = BUDGET[strategy]
+    shortest, longest = interval * DENSE[strategy], interval * MAX_SLEEP
+    end = estimate.quantile(1 - TAIL)
+    cells = max(1, min(GRID_CELLS, math.ceil(end / (shortest / 4))))
+    step = end / cells
+    alive = [estimate.survival(step * j) for j in range(cells + 1)]
+    weights = []
+    for j in range(cells):  # the hazard over each cell, to the power
+        hazard = (math.log(alive[j] / alive[j + 1]) / step if alive[j + 1] > 0
+                  else 1 / shortest)
+        weights.append(hazard ** HAZARD_POWER)
+    error = SURE * estimate.log_sd / math.sqrt(max(len(estimate.logs), MIN_RUNS))
+    scales = (1.0, math.exp(error), math.exp(-error))
+    fixed = [fixed_calls(interval, estimate, scale) for scale in scales]
+    budgets = [max(1.0, share * calls - less) for calls in fixed]
+
+    def survival(age: float) -> float:
+        if age >= end:
+            return estimate.survival(age)
+        at = age / step
+        j = int(at)
+        return alive[j] + (alive[j + 1] - alive[j]) * (at - j)
+
+    tails = []  # every plan ends with a poll at ``end``: the calls after it, on each law
+    for scale in scales:
+        tail = 0.0
+        for k in range(1, 10_000):
+            left = estimate.survival((end + k * interval) / scale)
+            tail += left
+            if left < 1e-4:
+                break
+        tails.append(tail)
+
+    def over(ages: list[float]) -> float:
+        """How far the polls at ``ages`` go over the budget, on the likeliest of the laws."""
+        return max(1.0 + sum(survival(age / scale) for age in ages) + tail - budget
+                   for scale, budget, tail in zip(scales, budgets, tails, strict=True))
+
+    def plan(scale: float) -> list[float]:
+        """Polls at density ``weight / scale`` (within the bounds), and one at the end."""
+        ages: list[float] = []
+        owed = 1.0  # the density left to integrate until the next poll
+        for j, weight in enumerate(weights):
+            density = min(max(weight / scale, 1 / longest), 1 / shortest)
+            start, mass = step * j, density * step
+            while mass >= owed:
+                start += owed / density
+                mass -= owed
+                owed = 1.0
+                ages.append(start)
+            owed -= mass
+        if not ages or ages[-1] < end - 1e-9:
+            ages.append(end)
+        return ages
+
+    positive = [w for w in weights if w > 0] or [1.0]
+    low, high = math.log(min(positive) * shortest), math.log(max(positive) * longest)
+    ages = plan(math.exp(low))
+    if over(ages) > 0:  # the budget binds: the densest plan within it
+        ages = plan(math.exp(high))
+        for _ in range(24):
+            middle = (low + high) / 2
+            tried = plan(math.exp(middle))
+            if over(tried) > 0:
+                low = middle
+            else:
+                high, ages = middle, tried
+    return PollPlan(tuple(ages), expected_calls(ages, interval, estimate), fixed[0], budgets[0])
+
+
 def running_gap(strategy: Literal["planned", "economy"], interval: float, estimate: Estimate,
                 age: float) -> float:
-    """Seconds until the next poll of a job that has run ``age`` seconds: asleep until a step
-    before its window, a step at a time inside it, an interval after it; never more than
-    ``MAX_SLEEP`` intervals (odd learned runs, a clock set back), so a timeout is noticed."""
-    low, high = estimate.window(WINDOW_Z[strategy])
-    step = max(interval * DENSE[strategy], (high - low) / WINDOW_POLLS)
+    """Seconds until the next poll of a job that has run ``age`` seconds: the next poll of
+    its plan (``poll_plan``), an interval once past the plan; never more than ``MAX_SLEEP``
+    intervals (odd learned runs, a clock set back), so a timeout is noticed."""
+    ages = poll_plan(strategy, interval, estimate).ages
     age = max(age, 0.0)
-    opens = low - step
-    if age < opens - step:  # far from its likely finish: one call saved per interval
-        return min(opens - age, MAX_SLEEP * interval)
-    return min(step if age <= high + step else interval, MAX_SLEEP * interval)
+    # A poll a little late (ticks) or early (the job's beat) is the plan's poll it was due as.
+    at = bisect.bisect_right(ages, age + interval * DENSE[strategy] / 2)
+    gap = ages[at] - age if at < len(ages) else interval
+    return min(gap, MAX_SLEEP * interval)
+
+
+def _monotonic() -> float:
+    return time.monotonic()
 
 
 class Poller:
@@ -91,9 +221,12 @@ class Poller:
 
     def __init__(self, catalog: Catalog, store: JobStore, client: RunComfyClient,
                  channels: Channels, settings: PollSettings,
-                 clock: Callable[[], float] = time.time, keys: ServerKeys | None = None) -> None:
+                 clock: Callable[[], float] = time.time, keys: ServerKeys | None = None,
+                 monotonic: Callable[[], float] | None = None) -> None:
         """``keys``: servers' own RunComfy keys (a job is polled with the one it was sent
-        with); without, every job is on ``client``'s account."""
+        with); without, every job is on ``client``'s account. ``monotonic``: what the polls
+        are timed on (default: ``time.monotonic``, looked up at each call, as a simulated
+        Discord's clock replaces it; a benchmark's virtual time, ``clock`` moving with it)."""
         self.catalog = catalog
         self.store = store
         self.client = client
@@ -101,8 +234,10 @@ class Poller:
         self.channels = channels
         self.settings = settings
         self.clock = clock
+        self.monotonic = monotonic or _monotonic
         self._waiting: dict[int, Job] = {}  # as of the last look at the database
         self._due: dict[int, float] = {}  # job -> when to poll it next (monotonic)
+        self._laws: dict[int, Estimate] = {}  # running job -> the law its polls are planned on
         self.runs = RunTimes()
         self.pace = QueuePace()
         self._refresh_at = 0.0
@@ -110,7 +245,7 @@ class Poller:
     def kept(self) -> dict[str, int]:
         """The size of each per-job structure (all 0 when no job waits)."""
         return {"waiting": len(self._waiting), "due": len(self._due),
-                "queue_pace": self.pace.followed}
+                "queue_pace": self.pace.followed, "laws": len(self._laws)}
 
     @property
     def tick_seconds(self) -> float:
@@ -123,11 +258,12 @@ class Poller:
         await self.channels.stop()
         self._waiting.clear()
         self._due.clear()
+        self._laws.clear()
         self._refresh_at = 0.0
 
     def notify(self, job: Job) -> None:
         """A job changed outside the poller (started, cancelled): follow it, update its card."""
-        self._follow(job, first_poll=time.monotonic() + self._phase(job, 0.5))
+        self._follow(job, first_poll=self.monotonic() + self._phase(job, 0.5))
         self.channels.update(job)
 
     async def recover(self) -> None:
@@ -154,7 +290,7 @@ class Poller:
     async def tick(self) -> None:
         """Poll the jobs that are due, most overdue first, through ``max_concurrent``
         workers (so that many jobs never mean many tasks)."""
-        now = time.monotonic()
+        now = self.monotonic()
         if now >= self._refresh_at:
             await self._refresh(now)
         queue = deque(sorted((when, job_id) for job_id, when in self._due.items()
@@ -168,7 +304,7 @@ class Poller:
                     continue  # it moved on while waiting its turn (cancelled, say)
                 # On the job's own beat, so that a late tick does not push every later poll
                 # back; more than half a beat late, a new beat starts now.
-                now, gap = time.monotonic(), self._gap(job)
+                now, gap = self.monotonic(), self._gap(job)
                 self._due[job_id] = when + gap if when + gap - now > gap / 2 else now + gap
                 try:
                     await self._poll(job)
@@ -205,6 +341,7 @@ class Poller:
         """Nothing kept of a job no longer waiting (it ended, or moved on)."""
         self._waiting.pop(job_id, None)
         self._due.pop(job_id, None)
+        self._laws.pop(job_id, None)
         self.pace.forget(job_id)
 
     def _phase(self, job: Job, after: float = 0.0) -> float:
@@ -214,11 +351,11 @@ class Poller:
 
     def _gap(self, job: Job) -> float:
         """Seconds until the job's next poll. ``fixed``: one interval. ``planned`` (and
-        ``economy``, with fewer calls): a running job whose kind has a learned run time sleeps
-        until a step before the window its run likely ends in (``planned``: almost surely), is
-        polled every ``DENSE`` interval inside it (at most ``WINDOW_POLLS`` times), and once
-        an interval after it; a queued job likely to start late (``economy``: any queued job)
-        is polled half as often. Nothing learned: one interval."""
+        ``economy``, on half the calls): a running job whose kind has a learned run time is
+        polled on its plan (``poll_plan``: seldom where its kind's runs seldom end, often where
+        they often do, at most fixed's expected calls on the same law); a queued job likely
+        to start late (``economy``: any queued job) is polled half as often. Nothing
+        learned: one interval."""
         interval = self.settings.interval
         strategy = self.settings.strategy
         if strategy == "fixed":
@@ -227,9 +364,12 @@ class Poller:
             start = self.pace.start_in(job, job.queue_position or 0)
             late = start is not None and start > FAR_IN_QUEUE * interval
             return interval * (2 if late or strategy == "economy" else 1)
-        estimate = self.runs.estimate(job)
+        estimate = self._laws.get(job.id) or self.runs.estimate(job)
         if estimate is None or job.started_at is None:
             return interval
+        # The law as the job started, all its run: runs learned meanwhile are those that
+        # ended first, shorter than its own if it is still going (many of a kind at once).
+        self._laws[job.id] = estimate
         return running_gap(strategy, interval, estimate, self.clock() - job.started_at)
 
     def _learn(self, job: Job) -> None:
@@ -255,6 +395,7 @@ class Poller:
         overdue = job.submitted_at is not None and (
             self.clock() - job.submitted_at > self.settings.timeout_seconds)
         status = result = None
+        seen_start = False
         client = self._client(job)
         try:
             if job.state is JobState.QUEUED and not overdue:
@@ -284,6 +425,7 @@ class Poller:
         elif status is not None and status.phase is Phase.RUNNING:
             now = self.clock()
             self.pace.forget(job.id)
+            seen_start = True
             job = await self._now(job, await self.store.move(
                 job.id, JobState.RUNNING, only_from={JobState.QUEUED}, queue_position=None,
                 started_at=now, eta_at=self._eta_running(job, now)))
@@ -294,7 +436,9 @@ class Poller:
                 job = await self._now(job, await self.store.note(
                     job.id, only_in={JobState.QUEUED}, queue_position=status.queue_position,
                     eta_at=eta))
-        self._follow(job, first_poll=time.monotonic() + self.settings.interval)
+        self._follow(job, first_poll=self.monotonic() + self.settings.interval)
+        if seen_start and job.state is JobState.RUNNING and job.id in self._due:
+            self._due[job.id] = self.monotonic() + self._gap(job)  # its plan, from its start
         if self.channels.shows_stale(job):
             self.channels.update(job)
 

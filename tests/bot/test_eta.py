@@ -7,7 +7,7 @@ import random
 
 from bot.eta import MIN_RUNS, RunTimes
 from bot.jobs import Job, JobState, RunKind
-from bot.poller import MAX_SLEEP, WINDOW_Z, running_gap
+from bot.poller import MAX_SLEEP, running_gap
 
 
 def job(seconds: float, resolution: str | None = None) -> Job:
@@ -56,17 +56,36 @@ def test_each_kind_has_its_own_estimate_and_a_new_run_changes_it() -> None:
     assert later.window(1)[1] > first.window(1)[1]
 
 
-def test_a_running_job_sleeps_until_its_window_and_never_longer_than_the_cap() -> None:
+def test_the_law_follows_the_runs_shape_two_humps_included() -> None:
+    draw = random.Random(3)
+    humps = [(25 if i % 2 else 70) * math.exp(draw.gauss(0, 0.08)) for i in range(40)]
+    law = learned({RunKind.of(job(5)): humps}).estimate(job(5))
+    assert law is not None
+    assert abs(law.survival(45) - 0.5) < 0.1  # half end in the first hump
+    assert law.survival(18) > 0.9 and law.survival(100) < 0.1
+    # Few end between the humps: less there than over the first hump's end.
+    assert law.survival(38) - law.survival(48) < law.survival(22) - law.survival(32)
+    assert law.quantile(0.99) > 70
+
+
+def test_runs_all_alike_still_make_a_law_with_some_spread() -> None:
+    law = learned({RunKind.of(job(5)): [30.0] * 5}).estimate(job(5))
+    assert law is not None
+    assert 0.3 < law.survival(30) < 0.7
+    assert law.survival(28) > 0.9 and law.survival(32) < 0.1
+
+
+def test_a_running_job_sleeps_until_its_runs_end_and_never_longer_than_the_cap() -> None:
     interval = 3.0
     usual = learned({RunKind.of(job(5)): [29.0, 30.0, 31.0, 30.5, 29.5]}).estimate(job(5))
     assert usual is not None
-    low, high = usual.window(WINDOW_Z["planned"])
     first = running_gap("planned", interval, usual, 0.0)
-    assert low - 2 * interval <= first < low  # asleep until just before the window
-    assert running_gap("planned", interval, usual, (low + high) / 2) == interval / 2
-    assert running_gap("planned", interval, usual, high + 10) == interval
+    assert 10 < first < 30  # asleep while no run of the kind ends
+    assert running_gap("planned", interval, usual, 30.0) < interval  # polled often there
+    assert running_gap("planned", interval, usual, 600.0) == interval  # past its law: fixed's
     # Learned runs of 5 s and 600 s (a restart's), or a clock set back an hour: the cap.
-    odd = learned({RunKind.of(job(10)): [5.0, 600.0, 600.0]}).estimate(job(10))
+    odd = learned({RunKind.of(job(10)): [5.0, 600.0, 600.0, 600.0]}).estimate(job(10))
     assert odd is not None
-    assert running_gap("planned", interval, odd, 0.0) == MAX_SLEEP * interval
+    assert max(running_gap("planned", interval, odd, age) for age in range(0, 900, 7)) <= (
+        MAX_SLEEP * interval)
     assert running_gap("planned", interval, usual, -3600.0) == first  # as if just started

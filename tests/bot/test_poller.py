@@ -10,6 +10,9 @@ jumps it ahead for RunComfy's time passing while the bot looked away (a timeout,
 from __future__ import annotations
 
 import asyncio
+import itertools
+import math
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -19,10 +22,20 @@ from typing import Any
 import pytest
 
 from bot.catalog import Catalog, ModelSpec
+from bot.eta import Estimate, RunTimes
 from bot.jobs import Job, JobState
 from bot.limits import Limits
 from bot.policy import Policy, PolicyStore
-from bot.poller import MAX_SLEEP, Channels, Poller, PollSettings
+from bot.poller import (
+    DENSE,
+    MAX_SLEEP,
+    Channels,
+    Poller,
+    PollSettings,
+    expected_calls,
+    fixed_calls,
+    poll_plan,
+)
 from bot.pricing import PriceBook, price_options
 from bot.runcomfy import RunComfyClient
 from bot.service import JobService, Requester
@@ -525,3 +538,90 @@ async def test_many_jobs_due_at_once_are_polled_by_at_most_max_concurrent_calls(
         await world.settle(job.id, JobState.DELIVERED)
     assert world.sim.max_in_flight == 2
     assert all(world.channels.states(j.id)[-1] is JobState.FETCHED for j in jobs)
+
+
+# --- Polls under a budget: never more calls than polling every interval, whatever the law ---
+
+
+def _law_of(runs: list[float]) -> Estimate:
+    law = RunTimes._fit(runs)  # the law the poller plans on, without a job
+    assert law is not None
+    return law
+
+
+LAWS: dict[str, Callable[[random.Random], float]] = {
+    "narrow": lambda d: 30 * math.exp(d.gauss(0, 0.05)),
+    "wide": lambda d: 40 * math.exp(d.gauss(0, 0.40)),
+    "skewed": lambda d: 15 + d.expovariate(1 / 20),
+    "two humps": lambda d: (25 if d.random() < 0.5 else 70) * math.exp(d.gauss(0, 0.08)),
+    "short": lambda d: 10 * math.exp(d.gauss(0, 0.25)),
+}
+
+
+def _calls(ages: tuple[float, ...], interval: float, run: float) -> int:
+    """The running calls a job that ends ``run`` seconds after it was seen running costs."""
+    last = ages[-1] if ages else 0.0
+    polls = itertools.chain(ages, (last + k * interval for k in itertools.count(1)))
+    for calls, age in enumerate(polls, start=1):
+        if age >= run:
+            return calls
+    raise AssertionError("never seen ending")
+
+
+@pytest.mark.parametrize("name", list(LAWS))
+def test_a_planned_job_costs_no_more_calls_than_fixed_on_its_law(name: str) -> None:
+    """On the learned law, and on 4,000 runs drawn from the law the 40 learned runs came
+    from: planned, at most fixed's calls; economy, at most half of them less one."""
+    draw = random.Random(name)
+    law = _law_of([LAWS[name](draw) for _ in range(40)])
+    interval = 3.0
+    planned, economy = poll_plan("planned", interval, law), poll_plan("economy", interval, law)
+    fixed = fixed_calls(interval, law)
+    assert planned.fixed == pytest.approx(fixed)
+    assert expected_calls(planned.ages, interval, law) <= fixed + 1e-9
+    assert expected_calls(economy.ages, interval, law) <= max(1.0, fixed / 2 - 1) + 1e-9
+    assert planned.calls <= planned.budget + 1e-9 and economy.calls <= economy.budget + 1e-9
+    runs = [LAWS[name](draw) for _ in range(4000)]
+    each = {plan: sum(_calls(ages, interval, run) for run in runs) / len(runs)
+            for plan, ages in (("planned", planned.ages), ("economy", economy.ages),
+                               ("fixed", ()))}
+    assert each["planned"] <= each["fixed"], each
+    assert each["economy"] <= each["fixed"] / 2, each
+
+
+def test_the_budget_holds_if_the_law_is_a_little_longer_or_shorter_than_learned() -> None:
+    """40 runs place a law's centre only so well: the plan keeps to fixed's calls on runs
+    that standard error longer or shorter too."""
+    draw = random.Random(5)
+    law = _law_of([30 * math.exp(draw.gauss(0, 0.12)) for _ in range(40)])
+    plan = poll_plan("planned", 3.0, law)
+    shift = math.exp(1.645 * law.log_sd / math.sqrt(40))
+    for scale in (shift, 1.0, 1 / shift):
+        assert expected_calls(plan.ages, 3.0, law, scale) <= fixed_calls(3.0, law, scale) + 0.01
+
+
+def test_the_budget_buys_dense_polls_where_runs_end_and_none_where_they_do_not() -> None:
+    draw = random.Random(9)
+    law = _law_of([30 * math.exp(draw.gauss(0, 0.05)) for _ in range(40)])
+    ages = poll_plan("planned", 3.0, law).ages
+    assert ages[0] > 15  # asleep while no run ends
+    near = [b - a for a, b in itertools.pairwise(ages) if 27 <= a <= 33]
+    assert near and max(near) < 3.0 * 0.5  # under half an interval where they end
+    assert min(near) >= 3.0 * DENSE["planned"] - 1e-9
+
+
+async def test_a_running_job_keeps_the_law_it_started_with(open_world: OpenWorld) -> None:
+    """Runs learned while a job runs are the ones that ended first: its polls stay planned
+    on the law it started with, and nothing of it is kept once it ends."""
+    world = await open_world(sim={"run_seconds": 0.4})
+    await ran_before(world, [0.4, 0.41, 0.39, 0.4])
+    await world.restart()
+    job = await world.start()
+    running = await world.settle(job.id, JobState.RUNNING, JobState.FETCHED,
+                                 JobState.DELIVERED)
+    if running.state is JobState.RUNNING:
+        await world.run_for(INTERVAL)
+        assert world.poller.kept()["laws"] <= 1
+    await world.settle(job.id, JobState.DELIVERED)
+    await world.run_for(2 * INTERVAL)
+    assert world.poller.kept() == {"waiting": 0, "due": 0, "queue_pace": 0, "laws": 0}
