@@ -38,8 +38,9 @@ and another channel's stream of short tasks (a task every 10 ms that yields thre
 serialises a small message: from its creation to its end), against the same with the loop
 idle (idle, fit, fit, idle), with the time the loop's thread waited for a core (its
 schedstat). Contrasts, once each: the reference's two-pass (a plain nice 0 process), two busy
-loops at the workers' nice 10 (the CPU without x264's threads), and ``fit`` in a process at
-``SCHED_IDLE``.
+loops at nice 10 (the workers' niceness where there is no ``SCHED_IDLE``), and ``fit`` alone
+in a process at ``SCHED_IDLE`` (as the workers are on Linux). The bot answering commands and
+delivering videos while it fits: ``bench.fitting_load``.
 
     .venv/bin/python -m bench.fitting [--quick] [--pairs N] [--compare-at output|source]
                                       [--keep DIR] [--no-loop]
@@ -94,7 +95,7 @@ SLEEP = 0.005  # the lag sampler's sleep
 EVERY = 0.01  # another channel's short task, this often
 BOT, REFERENCE = "bot", "ffmpeg 2-pass"
 CONTROL = "ffmpeg 1-pass, bot's settings"
-FITTER = "Fitter.fit (worker, nice 10)"
+FITTER = "Fitter.fit (worker, SCHED_IDLE)"
 REFERENCE_NICE_0 = "ffmpeg 2-pass (nice 0)"
 SPINNERS = "2 busy loops at nice 10"
 SCHED_IDLE = "fit() alone at SCHED_IDLE"
@@ -399,8 +400,8 @@ async def spinners(seconds: float) -> None:
 
 
 async def idle_fit(source: Path, folder: Path) -> float:
-    """``bot.fitting.fit`` in a process of its own at ``SCHED_IDLE`` (not what ``Fitter``
-    does: its workers are at nice 10): whether that scheduling class spares the loop."""
+    """``bot.fitting.fit`` in a process of its own at ``SCHED_IDLE``, as ``Fitter``'s workers
+    are on Linux, without the pool around it."""
     started = time.perf_counter()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-c", IDLE_FIT, str(source), str(folder / "idle-fit.mp4"),

@@ -55,7 +55,7 @@ PEAK = 1.5  # the VBV's maximum rate, times the average
 # measured, 0.1-0.25 of a buffer over the bitrate in 4-10 s. So much is kept in reserve.
 HEAD_START = 0.3
 RETRY_MARGIN = 0.95  # the second attempt aims this far under where the first should have been
-WORKER_NICENESS = 10  # encoders yield the CPU to the bot's own process
+WORKER_NICENESS = 10  # where there is no SCHED_IDLE: encoders yield the CPU to the bot
 GRACE_SECONDS = 5.0  # after the time limit, how long a worker gets to stop before it is killed
 
 
@@ -294,9 +294,11 @@ class Fitter:
     A fit past its time limit stops itself between two packets (``TooSlow``) and the pool
     carries on. A worker that has not stopped ``grace`` seconds later (stuck in one FFmpeg
     call) is killed, with the rest of its pool: the fits in it end ``FAILED`` and the next
-    fit starts a new pool. Workers run at a lower priority (``WORKER_NICENESS``), so the bot's
-    own process keeps the CPU it needs. The fitted files are made in ``temp_dir`` (default:
-    the system's), named ``fitted-*.mp4``; those of fits that fail are deleted here."""
+    fit starts a new pool. Workers run only on CPU that nothing else wants (``SCHED_IDLE`` on
+    Linux, else ``WORKER_NICENESS``), so the bot's own process keeps the CPU it needs; a busy
+    machine slows the fit instead (the time limit still applies). The fitted files are made
+    in ``temp_dir`` (default: the system's), named ``fitted-*.mp4``; those of fits that fail
+    are deleted here."""
 
     def __init__(self, workers: int, time_limit: float, *, grace: float = GRACE_SECONDS,
                  temp_dir: Path | None = None) -> None:
@@ -366,9 +368,12 @@ class Fitter:
         return FitOutcome(FitStatus.FITTED, target, fitted)
 
     async def _stop(self, pool: ProcessPoolExecutor) -> None:
-        """Kill ``pool``'s workers and wait for them; the next fit starts a new pool."""
-        if self._pool is pool:
-            self._pool = None
+        """Kill ``pool``'s workers and wait for them; the next fit starts a new pool. Once a
+        pool: the fits it breaks (``close`` during a fit) find it stopped already (shutting a
+        pool down twice at once fails on its closed pipes)."""
+        if self._pool is not pool:
+            return
+        self._pool = None
         # (Python 3.14 has ProcessPoolExecutor.kill_workers() for this.)
         for process in list((pool._processes or {}).values()):
             process.kill()
@@ -381,7 +386,12 @@ class Fitter:
 
 
 def _start_worker() -> None:
-    """A worker's set-up: below the bot in priority; Ctrl-C is for the bot to handle."""
+    """A worker's set-up: below the bot in priority (``SCHED_IDLE`` where there is one, which
+    the threads FFmpeg starts later inherit: the worker runs only on CPU nothing else wants;
+    else ``WORKER_NICENESS``); Ctrl-C is for the bot to handle."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(AttributeError, OSError):  # Linux only
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        return
     with contextlib.suppress(AttributeError, OSError):  # no os.nice on Windows
         os.nice(WORKER_NICENESS)

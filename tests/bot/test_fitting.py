@@ -8,6 +8,7 @@ import logging
 import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import av
@@ -275,3 +276,23 @@ async def test_a_worker_that_does_not_stop_is_killed_and_replaced(
         await fitter.close()
     assert await asyncio.to_thread(os.listdir, tmp_path) == []
     assert multiprocessing.active_children() == []
+
+
+async def test_closing_during_a_fit_ends_it_failed(hd: Path, tmp_path: Path) -> None:
+    fitter = Fitter(workers=1, time_limit=60, temp_dir=tmp_path)
+    task = asyncio.create_task(fitter.fit(hd, 2 * MIB))
+    await asyncio.sleep(2.0)  # the worker spawned and fitting
+    await fitter.close()
+    outcome = await task
+    assert (outcome.status, outcome.path) == (FitStatus.FAILED, None)
+    assert await asyncio.to_thread(os.listdir, tmp_path) == []
+    assert multiprocessing.active_children() == []
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+async def test_workers_run_only_on_cpu_nothing_else_wants() -> None:
+    # Set up as the Fitter's workers are; every thread FFmpeg starts in one inherits it.
+    with ProcessPoolExecutor(1, multiprocessing.get_context("spawn"),
+                             initializer=fitting._start_worker) as pool:
+        policy = await asyncio.wrap_future(pool.submit(os.sched_getscheduler, 0))
+    assert policy == os.SCHED_IDLE
