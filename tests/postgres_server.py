@@ -85,10 +85,11 @@ class PostgresServer:
         if os.geteuid() == 0:
             entry = pwd.getpwnam("postgres")
             os.chown(self.folder, entry.pw_uid, entry.pw_gid)
-        subprocess.run(  # noqa: S603 - the binaries found above
-            [*self._run_as(), str(self.bindir / "initdb"), "-D", str(data), "-U", "postgres",
-             "-A", "trust", "-E", "UTF8", "--no-sync"],
-            check=True, capture_output=True)
+        if not data.exists():  # else a restart, on the data of the first start
+            subprocess.run(  # noqa: S603 - the binaries found above
+                [*self._run_as(), str(self.bindir / "initdb"), "-D", str(data), "-U",
+                 "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"],
+                check=True, capture_output=True)
         log = (self.folder / "server.log").open("wb")
         self.process = subprocess.Popen(  # noqa: S603
             [*self._run_as(), str(self.bindir / "postgres"), "-D", str(data),

@@ -18,6 +18,7 @@ import discord
 from bot.discord.buttons import JobButtons
 from bot.discord.cards import render_card
 from bot.discord.history import find_card, find_video, ready_text
+from bot.discord.ops import card_edit
 from bot.downloads import VideoGone, Videos, temp_file_of
 from bot.fitting import FitStatus, Fitter, probe
 from bot.jobs import Job
@@ -130,7 +131,7 @@ class Delivery:
         if not isinstance(channel, discord.TextChannel | discord.Thread | discord.VoiceChannel):
             return
         message = channel.get_partial_message(job.card_message_id)
-        with _discord_errors(), contextlib.suppress(discord.NotFound):  # card deleted: fine
+        with _discord_errors(), contextlib.suppress(discord.NotFound), card_edit():  # gone: fine
             await message.edit(embed=render_card(job, self._model_name(job), note),
                                view=self.buttons.card_view(job), allowed_mentions=_NO_MENTIONS)
 

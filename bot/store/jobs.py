@@ -79,6 +79,7 @@ class JobStore:
         self.owner = f"{shards or 'all shards'} · boot {secrets.token_hex(4)}"
         self.lease_seconds = lease_seconds
         self.on_move: Callable[[Job], None] | None = None  # told of every move (the metrics)
+        self.leases = 0  # open jobs this process holds, as of its last claim (the metrics)
 
     async def add(self, new: NewJob, *, tx: Tx | None = None) -> Job:
         now = self.clock()
@@ -198,6 +199,7 @@ class JobStore:
         jobs = await self._many(
             f"SELECT * FROM jobs INDEXED BY jobs_open WHERE state IN ({OPEN_STATES_SQL})"  # noqa: S608
             " AND lease_owner = ? ORDER BY id", self.owner)
+        self.leases = len(jobs)
         return jobs, {int(row[0]) for row in taken}
 
     async def release(self) -> int:
