@@ -8,8 +8,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-SCRIPTS = ("acknowledge", "delivery", "footprint", "report_usage", "store_lifecycle", "shards",
-           "admission", "fitting")
+SCRIPTS = ("acknowledge", "delivery", "poll_laws", "footprint", "report_usage",
+           "store_lifecycle", "shards", "admission", "fitting",
+           "fitting_load")
 
 
 def main() -> int:
