@@ -7,15 +7,24 @@ languages (``ja``, ``pt_BR``, ``es``). A locale with no catalog of its own is En
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import io
 from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_skeleton
 from babel.messages.catalog import Catalog
+from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po, write_po
+from babel.numbers import format_currency, format_decimal
 from babel.support import NullTranslations, Translations
+from babel.units import format_unit
 
 DOMAIN = "bot"
 LOCALES_DIR = Path(__file__).parent / "locales"
@@ -25,6 +34,7 @@ SOURCE = "en"  # the language the messages are written in
 # "-" as "_"): Spanish of Spain and of Latin America share one catalog; English is the source.
 CATALOG_OF: Mapping[str, str] = {"en-US": SOURCE, "en-GB": SOURCE, "es-ES": "es",
                                  "es-419": "es", "sv-SE": "sv"}
+KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}  # the functions that mark messages
 # Where each command text is used, as the msgctxt of its entry (translators see it).
 COMMAND_NAME = "command name"
 COMMAND_DESCRIPTION = "command description"
@@ -34,6 +44,13 @@ CHOICE_NAME = "choice name"
 MENU_NAME = "menu name"  # a context menu's (Apps > ...): spaces and capitals allowed
 COMMAND_CONTEXTS = (COMMAND_NAME, COMMAND_DESCRIPTION, OPTION_NAME, OPTION_DESCRIPTION,
                     CHOICE_NAME, MENU_NAME)
+
+
+# The languages the bot speaks, by Discord's locale, each by its own name (/settings language).
+LANGUAGES: Mapping[str, str] = {
+    "en-US": "English", "ja": "日本語", "ko": "한국어", "zh-CN": "简体中文", "zh-TW": "繁體中文",
+    "es-ES": "Español", "pt-BR": "Português do Brasil", "fr": "Français", "de": "Deutsch",
+    "ru": "Русский"}
 
 
 def catalog_name(locale: str) -> str:
@@ -47,6 +64,7 @@ class Entry:
 
     message: str
     context: str | None = None
+    plural: str | None = None  # the English plural, for a text that has one (``ngettext``)
 
 
 class Catalogs:
@@ -102,8 +120,23 @@ def template(entries: list[Entry]) -> Catalog:
     catalog = Catalog(domain=DOMAIN, project="RunComfy Video Bot", header_comment=HEADER,
                       fuzzy=False)
     for entry in entries:
-        catalog.add(entry.message, context=entry.context)
+        catalog.add((entry.message, entry.plural) if entry.plural else entry.message,
+                    context=entry.context)
     return catalog
+
+
+def source_messages(*packages: Path) -> list[Entry]:
+    """The messages the code says, marked ``_()``, ``ngettext()`` or ``N_()``, in the order they
+    are written (Babel's extractor for Python), once each."""
+    found: dict[Entry, None] = {}
+    for package in packages:
+        for _file, _line, message, _notes, context in extract_from_dir(
+                package, method_map=[("**.py", "python")], keywords=KEYWORDS):
+            if isinstance(message, tuple):
+                found[Entry(message[0], context, message[1])] = None
+            else:
+                found[Entry(message, context)] = None
+    return list(found)
 
 
 def write_catalog(catalog: Catalog, path: Path) -> None:
@@ -114,13 +147,14 @@ def write_catalog(catalog: Catalog, path: Path) -> None:
 
 
 def update_catalogs(template: Catalog, directory: Path = LOCALES_DIR) -> list[str]:
-    """Write ``template`` and bring every language's catalog in line with it: new texts added
-    untranslated, texts no longer used dropped, changed ones marked fuzzy (not used until a
-    translator checks them). One line per catalog: what is left to translate."""
+    """Write ``template`` and bring every language's catalog in line with it: new (or changed)
+    texts added untranslated, texts no longer used dropped (no guessed translations: a guess
+    from a similar text is wrong more often than not). One line per catalog: what is left to
+    translate."""
     write_catalog(template, directory / f"{DOMAIN}.pot")
     lines = []
     for name, catalog in read_catalogs(directory):
-        catalog.update(template, no_fuzzy_matching=False)
+        catalog.update(template, no_fuzzy_matching=True)
         catalog.obsolete.clear()
         write_catalog(catalog, directory / name / "LC_MESSAGES" / f"{DOMAIN}.po")
         left = [m for m in catalog if m.id and (not m.string or m.fuzzy)]
@@ -146,3 +180,96 @@ HEADER = """\
 # Translate the msgstr lines, never the msgid (the English).
 # msgctxt says where a text is shown. Names: lowercase, no spaces,
 # at most 32 characters. Descriptions: at most 100 characters."""
+
+
+# --- Speaking: the words of the language in use, chosen per interaction or per server -------
+
+SOURCE_LOCALE = "en-US"
+_speaking: ContextVar[str] = ContextVar("speaking", default=SOURCE_LOCALE)
+
+
+@functools.cache
+def catalogs() -> Catalogs:
+    """The bot's catalogs, compiled once per process."""
+    return Catalogs.load()
+
+
+def speak(locale: str | None) -> None:
+    """Answer in Discord's ``locale`` from here on, in this task (and the tasks it starts): an
+    interaction's entry point calls it with the member's, the channel's work with the
+    server's."""
+    _speaking.set(locale or SOURCE_LOCALE)
+
+
+@contextlib.contextmanager
+def speaking(locale: str | None) -> Iterator[None]:
+    """Words in Discord's ``locale`` within the block."""
+    token = _speaking.set(locale or SOURCE_LOCALE)
+    try:
+        yield
+    finally:
+        _speaking.reset(token)
+
+
+def spoken() -> str:
+    """Discord's locale of the words in use."""
+    return _speaking.get()
+
+
+def in_source() -> bool:
+    """Whether the words in use are the source's (English, as the messages are written)."""
+    return catalog_name(spoken()) == SOURCE
+
+
+def N_(message: str, /) -> str:
+    """Marks ``message`` for the catalogs where it is defined; translated where it is used."""
+    return message
+
+
+def _(message: str, /, **values: object) -> str:
+    """``message`` in the language in use, its ``{placeholders}`` filled with ``values``."""
+    text = str(catalogs().translations(spoken()).gettext(message))
+    return text.format(**values) if values else text
+
+
+def ngettext(singular: str, plural: str, n: int, /, **values: object) -> str:
+    """The form of ``singular``/``plural`` for ``n`` in the language in use (Russian has three,
+    Japanese one), ``{n}`` and ``values`` filled in."""
+    text = str(catalogs().translations(spoken()).ngettext(singular, plural, n))
+    return text.format(n=number(n), **values)
+
+
+def babel_locale() -> Locale:
+    """Babel's locale for the language in use (English: the source's)."""
+    try:
+        return Locale.parse(spoken().replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        return Locale.parse("en_US")
+
+
+def number(value: float) -> str:
+    """``1,234`` in English, ``1.234`` in German, ``1 234`` in Russian."""
+    return str(value) if in_source() else format_decimal(value, locale=babel_locale())
+
+
+def money(usd: float) -> str:
+    """An amount in US dollars as the language writes it: ``$10.00``, ``10,00 $``."""
+    return f"${usd:.2f}" if in_source() else format_currency(usd, "USD", locale=babel_locale())
+
+
+def day_and_month(moment: float) -> str:
+    """``1 December``; ``12月1日`` in Japanese."""
+    day = datetime.fromtimestamp(moment, UTC)
+    return f"{day.day} {day:%B}" if in_source() else format_skeleton(
+        "MMMMd", day, locale=babel_locale())
+
+
+def units(*amounts: tuple[int, str]) -> str:
+    """Amounts of time units (``minute``, ``second``, ``hour``) as the language abbreviates
+    them: ``2 min 5 s``, ``2分 5秒``."""
+    if in_source():
+        short = {"hour": "h", "minute": "min", "second": "s"}
+        return " ".join(f"{amount} {short[unit]}" for amount, unit in amounts)
+    where = babel_locale()
+    return " ".join(str(format_unit(amount, f"duration-{unit}", length="short", locale=where))
+                    for amount, unit in amounts)

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from bot.i18n import N_, _
+
 
 class JobState(StrEnum):
     ACCEPTED = "accepted"  # validated and written down; nothing sent yet
@@ -28,7 +30,8 @@ class JobState(StrEnum):
 
     @property
     def label(self) -> str:
-        return _LABELS[self]
+        """The state as a member reads it, in the language in use."""
+        return _(_LABELS[self])
 
 
 # The only moves a job can make. A job caught mid-submit ends as OUTCOME_UNKNOWN for good: a
@@ -57,18 +60,18 @@ WAITING = frozenset({JobState.QUEUED, JobState.RUNNING})
 TERMINAL = frozenset(JobState) - OPEN
 
 _LABELS = {
-    JobState.ACCEPTED: "Starting",
-    JobState.SUBMITTING: "Starting",
-    JobState.QUEUED: "Queued",
-    JobState.RUNNING: "Generating",
-    JobState.FETCHED: "Finishing",
-    JobState.DELIVERING: "Posting",
-    JobState.DELIVERED: "Done",
-    JobState.FAILED: "Failed",
-    JobState.CANCELLED: "Cancelled",
-    JobState.TIMED_OUT: "Timed out",
-    JobState.OUTCOME_UNKNOWN: "Outcome unknown",
-    JobState.UNDELIVERABLE: "Undeliverable",
+    JobState.ACCEPTED: N_("Starting"),
+    JobState.SUBMITTING: N_("Starting"),
+    JobState.QUEUED: N_("Queued"),
+    JobState.RUNNING: N_("Generating"),
+    JobState.FETCHED: N_("Finishing"),
+    JobState.DELIVERING: N_("Posting"),
+    JobState.DELIVERED: N_("Done"),
+    JobState.FAILED: N_("Failed"),
+    JobState.CANCELLED: N_("Cancelled"),
+    JobState.TIMED_OUT: N_("Timed out"),
+    JobState.OUTCOME_UNKNOWN: N_("Outcome unknown"),
+    JobState.UNDELIVERABLE: N_("Undeliverable"),
 }
 
 

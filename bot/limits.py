@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.catalog import ModelSpec
 from bot.errors import UserError
+from bot.i18n import _, day_and_month, money, ngettext, number
 from bot.policy import MEMBER_LIMITS, AccountCaps, Policy, PolicyStore
 from bot.store.allowance import ACCOUNT_LOCK, account_spent, guild_spent, member_use
 from bot.store.database import Database, Tx
@@ -71,9 +72,9 @@ def set_by(policy: Policy, key: str) -> str:
     """Who set a limit, when not the server itself: " (the bot's ceiling)", " (the @role
     tier)"."""
     if key in policy.by_ceiling:
-        return " (the bot's ceiling)"
+        return " " + _("(the bot's ceiling)")
     if policy.tier is not None and key in MEMBER_LIMITS:
-        return f" (the <@&{policy.tier}> tier)"
+        return " " + _("(the <@&{role}> tier)", role=policy.tier)
     return ""
 
 
@@ -125,38 +126,43 @@ class Limits:
         policy = standing.policy
         now = self.clock()
         if who.user_id in policy.blocked_users:
-            raise LimitReached("You are not allowed to make videos on this server.",
+            raise LimitReached(_("You are not allowed to make videos on this server."),
                                reason="blocked_member")
         if policy.allowed_channels and not who.channel_ids & set(policy.allowed_channels):
             where = ", ".join(f"<#{c}>" for c in policy.allowed_channels)
-            raise LimitReached(f"Videos can't be made in this channel; use {where}.",
-                               reason="channel")
+            raise LimitReached(_("Videos can't be made in this channel; use {channels}.",
+                                 channels=where), reason="channel")
         if policy.allowed_roles and not who.role_ids & set(policy.allowed_roles):
             roles = ", ".join(f"<@&{r}>" for r in policy.allowed_roles)
-            raise LimitReached(f"Making videos needs one of these roles: {roles}.", reason="role")
+            raise LimitReached(_("Making videos needs one of these roles: {roles}.",
+                                 roles=roles), reason="role")
         if not policy.model_enabled(model.command):
-            raise LimitReached(f"`{model.command}` is turned off on this server.",
-                               reason="model_off")
+            raise LimitReached(_("`{command}` is turned off on this server.",
+                                 command=model.command), reason="model_off")
         if prompts and policy.prompt_blocklist:  # bounded, and off the event loop
             blocked = await self._blocked(who.guild_id, policy, prompts)
             if blocked is not None:
-                raise LimitReached(f"Your prompt contains “{blocked}”, which is not allowed "
-                                   "here.", reason="blocklist")
+                raise LimitReached(_("Your prompt contains “{blocked}”, which is not allowed "
+                                     "here.", blocked=blocked), reason="blocklist")
         if standing.next_allowed_at is not None and standing.next_allowed_at > now:
-            raise LimitReached(
-                f"Please wait {duration_text(standing.next_allowed_at - now)} before your next "
-                f"video (cooldown {duration_text(policy.cooldown_seconds)}"
-                f"{set_by(policy, 'cooldown_seconds')}).", reason="cooldown")
+            raise LimitReached(_(
+                "Please wait {wait} before your next video (cooldown {cooldown}{set_by}).",
+                wait=duration_text(standing.next_allowed_at - now),
+                cooldown=duration_text(policy.cooldown_seconds),
+                set_by=set_by(policy, "cooldown_seconds")), reason="cooldown")
         if policy.max_concurrent and standing.active >= policy.max_concurrent:
-            videos = "video" if standing.active == 1 else "videos"
-            raise LimitReached(f"You already have {standing.active} {videos} in progress (limit "
-                               f"{policy.max_concurrent}{set_by(policy, 'max_concurrent')}); "
-                               "wait for one to finish.", reason="concurrency")
+            raise LimitReached(ngettext(
+                "You already have {n} video in progress (limit {limit}{set_by}); wait for one "
+                "to finish.",
+                "You already have {n} videos in progress (limit {limit}{set_by}); wait for one "
+                "to finish.", standing.active, limit=number(policy.max_concurrent),
+                set_by=set_by(policy, "max_concurrent")), reason="concurrency")
         if policy.daily_quota and standing.today >= policy.daily_quota:
-            raise LimitReached(
-                f"daily quota reached: {standing.today} of {policy.daily_quota}"
-                f"{set_by(policy, 'daily_quota')}, resets in "
-                f"{hours_text(standing.day_resets_at - now)}", reason="daily_quota")
+            raise LimitReached(_(
+                "daily quota reached: {used} of {quota}{set_by}, resets in {reset}",
+                used=number(standing.today), quota=number(policy.daily_quota),
+                set_by=set_by(policy, "daily_quota"),
+                reset=hours_text(standing.day_resets_at - now)), reason="daily_quota")
         if budgeted:
             self._check_budget(standing, model, estimate)
             if account:
@@ -193,20 +199,22 @@ class Limits:
         if not caps.any:
             return
         if estimate is None:
-            raise LimitReached(f"`{model.command}` has no known price yet, so the bot's own "
-                               "spending limit can't be kept; the bot's operator can set "
-                               f"`prices.{model.command}`.", reason="unpriced")
+            raise LimitReached(_("`{command}` has no known price yet, so the bot's own "
+                                 "spending limit can't be kept; the bot's operator can set "
+                                 "`prices.{command}`.", command=model.command),
+                               reason="unpriced")
         now = self.clock()
-        _, _, next_day, next_month = _boundaries(now)
+        *_starts, next_day, next_month = _boundaries(now)
         today, this_month = await self.account_standing(tx=tx)
         if caps.daily_budget_usd and estimate - (caps.daily_budget_usd - today) > CENT_FRACTION:
-            raise LimitReached("The bot's own spending limit for today is reached; it resets "
-                               f"in {hours_text(next_day - now)}.", reason="account_day")
+            raise LimitReached(_("The bot's own spending limit for today is reached; it "
+                                 "resets in {reset}.", reset=hours_text(next_day - now)),
+                               reason="account_day")
         if caps.monthly_budget_usd and \
                 estimate - (caps.monthly_budget_usd - this_month) > CENT_FRACTION:
-            reset = datetime.fromtimestamp(next_month, UTC)
-            raise LimitReached("The bot's own spending limit for this month is reached; it "
-                               f"resets on {reset.day} {reset:%B}.", reason="account_month")
+            raise LimitReached(_("The bot's own spending limit for this month is reached; it "
+                                 "resets on {day}.", day=day_and_month(next_month)),
+                               reason="account_month")
 
     @staticmethod
     def _check_budget(standing: Standing, model: ModelSpec, estimate: float | None) -> None:
@@ -215,20 +223,22 @@ class Limits:
         policy = standing.policy
         left = standing.budget_left
         if left is not None and estimate is None:
-            raise LimitReached(
-                f"`{model.command}` has no known price yet, so this server's monthly video "
-                f"budget can't be kept; the bot's operator can set `prices.{model.command}`.",
-                reason="unpriced")
+            raise LimitReached(_(
+                "`{command}` has no known price yet, so this server's monthly video budget "
+                "can't be kept; the bot's operator can set `prices.{command}`.",
+                command=model.command), reason="unpriced")
         if left is not None and (left <= CENT_FRACTION or (estimate or 0) - left > CENT_FRACTION):
-            reset = datetime.fromtimestamp(standing.month_resets_at, UTC)
-            spent = (f"${standing.spent_this_month:.2f} of ${policy.monthly_budget_usd:.2f}"
-                     f"{set_by(policy, 'monthly_budget_usd')} spent; it resets on {reset.day} "
-                     f"{reset:%B}")
+            spent = _("{spent} of {budget}{set_by} spent; it resets on {day}",
+                      spent=money(standing.spent_this_month),
+                      budget=money(policy.monthly_budget_usd),
+                      set_by=set_by(policy, "monthly_budget_usd"),
+                      day=day_and_month(standing.month_resets_at))
             if left <= CENT_FRACTION:
-                raise LimitReached(f"This server's monthly video budget is used up: {spent}.",
-                                   reason="server_budget")
-            raise LimitReached(f"This video (about ${estimate:.2f}) would go over this server's "
-                               f"monthly video budget: {spent}.", reason="server_budget")
+                raise LimitReached(_("This server's monthly video budget is used up: {spent}.",
+                                     spent=spent), reason="server_budget")
+            raise LimitReached(_("This video (about {cost}) would go over this server's "
+                                 "monthly video budget: {spent}.", cost=money(estimate or 0),
+                                 spent=spent), reason="server_budget")
 
 
 def _iso(moment: float) -> str:

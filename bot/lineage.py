@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from bot.i18n import N_, _
+
 
 class Origin(StrEnum):
     AGAIN = "again"  # the same model, options and image (a new seed where there is one)
@@ -14,11 +16,11 @@ class Origin(StrEnum):
 
     def describe(self, parent_id: int) -> str:
         """``again of #12``, ``varies #12``, ``extends #12``."""
-        return _WORDING[self].format(parent_id)
+        return _(_WORDING[self], job=parent_id)
 
 
-_WORDING = {Origin.AGAIN: "again of #{}", Origin.VARY: "varies #{}",
-            Origin.EXTEND: "extends #{}"}
+_WORDING = {Origin.AGAIN: N_("again of #{job}"), Origin.VARY: N_("varies #{job}"),
+            Origin.EXTEND: N_("extends #{job}")}
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,20 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from regex._main import Pattern
 
 from bot.blocklist import MAX_RULES, PATTERN_MAX, compiled, first_blocked
 from bot.errors import UserError
+from bot.i18n import LANGUAGES
 from bot.store.database import Database, Tx
 from bot.store.settings import Change, Edit, SettingsStore
 
@@ -137,9 +146,18 @@ class Policy(BaseModel):
     cooldown_seconds: int = Field(default=0, ge=0)
     monthly_budget_usd: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     default_model: str | None = None
+    language: str | None = None  # Discord's locale for the channels; None: the server's own
     tiers: tuple[Tier, ...] = Field(default=(), max_length=MAX_TIERS)
     by_ceiling: frozenset[str] = Field(default=frozenset(), exclude=True)
     tier: int | None = Field(default=None, exclude=True)
+
+    @field_validator("language")
+    @classmethod
+    def _spoken(cls, language: str | None) -> str | None:
+        if language is not None and language not in LANGUAGES:
+            raise ValueError(f"the bot does not speak {language!r}; it speaks "
+                             f"{', '.join(LANGUAGES)}")
+        return language
 
     def for_roles(self, role_ids: frozenset[int]) -> Policy:
         """The member limits of the most generous tier among ``role_ids``, if any."""

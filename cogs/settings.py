@@ -11,9 +11,13 @@ from discord.ext import commands
 
 from bot.blocklist import MAX_RULES
 from bot.discord.client import VideoBot
+from bot.discord.languages import speak_to
 from bot.errors import UserError
+from bot.i18n import LANGUAGES, _
 from bot.limits import set_by
 from bot.policy import MAX_TIERS, BlockRule, Policy, Tier
+
+SERVER_LANGUAGE = "server"  # /settings language: the server's own Discord language
 
 
 def _toggle(values: tuple[int, ...] | tuple[str, ...], item: Any, on: bool) -> list[Any]:
@@ -176,7 +180,7 @@ class Settings(commands.GroupCog, group_name="settings",
         changes = {k: v for k, v in given.items() if v is not None}
         if not changes:
             raise UserError("Give at least one of the limits to change.")
-        policy = await self._update(interaction, lambda _: changes)
+        policy = await self._update(interaction, lambda _policy: changes)
         await interaction.edit_original_response(
             embed=describe(self.bot.parts.policies.ceilings.bound(policy), self.bot))
 
@@ -216,8 +220,27 @@ class Settings(commands.GroupCog, group_name="settings",
         found = [m for m in self.bot.catalog if m.command == model]
         if not found or found[0].kind != "image-to-video":
             raise UserError(f"`{model}` is not a model that animates images.")
-        await self._update(interaction, lambda _: {"default_model": model})
+        await self._update(interaction, lambda _policy: {"default_model": model})
         await self._done(interaction, f"The default model is now `{model}`.")
+
+    @app_commands.command(name="language",
+                          description="The language of this server's cards, videos and notices.")
+    @app_commands.describe(language="Unless you choose one, the server's own Discord language")
+    @app_commands.choices(language=[
+        *(app_commands.Choice(name=name, value=code) for code, name in LANGUAGES.items()),
+        app_commands.Choice(name="The server's Discord language", value=SERVER_LANGUAGE)])
+    async def language(self, interaction: discord.Interaction,
+                       language: app_commands.Choice[str]) -> None:
+        assert interaction.guild_id is not None
+        chosen = None if language.value == SERVER_LANGUAGE else language.value
+        await self._update(interaction, lambda _policy: {"language": chosen})
+        self.bot.languages.forget(interaction.guild_id)
+        if chosen is None:
+            await self._done(interaction, _("Cards, videos and notices here now follow the "
+                                            "server's Discord language."))
+        else:
+            await self._done(interaction, _("Cards, videos and notices here are now in {name}.",
+                                            name=language.name))
 
     @app_commands.command(name="audit", description="Who changed which setting, and when.")
     async def audit(self, interaction: discord.Interaction) -> None:
@@ -247,6 +270,7 @@ class KeyModal(discord.ui.Modal, title="This server's RunComfy key"):
         self.report = report
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
+        speak_to(interaction)
         try:
             await self.submit(interaction, self.key.value)
         except UserError as exc:  # a refusal, not a failure: answered, not raised

@@ -11,6 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.client import VideoBot
+from bot.i18n import _, money, ngettext, number
 from bot.limits import set_by
 from bot.text import duration_text, hours_text
 from bot.usage import GroupBy, Line, PeriodName, Report, UsageReports, chart_png, period, to_csv
@@ -87,23 +88,28 @@ class Usage(commands.Cog):
         policy, now = standing.policy, self.bot.clock()
         lines = []
         if policy.tier is not None:
-            lines.append(f"Your limits are the <@&{policy.tier}> tier's.")
+            lines.append(_("Your limits are the <@&{role}> tier's.", role=policy.tier))
         if policy.daily_quota:
-            lines.append(f"Today: {standing.today} of {policy.daily_quota} videos"
-                         f"{set_by(policy, 'daily_quota')} (resets in "
-                         f"{hours_text(standing.day_resets_at - now)}).")
+            lines.append(ngettext(
+                "Today: {used} of {n} video{set_by} (resets in {reset}).",
+                "Today: {used} of {n} videos{set_by} (resets in {reset}).", policy.daily_quota,
+                used=number(standing.today), set_by=set_by(policy, "daily_quota"),
+                reset=hours_text(standing.day_resets_at - now)))
         else:
-            lines.append(f"Today: {standing.today} videos (no daily quota).")
+            lines.append(ngettext("Today: {n} video (no daily quota).",
+                                  "Today: {n} videos (no daily quota).", standing.today))
         if policy.max_concurrent:
-            lines.append(f"In progress: {standing.active} of {policy.max_concurrent}"
-                         f"{set_by(policy, 'max_concurrent')}.")
+            lines.append(_("In progress: {active} of {limit}{set_by}.",
+                           active=number(standing.active), limit=number(policy.max_concurrent),
+                           set_by=set_by(policy, "max_concurrent")))
         wait = (standing.next_allowed_at or 0) - now
         if wait > 0:
-            lines.append(f"Next video in {duration_text(wait)} (cooldown).")
+            lines.append(_("Next video in {wait} (cooldown).", wait=duration_text(wait)))
         left = standing.budget_left
         if left is not None:
-            lines.append(f"Server budget: ${left:.2f} left of ${policy.monthly_budget_usd:.2f}"
-                         f"{set_by(policy, 'monthly_budget_usd')} this month.")
+            lines.append(_("Server budget: {left} left of {budget}{set_by} this month.",
+                           left=money(left), budget=money(policy.monthly_budget_usd),
+                           set_by=set_by(policy, "monthly_budget_usd")))
         await interaction.edit_original_response(content="\n".join(lines),
                                                  allowed_mentions=discord.AllowedMentions.none())
 

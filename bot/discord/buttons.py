@@ -12,6 +12,7 @@ from typing import Protocol, cast
 
 import discord
 
+from bot.discord.languages import speak_to
 from bot.jobs import TERMINAL, Job, JobState
 
 Button = discord.ui.Button[discord.ui.View]
@@ -111,6 +112,7 @@ def _item_class(press: Press) -> type[discord.ui.DynamicItem[Button]]:
             return cls(Action(match["action"]), int(match["job_id"]))
 
         async def callback(self, interaction: discord.Interaction) -> None:
+            speak_to(interaction)
             await press(interaction, self.action, self.job_id)
 
     return JobButton

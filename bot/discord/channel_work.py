@@ -8,11 +8,13 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import discord
 
 from bot.discord.delivery import CannotPost, ChannelGone, Delivery
+from bot.i18n import speak
 from bot.jobs import Job, JobState
 from bot.store.jobs import JobStore
 from bot.store.notices import NoticeStore
@@ -25,9 +27,12 @@ class ChannelWork:
     """The poller's ``Channels`` on Discord."""
 
     def __init__(self, store: JobStore, notices: NoticeStore, delivery: Delivery, *,
-                 retry_seconds: float, card_edit_interval: float) -> None:
+                 retry_seconds: float, card_edit_interval: float,
+                 language_of: Callable[[int], Awaitable[str]] | None = None) -> None:
         """``retry_seconds``: the first wait after a failed upload (doubled each time);
-        ``card_edit_interval``: the least seconds between two edits of a card."""
+        ``card_edit_interval``: the least seconds between two edits of a card;
+        ``language_of``: a server's language, which its channels are spoken to in."""
+        self.language_of = language_of
         self.store = store
         self.notices = notices
         self.delivery = delivery
@@ -85,6 +90,8 @@ class ChannelWork:
         job = await self.store.get(job_id)
         if job is None or job.state in (JobState.ACCEPTED, JobState.SUBMITTING):
             return
+        if self.language_of is not None:
+            speak(await self.language_of(job.guild_id))
         has_video = job.state in (JobState.FETCHED, JobState.DELIVERING)
         if job.card_message_id is None or not has_video:
             job = await self._show(job)

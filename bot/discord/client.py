@@ -23,12 +23,13 @@ from bot.discord.buttons import JobButtons
 from bot.discord.channel_work import ChannelWork
 from bot.discord.delivery import Delivery
 from bot.discord.errors import ErrorReporter
+from bot.discord.languages import ServerLanguages, SpeakingTree
 from bot.discord.ops import Ops
 from bot.discord.poll_loop import PollLoop
 from bot.discord.translator import CommandTranslator
 from bot.downloads import Videos
 from bot.fitting import Fitter
-from bot.i18n import Catalogs
+from bot.i18n import catalogs
 from bot.jobs import Job
 from bot.keys import KeyBox, KeyBoxError
 from bot.limits import Limits
@@ -101,7 +102,7 @@ class VideoBot(commands.AutoShardedBot):
             "shard_count": shards.count, "shard_ids": sorted(shards.ids)}
         super().__init__(command_prefix=commands.when_mentioned, intents=intents,
                          allowed_mentions=discord.AllowedMentions.none(), help_command=None,
-                         **sharding)
+                         tree_cls=SpeakingTree, **sharding)
         self.shards_served = shards
         self.settings = settings
         self.catalog = catalog
@@ -120,7 +121,7 @@ class VideoBot(commands.AutoShardedBot):
         self._fitter: Fitter | None = None
         self._ops: Ops | None = None
         self.metrics = Metrics()
-        self.catalogs = Catalogs.load()  # the message catalogs, compiled once
+        self.catalogs = catalogs()  # the message catalogs, compiled once per process
 
     @property
     def parts(self) -> Parts:
@@ -188,8 +189,10 @@ class VideoBot(commands.AutoShardedBot):
         delivery = Delivery(self, self.buttons, videos, self._fitter, self.model_name,
                             await store.nonce_tag())
         notices = NoticeStore(db, self.clock)
+        self.languages = ServerLanguages(self, policies)
         channels = ChannelWork(store, notices, delivery, retry_seconds=s.jobs.poll_interval,
-                               card_edit_interval=s.jobs.card_edit_interval)
+                               card_edit_interval=s.jobs.card_edit_interval,
+                               language_of=self.languages.of)
         poller = Poller(self.catalog, store, runcomfy, channels, PollSettings(
             interval=s.jobs.poll_interval, max_concurrent=s.jobs.max_concurrent_polls,
             timeout_seconds=s.jobs.timeout_minutes * 60, strategy=s.jobs.poll_strategy,
@@ -204,6 +207,7 @@ class VideoBot(commands.AutoShardedBot):
         jobs.refused = self.metrics.refusal
         self.metrics.waiting.set_function(lambda: poller.kept()["waiting"])
         self.metrics.shards.set_function(lambda: len(self.shards))
+        self.metrics.leases.set_function(lambda: store.leases)
         self._parts = Parts(db, store, runcomfy, jobs, poller, PollLoop(poller), delivery,
                             policies, limits, notices, prices, videos, ErrorReporter(notices),
                             keys)

@@ -11,12 +11,14 @@ from bot.catalog import Catalog
 from bot.config import Settings
 from bot.discord.client import VideoBot
 from bot.discord.translator import command_texts
-from bot.i18n import Entry
+from bot.i18n import LANGUAGES, Entry, source_messages
+
+PACKAGES = (Path(__file__).parents[1], Path(__file__).parents[2] / "cogs")  # bot/, cogs/
 
 
 async def listed_texts(settings: Settings, catalog: Catalog) -> list[Entry]:
-    """Every command text, from the bot set up as it runs (its cogs loaded) on a throwaway
-    store, without Discord or RunComfy."""
+    """Every text to translate: the commands', from the bot set up as it runs (its cogs
+    loaded) on a throwaway store, without Discord or RunComfy; then what the code says."""
     with tempfile.TemporaryDirectory() as directory:
         bot_settings = settings.bot.model_copy(
             update={"database": Path(directory) / "texts.sqlite3"})
@@ -24,7 +26,8 @@ async def listed_texts(settings: Settings, catalog: Catalog) -> list[Entry]:
                        run_jobs=False)
         try:
             await bot.setup_hook()
-            kept = frozenset(model.command for model in catalog)
-            return command_texts(bot.tree.get_commands(), kept)
+            # Models keep their names, and languages theirs (/settings language).
+            kept = frozenset(model.command for model in catalog) | set(LANGUAGES.values())
+            return command_texts(bot.tree.get_commands(), kept) + source_messages(*PACKAGES)
         finally:
             await bot.release()  # never connected: nothing of the client to close

@@ -78,22 +78,23 @@ class CommandTranslator(app_commands.Translator):
 def command_texts(commands: list[AnyCommand], kept: frozenset[str] = frozenset()
                   ) -> list[Entry]:
     """Every text of ``commands`` a member reads in Discord's menus, with where it is used,
-    once each. Left out: the names in ``kept`` (the models' commands keep their names) and
-    texts with no letter in them (choices such as ``16:9``, an option with no description)."""
-    found = dict.fromkeys(e for e in _texts(commands, kept) if any(c.isalpha() for c in e.message))
+    once each. Left out: the texts in ``kept`` (the models' commands keep their names, the
+    languages theirs) and texts with no letter in them (choices such as ``16:9``, an option
+    with no description)."""
+    found = dict.fromkeys(e for e in _texts(commands)
+                          if e.message not in kept and any(c.isalpha() for c in e.message))
     return list(found)
 
 
-def _texts(commands: list[AnyCommand], kept: frozenset[str]) -> Iterator[Entry]:
+def _texts(commands: list[AnyCommand]) -> Iterator[Entry]:
     for command in commands:
         if isinstance(command, app_commands.ContextMenu):
             yield Entry(command.name, MENU_NAME)
             continue
-        if command.name not in kept:
-            yield Entry(command.name, COMMAND_NAME)
+        yield Entry(command.name, COMMAND_NAME)
         yield Entry(command.description, COMMAND_DESCRIPTION)
         if isinstance(command, app_commands.Group):
-            yield from _texts(list(command.commands), kept)
+            yield from _texts(list(command.commands))
             continue
         for parameter in command.parameters:
             yield Entry(parameter.display_name, OPTION_NAME)

@@ -14,6 +14,7 @@ from bot.discord.interactions import requester
 from bot.discord.permissions import check_can_post
 from bot.discord.sources import image_input, images_in, mention_image, no_image_error
 from bot.errors import UserError
+from bot.i18n import speak
 from bot.images import main_image_option
 from bot.mentions import parse_mention
 from bot.service import JobRequest, Requester
@@ -60,6 +61,7 @@ class Animate(commands.Cog):
         if me.id not in message.raw_mentions:  # typed in the text: not a reply's ping
             return
         try:
+            speak(await self.bot.languages.of(message.guild.id))  # answered in the channel
             await self._animate_mention(message)
         except UserError as exc:
             await message.reply(str(exc), allowed_mentions=discord.AllowedMentions.none())

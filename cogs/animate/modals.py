@@ -6,6 +6,7 @@ import discord
 
 from bot.discord.client import VideoBot
 from bot.discord.interactions import answer_queued, defer, requester_of
+from bot.discord.languages import speak_to
 from bot.discord.permissions import check_can_post_here
 from bot.discord.sources import ImageSource, image_input
 from bot.errors import UserError
@@ -49,6 +50,7 @@ class AnimateModal(discord.ui.Modal):
                                            description="The image to animate"))
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
+        speak_to(interaction)
         await defer(interaction)
         chosen = self.model.values[0] if self.model.values else SERVER_DEFAULT
         if chosen == SERVER_DEFAULT:

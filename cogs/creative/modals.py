@@ -9,6 +9,7 @@ import discord
 
 from bot.catalog import ModelSpec
 from bot.creative import options_of, prompt_field, vary_fields
+from bot.discord.languages import speak_to
 from bot.errors import UserError
 from bot.jobs import Job
 
@@ -68,6 +69,7 @@ class VaryModal(discord.ui.Modal):
         self.add_item(discord.ui.Label(text=_label(label), component=item))
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
+        speak_to(interaction)
         options = options_of(self.model, self.job.body)
         for name, item in self.inputs.items():
             if isinstance(item, discord.ui.TextInput):
@@ -106,6 +108,7 @@ class ExtendModal(discord.ui.Modal):
                                        description="The next shot starts from the last frame"))
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
+        speak_to(interaction)
         try:
             await self.submit(interaction, self.prompt.value)
         except UserError as exc:  # a refusal, not a failure: answered, not raised

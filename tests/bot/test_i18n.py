@@ -28,8 +28,12 @@ PLACEHOLDER = re.compile(r"\{(\w*)\}|%\((\w+)\)[sd]")
 NAME = re.compile(r"^[-_\w]{1,32}$")  # Discord's rule, as far as Python's \w reads it
 
 
+def singular(message_id: object) -> str:
+    return str(message_id[0] if isinstance(message_id, tuple) else message_id)
+
+
 def keys(catalog: Catalog) -> set[tuple[str | None, str]]:
-    return {(m.context, str(m.id)) for m in catalog if m.id}
+    return {(m.context, singular(m.id)) for m in catalog if m.id}
 
 
 def placeholders(text: str) -> list[str]:
@@ -49,9 +53,15 @@ def test_a_catalog_holds_every_text_translated_with_its_placeholders(language: s
     for message in catalog:
         if not message.id:
             continue
-        assert message.string, f"{language}: {message.context}: {message.id!r} untranslated"
+        forms = list(message.string) if isinstance(message.string, tuple) \
+            else [message.string]
+        english = list(message.id) if isinstance(message.id, tuple) else [message.id]
+        assert all(forms), f"{language}: {message.context}: {message.id!r} untranslated"
         assert not message.fuzzy, f"{language}: {message.id!r} needs a translator's check"
-        assert placeholders(str(message.string)) == placeholders(str(message.id)), message.id
+        if isinstance(message.id, tuple):
+            assert len(forms) == catalog.num_plurals, (language, message.id)
+        for form in forms:  # a plural's every form has the plural's placeholders
+            assert set(placeholders(str(form))) == set(placeholders(str(english[-1]))), form
         if message.context in (COMMAND_NAME, OPTION_NAME):
             text = str(message.string)
             assert text == text.lower() and NAME.fullmatch(text), (language, text)

@@ -33,12 +33,14 @@ def options_of(command: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-async def test_the_template_lists_exactly_the_texts_of_the_commands() -> None:
-    """``bot/locales/bot.pot`` is what ``python -m bot messages`` makes of the commands today
-    (run it after changing a command or a model's description)."""
+async def test_the_template_lists_exactly_the_texts_of_the_bot() -> None:
+    """``bot/locales/bot.pot`` is what ``python -m bot messages`` makes of the commands and
+    the code's messages today (run it after changing a command, a model's description or a
+    message)."""
     listed = await listed_texts(Settings(), load_catalog())
-    assert {(e.context, e.message) for e in listed} == {
-        (m.context, str(m.id)) for m in read_template() if m.id}
+    assert {(e.context, e.message, e.plural) for e in listed} == {
+        (m.context, *(m.id if isinstance(m.id, tuple) else (m.id, None)))
+        for m in read_template() if m.id}
 
 
 async def test_every_synced_name_and_description_is_localised_as_discord_takes_it(

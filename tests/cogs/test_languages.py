@@ -1,0 +1,117 @@
+"""The bot speaks the member's language to the member, and the server's in the channel: a
+refusal and ``/quota`` in the member's Discord language, the card in the server's (its Discord
+language, or ``/settings language``), English for a language the bot has no catalog of. The
+expected words are read from the catalogs' files here, not made by the bot's own functions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+import pytest
+import simcord.interactions
+from babel.messages.catalog import Catalog
+from babel.messages.pofile import read_po
+
+from bot.i18n import LOCALES_DIR
+from tests.discord_world import World
+from tests.images import image_bytes
+
+PNG = image_bytes("png", 800, 600)
+QUOTA_REACHED = "daily quota reached: {used} of {quota}{set_by}, resets in {reset}"
+TODAY = ("Today: {used} of {n} video{set_by} (resets in {reset}).",
+         "Today: {used} of {n} videos{set_by} (resets in {reset}).")
+
+
+def catalog(language: str) -> Catalog:
+    with (LOCALES_DIR / language / "LC_MESSAGES" / "bot.po").open("rb") as file:
+        return read_po(file)
+
+
+def words(language: str, message: str | tuple[str, str], form: int = 0,
+          context: str | None = None) -> str:
+    """The catalog's words for ``message`` (a plural's ``form``), as written in the file."""
+    found = catalog(language).get(message if isinstance(message, str) else message[0],
+                                  context=context)
+    assert found is not None and found.string, message
+    string = found.string
+    return str(string if isinstance(string, str) else list(string)[form])
+
+
+def matches(text: str, template: str, **values: str) -> bool:
+    """Whether ``text`` is ``template`` filled with ``values``; ``{reset}`` (a duration that
+    depends on the clock) may be anything."""
+    start, _, end = template.format(reset="\x00", **values).partition("\x00")
+    return text.startswith(start) and text.endswith(end)
+
+
+@pytest.fixture
+def locales(monkeypatch: pytest.MonkeyPatch) -> dict[int, str]:
+    """Each member's Discord language (SimCord says en-US for everyone): user id -> locale."""
+    chosen: dict[int, str] = {}
+    made = simcord.interactions.base_payload
+
+    def payload(backend: Any, **fields: Any) -> tuple[Any, dict[str, Any]]:
+        record, data = made(backend, **fields)
+        data["locale"] = chosen.get(fields["user_id"], "en-US")
+        return record, data
+
+    monkeypatch.setattr(simcord.interactions, "base_payload", payload)
+    return chosen
+
+
+async def make(world: World, member: Any = None, channel: Any = None) -> Any:
+    result = await (member or world.alice).slash(channel or world.channel, "kling-2-1",
+                                                 prompt="a zebra", image=("z.png", PNG))
+    return result.response.content
+
+
+@pytest.mark.settings(limits={"daily_quota": 1})
+async def test_a_japanese_member_is_refused_and_told_their_quota_in_japanese(
+        world: World, locales: dict[int, str]) -> None:
+    locales[world.alice.id] = "ja"
+    assert (await make(world)).startswith("Job #1")
+    refused = await make(world)
+    assert matches(refused, words("ja", QUOTA_REACHED), used="1", quota="1", set_by=""), refused
+    assert "daily quota" not in refused
+    quota = (await world.alice.slash(world.channel, "quota")).response.content
+    assert matches(quota.splitlines()[0], words("ja", TODAY, 0), used="1", n="1", set_by=""), \
+        quota
+    assert "Today" not in quota
+    # Bob's Discord is in English: the same refusal, in English.
+    assert (await make(world, world.bob)).startswith("Job #2")
+    assert (await make(world, world.bob)).startswith("daily quota reached: 1 of 1, resets in ")
+
+
+async def test_a_language_without_a_catalog_is_answered_in_english(
+        world: World, locales: dict[int, str]) -> None:
+    locales[world.alice.id] = "it"  # Discord has Italian; the bot has no Italian catalog
+    quota = await world.alice.slash(world.channel, "quota")
+    assert quota.response.content.startswith("Today: 0 videos (no daily quota).")
+
+
+async def test_the_card_speaks_the_servers_language_then_the_one_chosen(
+        world: World, locales: dict[int, str]) -> None:
+    guild = world.env.create_guild("서버", preferred_locale="ko")
+    channel = guild.create_text_channel("videos")
+    member = guild.add_member(world.env.create_user("minji"))
+    locales[member.id] = "ja"  # the member's own language does not change the card
+    assert (await make(world, member, channel)).startswith("Job #1")
+    card = world.card(1, channel)
+    fields = [f.name for f in card.embeds[0].fields]
+    assert words("ko", "Requested by") in fields
+    assert "Requested by" not in fields
+    await world.run_until(lambda: bool(world.videos(channel)))
+    assert words("ko", "Done") in (world.card(1, channel).embeds[0].title or "")
+
+    owner = guild.add_member(world.env.create_user("owner"), roles=[guild.create_role(
+        "Admins", permissions=discord.Permissions(manage_guild=True))])
+    answer = await owner.slash(channel, "settings language", language="de")
+    assert answer.response.content == "Cards, videos and notices here are now in Deutsch."
+    assert (await make(world, member, channel)).startswith("Job #2")
+    fields = [f.name for f in world.card(2, channel).embeds[0].fields]
+    assert words("de", "Requested by") in fields
+    back = await owner.slash(channel, "settings language", language="server")
+    assert back.ephemeral
+    assert (await make(world, member, channel)).startswith("Job #3")
+    assert words("ko", "Requested by") in [f.name for f in world.card(3, channel).embeds[0].fields]
