@@ -9,13 +9,16 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Literal
 
 from bot.errors import UserError
+from bot.i18n import N_, _
 from bot.store.access import ApprovedServers
 
 Mode = Literal["open", "approved", "own_key"]
-NOT_APPROVED = ("This bot makes videos only in servers its operator has approved, and this one "
-                "is not approved yet: ask the bot's operator to approve server {guild_id}.")
-NO_OWN_KEY = ("This bot makes videos with each server's own RunComfy key, and this server has "
-              "none yet: someone with Manage Server can add one with `/settings runcomfy-key`.")
+NOT_APPROVED = N_("This bot makes videos only in servers its operator has approved, and this "
+                  "one is not approved yet: ask the bot's operator to approve server "
+                  "{guild_id}.")
+NO_OWN_KEY = N_("This bot makes videos with each server's own RunComfy key, and this server "
+                "has none yet: someone with Manage Server can add one with "
+                "`/settings runcomfy-key`.")
 
 
 class NoAccess(UserError):
@@ -41,9 +44,9 @@ class Access:
     async def check(self, guild_id: int) -> None:
         """Raise ``NoAccess`` (one line on how to get access) unless the server may spend."""
         if not await self.allows(guild_id):
-            raise NoAccess(NO_OWN_KEY if self.mode == "own_key"
-                           else NOT_APPROVED.format(guild_id=guild_id))
+            raise NoAccess(_(NO_OWN_KEY) if self.mode == "own_key"
+                           else _(NOT_APPROVED, guild_id=guild_id))
 
     async def approved(self) -> set[int]:
         """Every approved server: the config's and the database's."""
-        return set(self.configured) | {guild for guild, _ in await self.store.listed()}
+        return set(self.configured) | {guild for guild, _when in await self.store.listed()}

@@ -26,6 +26,7 @@ import regex
 from regex._main import Pattern
 
 from bot.errors import UserError
+from bot.i18n import _
 
 MAX_RULES = 50
 PATTERN_MAX = 200
@@ -50,7 +51,9 @@ def compiled(pattern: str, is_regex: bool) -> Pattern[str]:
     try:
         return regex.compile(source, regex.IGNORECASE | regex.V1)
     except regex.error as exc:
-        raise UserError(f"`{pattern}` is not a valid regular expression: {exc}.") from None
+        # The regex engine's own words for what is wrong stay as it says them.
+        raise UserError(_("`{pattern}` is not a valid regular expression: {error}.",
+                          pattern=pattern, error=exc)) from None
 
 
 def first_blocked(rules: Sequence[Rule], texts: Iterable[str],

@@ -232,6 +232,13 @@ def _(message: str, /, **values: object) -> str:
     return text.format(**values) if values else text
 
 
+def said(text: str, /) -> str:
+    """A text kept as the bot wrote it (a job's reason, in English) in the language in use, if
+    the catalogs know it (marked ``N_`` where it is written); anything else (what RunComfy
+    said) as it is."""
+    return str(catalogs().translations(spoken()).gettext(text)) if text else text
+
+
 def ngettext(singular: str, plural: str, n: int, /, **values: object) -> str:
     """The form of ``singular``/``plural`` for ``n`` in the language in use (Russian has three,
     Japanese one), ``{n}`` and ``values`` filled in."""

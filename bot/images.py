@@ -14,6 +14,7 @@ import aiohttp
 
 from bot.catalog import MB, ImageRules, ModelSpec
 from bot.errors import UserError
+from bot.i18n import _, number
 
 _CONTENT_TYPES = {
     "image/jpeg": "jpeg",
@@ -130,8 +131,8 @@ def facts_of(attachment: AttachmentLike) -> ImageFacts:
 def main_image_option(model: ModelSpec) -> str:
     """The option an image to animate goes to; a ``UserError`` for a text-only model."""
     if model.main_image is None:
-        raise UserError(f"`{model.command}` makes videos from text only; it cannot animate an "
-                        "image.")
+        raise UserError(_("`{command}` makes videos from text only; it cannot animate an "
+                          "image.", command=model.command))
     return model.field(model.main_image).option_name
 
 
@@ -207,8 +208,8 @@ def host_allowed(url: str, hosts: Sequence[str]) -> bool:
 
 def refuse_unless_allowed(url: str, hosts: Sequence[str]) -> None:
     if not host_allowed(url, hosts):
-        raise UserError(f"I only fetch images from Discord; `{file_name(url)}` is elsewhere. "
-                        "Attach the image instead.")
+        raise UserError(_("I only fetch images from Discord; `{file}` is elsewhere. Attach "
+                          "the image instead.", file=file_name(url)))
 
 
 def file_name(url: str) -> str:
@@ -221,7 +222,8 @@ async def fetch_image(session: aiohttp.ClientSession, url: str, max_bytes: int,
     ``UserError``) anything elsewhere, too large or broken."""
     got = await download(session, url, max_bytes + 1, hosts)
     if got.size > max_bytes:
-        raise UserError(f"The image `{got.name}` is larger than {max_bytes // MB} MB.")
+        raise UserError(_("The image `{file}` is larger than {megabytes} MB.", file=got.name,
+                          megabytes=number(max_bytes // MB)))
     return FetchedImage(url=url, filename=got.name, size=got.size,
                         content_type=got.content_type, data=got.data)
 
@@ -263,7 +265,7 @@ async def download(session: aiohttp.ClientSession, url: str, cap: int,
     name = file_name(url)
     data = bytearray()
     try:
-        for _ in range(MAX_REDIRECTS):
+        for _hop in range(MAX_REDIRECTS):
             if hosts is not None:
                 refuse_unless_allowed(url, hosts)
             async with session.get(url, timeout=aiohttp.ClientTimeout(total=30),
@@ -281,8 +283,9 @@ async def download(session: aiohttp.ClientSession, url: str, cap: int,
                 declared = response.content_length or 0
                 break
         else:
-            raise DownloadFailed(f"I could not download the image `{name}`: too many redirects.")
+            raise DownloadFailed(_("I could not download the image `{file}`: too many "
+                                   "redirects.", file=name))
     except (aiohttp.ClientError, TimeoutError):
-        raise DownloadFailed(f"I could not download the image `{name}`.") from None
+        raise DownloadFailed(_("I could not download the image `{file}`.", file=name)) from None
     return Download(name=name, data=bytes(data[:cap]), size=max(len(data), declared),
                     content_type=kind)

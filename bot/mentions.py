@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from bot.catalog import Catalog, ModelSpec
 from bot.errors import UserError
+from bot.i18n import _
 
 _MENTION = re.compile(r"<@!?\d+>")
 
@@ -24,7 +25,7 @@ def parse_mention(text: str, catalog: Catalog, default_model: str) -> MentionReq
     try:
         tokens = shlex.split(_MENTION.sub(" ", text))
     except ValueError:
-        raise UserError("I could not read that: a quote is not closed.") from None
+        raise UserError(_("I could not read that: a quote is not closed.")) from None
     words: list[str] = []
     flags: dict[str, str] = {}
     index = 0
@@ -34,7 +35,7 @@ def parse_mention(text: str, catalog: Catalog, default_model: str) -> MentionReq
         if not word.startswith("--") or word == "--":
             words.append(word)
             continue
-        name, _, value = word[2:].partition("=")
+        name, _equals, value = word[2:].partition("=")
         if not value:
             following = tokens[index] if index < len(tokens) else None
             if following is not None and not following.startswith("--"):
@@ -47,8 +48,9 @@ def parse_mention(text: str, catalog: Catalog, default_model: str) -> MentionReq
     unknown = sorted(name for name in flags if name not in known)
     if unknown:
         accepted = ", ".join(f"`--{name}`" for name in ["model", *known] if name != "prompt")
-        raise UserError(f"`{model.command}` has no option {_join(unknown)}. "
-                        f"It takes {accepted}; the rest of the message is the prompt.")
+        raise UserError(_("`{command}` has no option {options}. It takes {accepted}; the "
+                          "rest of the message is the prompt.", command=model.command,
+                          options=_join(unknown), accepted=accepted))
     options: dict[str, object] = dict(flags)
     if words and "prompt" in known:  # after an unquoted --prompt's first word, the rest of it
         options["prompt"] = " ".join([*([flags["prompt"]] if "prompt" in flags else []), *words])
@@ -60,7 +62,8 @@ def _model(name: str, catalog: Catalog) -> ModelSpec:
         return catalog.by_command(name.lower())
     except KeyError:
         names = ", ".join(f"`{m.command}`" for m in catalog)
-        raise UserError(f"There is no model `{name}`; pick one of {names}.") from None
+        raise UserError(_("There is no model `{model}`; pick one of {models}.", model=name,
+                          models=names)) from None
 
 
 def _join(names: list[str]) -> str:

@@ -26,7 +26,7 @@ from regex._main import Pattern
 
 from bot.blocklist import MAX_RULES, PATTERN_MAX, compiled, first_blocked
 from bot.errors import UserError
-from bot.i18n import LANGUAGES
+from bot.i18n import LANGUAGES, _
 from bot.store.database import Database, Tx
 from bot.store.settings import Change, Edit, SettingsStore
 
@@ -49,7 +49,8 @@ class BlockRule(BaseModel):
         except UserError as exc:
             raise ValueError(str(exc)) from None
         if pattern.fullmatch(""):
-            raise ValueError(f"`{self.pattern}` matches every prompt (even an empty one).")
+            raise ValueError(_("`{pattern}` matches every prompt (even an empty one).",
+                               pattern=self.pattern))
         return self
 
     @classmethod
@@ -58,9 +59,13 @@ class BlockRule(BaseModel):
         try:
             return cls(pattern=pattern, regex=is_regex)
         except ValidationError as exc:
-            reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
-            raise UserError(reason if reason.startswith("`") else
-                            f"`{pattern}` can't be a blocklist rule: {reason}.") from None
+            error = exc.errors()[0]
+            reason = error["msg"].removeprefix("Value error, ")
+            # A value error is one of ``_valid``'s whole sentences (in the member's language);
+            # anything else is pydantic's own words (in English), said after the rule.
+            raise UserError(reason if error["type"] == "value_error" else
+                            _("`{pattern}` can't be a blocklist rule: {reason}.",
+                              pattern=pattern, reason=reason)) from None
 
     def compiled(self) -> Pattern[str]:
         return compiled(self.pattern, self.regex)

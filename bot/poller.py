@@ -22,6 +22,7 @@ from typing import Literal, Protocol
 
 from bot.catalog import DEFAULT_OUTPUT_KEY, Catalog
 from bot.eta import MIN_RUNS, RUNS_KEPT, Estimate, QueuePace, RunTimes
+from bot.i18n import N_
 from bot.jobs import WAITING, Job, JobState
 from bot.runcomfy import (
     AuthError,
@@ -279,12 +280,13 @@ class Poller:
         """A job a crash (of this process, or of the one that held it) left before or in the
         middle of its submit: never sent again."""
         if job.state is JobState.ACCEPTED:
-            return await self._end(job, JobState.FAILED, "The bot restarted before sending "
-                                   "the job to RunComfy; nothing was charged.") or job
+            return await self._end(job, JobState.FAILED, N_(
+                "The bot restarted before sending the job to RunComfy; nothing was charged.")
+                ) or job
         if job.state is JobState.SUBMITTING:
-            return await self._end(job, JobState.OUTCOME_UNKNOWN, "The bot restarted while "
-                                   "sending the job; it may or may not have started, and it "
-                                   "was not sent again.") or job
+            return await self._end(job, JobState.OUTCOME_UNKNOWN, N_(
+                "The bot restarted while sending the job; it may or may not have started, and "
+                "it was not sent again.")) or job
         return job
 
     async def tick(self) -> None:
@@ -403,8 +405,8 @@ class Poller:
             if status is None or status.phase is Phase.FINISHED:
                 result = await client.result(job.request_id)
         except NotFound:
-            await self._end(job, JobState.FAILED, "RunComfy no longer knows this request "
-                            "(it expired).")
+            await self._end(job, JobState.FAILED,
+                            N_("RunComfy no longer knows this request (it expired)."))
             return
         except RunComfyError as exc:
             if isinstance(exc, AuthError | InsufficientBalance) and self.keys is not None \
@@ -458,7 +460,8 @@ class Poller:
             model = self.catalog.by_id(job.model_id)  # None: removed while this job ran
             urls = result.urls(DEFAULT_OUTPUT_KEY if model is None else model.output_key)
             if not urls:
-                return await self._end(job, JobState.FAILED, "RunComfy finished without a video.")
+                return await self._end(job, JobState.FAILED,
+                                       N_("RunComfy finished without a video."))
             fetched = await self.store.move(job.id, JobState.FETCHED, video_url=urls[0],
                                             cost_usd=result.cost, finished_at=self.clock(),
                                             queue_position=None, eta_at=None)

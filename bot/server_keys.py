@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from bot.catalog import Catalog
 from bot.errors import UserError
+from bot.i18n import N_, _
 from bot.keys import KeyBox, KeyBoxError, key_ending
 from bot.runcomfy import AuthError, InsufficientBalance, RunComfyClient, RunComfyError
 from bot.store.database import Tx
@@ -23,8 +24,10 @@ UNSET = ("servers' own RunComfy keys are stored but BOT_SECRET_KEY is not set: s
          "key they were sealed with")
 KEY_MAX = 512
 CLIENTS_KEPT = 256
-REFUSED = ("This server's RunComfy key ({ending}) was refused by RunComfy: {reason} Someone "
-           "with Manage Server can set a new one with `/settings runcomfy-key`.")
+# Said to the member refused (in their language), and kept as a job's error (in English: it is
+# stored, and shown as stored).
+REFUSED = N_("This server's RunComfy key ({ending}) was refused by RunComfy: {reason} Someone "
+             "with Manage Server can set a new one with `/settings runcomfy-key`.")
 
 
 class KeyRefused(UserError):
@@ -76,8 +79,8 @@ class ServerKeys:
         if stored is None:
             return None
         if stored.refused_at is not None:
-            raise KeyRefused(REFUSED.format(ending=stored.ending,
-                                            reason="it was refused earlier."))
+            raise KeyRefused(_(REFUSED, ending=stored.ending,
+                               reason=_("it was refused earlier.")))
         return stored.sealed
 
     async def has_key(self, guild_id: int) -> bool:
@@ -93,20 +96,20 @@ class ServerKeys:
         why when RunComfy does not take it (then nothing is kept)."""
         key = key.strip()
         if not key or len(key) > KEY_MAX or any(c.isspace() for c in key):
-            raise UserError("That is not a RunComfy API key; copy it again from your RunComfy "
-                            "account's API page.")
+            raise UserError(_("That is not a RunComfy API key; copy it again from your "
+                              "RunComfy account's API page."))
         if self.box is None:
-            raise UserError("This bot can't keep servers' own keys: its operator has not set "
-                            "BOT_SECRET_KEY.")
+            raise UserError(_("This bot can't keep servers' own keys: its operator has not "
+                              "set BOT_SECRET_KEY."))
         model = next(iter(self.catalog))
         try:
             await self.operator.with_token(key).model_info(model.id)
         except (AuthError, InsufficientBalance) as exc:
-            raise UserError(f"RunComfy did not accept that key ({exc.detail or 'refused'}); "
-                            "it was not kept.") from None
+            raise UserError(_("RunComfy did not accept that key ({reason}); it was not kept.",
+                              reason=exc.detail or _("refused"))) from None
         except RunComfyError as exc:
-            raise UserError(f"The key could not be checked with RunComfy ({exc}); it was not "
-                            "kept. Try again later.") from None
+            raise UserError(_("The key could not be checked with RunComfy ({error}); it was "
+                              "not kept. Try again later.", error=exc)) from None
         ending = key_ending(key)
         async with self.settings.db.transaction() as tx:
             await tx.lock_guild(guild_id)
@@ -135,6 +138,7 @@ class ServerKeys:
         if await self.keys.refused(guild_id, sealed, self.clock()):
             log.warning("guild %d: RunComfy refused the server's own key (%s)", guild_id,
                         type(error).__name__)
+        # English: it is kept as the job's error (data), shown as stored
         return REFUSED.format(ending=ending, reason=error.user_message.split(";")[0] + ".")
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from bot.access import Access, NoAccess
 from bot.catalog import Catalog, ModelSpec
 from bot.errors import UserError
+from bot.i18n import _
 from bot.images import AttachmentLike, ImageInput, facts_of, inspect_attachments
 from bot.jobs import Job, JobState
 from bot.limits import LimitReached, Limits, Who
@@ -85,10 +86,10 @@ class JobRefused(UserError):
     def __init__(self, job: Job, error: RunComfyError, said: str | None = None) -> None:
         """``said``: what the member is told of ``error``, when not its own words."""
         if isinstance(error, SubmitOutcomeUnknown):
-            text = (f"Job #{job.id}: {error} A moderator can start it again with "
-                    f"`/retry job:{job.id}`.")
+            text = _("Job #{job}: {error} A moderator can start it again with "
+                     "`/retry job:{job}`.", job=job.id, error=error)
         else:
-            text = f"Job #{job.id} did not start. {said or error}"
+            text = _("Job #{job} did not start. {reason}", job=job.id, reason=said or error)
         super().__init__(text)
         self.job = job
         self.error = error
@@ -195,20 +196,20 @@ class JobService:
         """The job, if it is this guild's and the member may act on it: its requester or a
         moderator (Manage Messages) of the job's own channel; with ``sees``, only if the
         member can see that channel (else it is not there for them). ``action`` completes
-        "... can {action}"."""
+        "... can {action}" (in the language in use: ``_("cancel it")``)."""
         job = await self.store.get(job_id)
         if job is None or job.guild_id != guild_id or not sees(job.channel_id):
-            raise UserError(f"There is no job #{job_id} in this server.")
+            raise UserError(_("There is no job #{job} in this server.", job=job_id))
         if job.user_id != user_id and not moderates(job.channel_id):
-            raise UserError(f"Only the member who asked for job #{job_id} or a moderator "
-                            f"(Manage Messages) can {action}.")
+            raise UserError(_("Only the member who asked for job #{job} or a moderator "
+                              "(Manage Messages) can {action}.", job=job_id, action=action))
         return job
 
     def model_of(self, job: Job) -> ModelSpec:
         """The job's model, if the bot still offers it."""
         model = self.catalog.by_id(job.model_id)
         if model is None:
-            raise UserError(f"Job #{job.id}'s model is no longer offered here.")
+            raise UserError(_("Job #{job}'s model is no longer offered here.", job=job.id))
         return model
 
     async def retry(self, job_id: int, *, guild_id: int, moderates: InChannel = everywhere
@@ -218,10 +219,10 @@ class JobService:
         apply."""
         await self._check_access(guild_id)
         job = await self.job_for(job_id, guild_id=guild_id, user_id=0, moderates=moderates,
-                                 action="retry it")
+                                 action=_("retry it"))
         if job.state is not JobState.OUTCOME_UNKNOWN:
-            raise UserError(f"Only a job whose outcome is unknown can be retried; job "
-                            f"#{job_id} is {job.state.label.lower()}.")
+            raise UserError(_("Only a job whose outcome is unknown can be retried; job #{job} "
+                              "is {state}.", job=job_id, state=job.state.label.lower()))
         who = Requester(job.guild_id, job.channel_id, job.user_id)
         return await self.start(self.model_of(job), job.body, who, retry_of=job.id)
 
@@ -241,8 +242,9 @@ class JobService:
             else:
                 again = await self.store.retried_as(retry_of, tx=tx)
                 if again is not None:
-                    raise UserError(f"Job #{retry_of} was already started again, as job "
-                                    f"#{again}; it is not started a third time.")
+                    raise UserError(_("Job #{job} was already started again, as job "
+                                      "#{again}; it is not started a third time.",
+                                      job=retry_of, again=again))
                 if not self.simulated:
                     await self.limits.check_budget(who.guild_id, model, estimate, tx=tx,
                                                    account=False)
@@ -280,8 +282,8 @@ class JobService:
         submitting = await self.store.move(job.id, JobState.SUBMITTING,
                                            only_from={JobState.ACCEPTED})
         if submitting is None:
-            raise UserError(f"Job #{job.id} was stopped before it was sent to RunComfy; "
-                            "nothing was charged.")
+            raise UserError(_("Job #{job} was stopped before it was sent to RunComfy; "
+                              "nothing was charged.", job=job.id))
         try:
             submitted = await self._client(job).submit(model.id, body)
         except SubmitOutcomeUnknown as exc:
@@ -306,9 +308,9 @@ class JobService:
             log.error("job %d: RunComfy took it (request %s) after it was %s elsewhere; its "
                       "request id is kept", job.id, submitted.request_id, kept.state.value)
             self.on_change(kept)
-            raise UserError(f"Job #{job.id} reached RunComfy, but the bot had given it up "
-                            f"meanwhile ({kept.state.label.lower()}); its request is kept on "
-                            "the job for the bot's operator.")
+            raise UserError(_("Job #{job} reached RunComfy, but the bot had given it up "
+                              "meanwhile ({state}); its request is kept on the job for the "
+                              "bot's operator.", job=job.id, state=kept.state.label.lower()))
         self.on_change(queued)
         return queued
 
@@ -324,28 +326,29 @@ class JobService:
         """Cancel a job for a member; the answer is the sentence to show them."""
         try:
             job = await self.job_for(job_id, guild_id=guild_id, user_id=user_id,
-                                     moderates=moderates, action="cancel it")
+                                     moderates=moderates, action=_("cancel it"))
         except UserError as exc:
             return str(exc)
         if job.state.is_terminal:
-            return f"Job #{job_id} is already over ({job.state.label.lower()})."
+            return _("Job #{job} is already over ({state}).", job=job_id,
+                     state=job.state.label.lower())
         if job.state in (JobState.ACCEPTED, JobState.SUBMITTING):
-            return f"Job #{job_id} is being started; try again in a moment."
+            return _("Job #{job} is being started; try again in a moment.", job=job_id)
         if job.state in (JobState.FETCHED, JobState.DELIVERING):
-            return f"Job #{job_id} is finished and its video is being posted."
+            return _("Job #{job} is finished and its video is being posted.", job=job_id)
         assert job.request_id is not None
         try:
             answer = await self._client(job).cancel(job.request_id)
         except RunComfyError as exc:
-            return f"Job #{job_id} could not be cancelled: {exc}"
+            return _("Job #{job} could not be cancelled: {error}", job=job_id, error=exc)
         if not answer.cancelled:
-            return (f"Job #{job_id} is already running: it can't be stopped and will be "
-                    "charged. The video will be posted when it is ready.")
+            return _("Job #{job} is already running: it can't be stopped and will be "
+                     "charged. The video will be posted when it is ready.", job=job_id)
         cancelled = await self.store.move(job_id, JobState.CANCELLED, finished_at=self.clock())
         if cancelled is None:
-            return f"Job #{job_id} changed state meanwhile; see its card."
+            return _("Job #{job} changed state meanwhile; see its card.", job=job_id)
         self.on_change(cancelled)
-        return f"Job #{job_id} is cancelled; nothing is charged for it."
+        return _("Job #{job} is cancelled; nothing is charged for it.", job=job_id)
 
 
 def _precheck(model: ModelSpec, options: Mapping[str, object],

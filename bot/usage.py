@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
+from babel.dates import format_skeleton
+
 from bot.errors import UserError
+from bot.i18n import _, babel_locale, in_source, ngettext
 from bot.store.database import Database
 from bot.store.usage import GroupBy as GroupBy
 from bot.store.usage import Line as Line
@@ -24,7 +27,7 @@ MAX_CUSTOM_DAYS = 366
 class Period:
     first: date
     last: date  # inclusive
-    label: str
+    label: str  # as a member reads it, in the language in use when the period was made
 
 
 @dataclass(frozen=True)
@@ -40,23 +43,32 @@ def period(name: PeriodName, now: float, start: str | None = None,
            end: str | None = None) -> Period:
     today = datetime.fromtimestamp(now, UTC).date()
     if name == "today":
-        return Period(today, today, "today")
+        return Period(today, today, _("today"))
     if name in ("7 days", "30 days"):
         days = int(name.split()[0])
-        return Period(today - timedelta(days=days - 1), today, f"the last {days} days")
+        return Period(today - timedelta(days=days - 1), today,
+                      ngettext("the last {n} day", "the last {n} days", days))
     if name == "this month":
-        return Period(today.replace(day=1), today, f"{today:%B %Y}")
+        return Period(today.replace(day=1), today, month_and_year(today))
     if not start or not end:
-        raise UserError("A custom period needs `start` and `end` dates, like 2026-11-01.")
+        raise UserError(_("A custom period needs `start` and `end` dates, like 2026-11-01."))
     try:
         first, last = date.fromisoformat(start), date.fromisoformat(end)
     except ValueError:
-        raise UserError("Dates are written YYYY-MM-DD, like 2026-11-01.") from None
+        raise UserError(_("Dates are written YYYY-MM-DD, like 2026-11-01.")) from None
     if first > last:
-        raise UserError("`start` is after `end`.")
+        raise UserError(_("`start` is after `end`."))
     if (last - first).days >= MAX_CUSTOM_DAYS:
-        raise UserError(f"A report covers at most {MAX_CUSTOM_DAYS} days.")
-    return Period(first, last, f"{first:%Y-%m-%d} to {last:%Y-%m-%d}")
+        raise UserError(ngettext("A report covers at most {n} day.",
+                                 "A report covers at most {n} days.", MAX_CUSTOM_DAYS))
+    return Period(first, last, _("{first} to {last}", first=first.isoformat(),
+                                 last=last.isoformat()))
+
+
+def month_and_year(day: date) -> str:
+    """``January 2026``; ``2026年1月`` in Japanese."""
+    return f"{day:%B %Y}" if in_source() else str(format_skeleton("yMMMM", day,
+                                                                   locale=babel_locale()))
 
 
 class UsageReports:
@@ -112,7 +124,9 @@ def chart_png(report: Report) -> bytes:
         axes.bar(days, values, bottom=bottom, label=model)
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     axes.set_ylabel("USD")
-    axes.set_title(f"Cost per day, {report.period.label}")
+    # In no language's words: the fonts matplotlib has may lack the script (CJK would show as
+    # boxes); the message around the chart says what it is.
+    axes.set_title(f"{report.period.first.isoformat()} → {report.period.last.isoformat()}")
     if models:
         axes.legend(fontsize="small")
     step = max(len(days) // 10, 1)

@@ -15,6 +15,7 @@ from bot.discord.cards import eta_text, render_card, safe_text
 from bot.discord.client import VideoBot
 from bot.discord.interactions import job_choices
 from bot.discord.permissions import moderates
+from bot.i18n import _
 from bot.jobs import WAITING, Job, JobState
 from bot.lineage import lineage_text
 from bot.text import duration_text
@@ -83,8 +84,8 @@ class Jobs(commands.Cog):
         new = await self.bot.parts.jobs.retry(job, guild_id=interaction.guild_id or 0,
                                               moderates=moderates(interaction))
         await interaction.edit_original_response(
-            content=f"Job #{job} was started again as job #{new.id}. If the first one ran after "
-            "all, both are charged.")
+            content=_("Job #{job} was started again as job #{new}. If the first one ran after "
+                      "all, both are charged.", job=job, new=new.id))
 
     @app_commands.command(name="jobs", description="Your recent videos and how they went.")
     @app_commands.guild_only()
@@ -93,9 +94,9 @@ class Jobs(commands.Cog):
         jobs = await self.bot.parts.store.for_user(
             interaction.guild_id or 0, interaction.user.id, limit=RECENT)
         if not jobs:
-            await interaction.edit_original_response(content="You have no videos here yet.")
+            await interaction.edit_original_response(content=_("You have no videos here yet."))
             return
-        embed = discord.Embed(title="Your recent videos", colour=discord.Colour.blurple())
+        embed = discord.Embed(title=_("Your recent videos"), colour=discord.Colour.blurple())
         embed.description = "\n".join(self._line(job) for job in jobs)
         await interaction.edit_original_response(embed=embed)
 
@@ -103,7 +104,7 @@ class Jobs(commands.Cog):
         where = f"https://discord.com/channels/{job.guild_id}/{job.channel_id}/"
         state = job.state.label
         if job.state is JobState.DELIVERED and job.elapsed is not None:
-            state += f" in {duration_text(job.elapsed)}"
+            state = _("{state} in {time}", state=state, time=duration_text(job.elapsed))
         if job.state is JobState.QUEUED and job.queue_position is not None:
             state += f" (#{job.queue_position + 1})"
         if eta_text(job):
@@ -112,12 +113,13 @@ class Jobs(commands.Cog):
         if lineage := lineage_text(job.parent_id, job.origin):
             text += f" · {lineage}"  # what it came from: "again of #12", "extends #12"
         if job.result_message_id:
-            text += f" · [video]({where}{job.result_message_id})"
+            text += " · " + _("[video]({link})", link=where + str(job.result_message_id))
         elif job.video_url and job.state is JobState.UNDELIVERABLE:  # never posted: RunComfy's
-            text += f" · [video]({job.video_url}) (the link expires)"
+            text += " · " + _("[video]({link}) (the link expires)", link=job.video_url)
         elif job.card_message_id:
-            text += f" · [card]({where}{job.card_message_id})"
-        return f"{text}\n> {safe_text(job.prompt, 80) or '(no prompt)'}"
+            text += " · " + _("[card]({link})", link=where + str(job.card_message_id))
+        prompt = safe_text(job.prompt, 80) or _("(no prompt)")
+        return f"{text}\n> {prompt}"
 
 
 async def setup(bot: commands.Bot) -> None:

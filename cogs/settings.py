@@ -13,7 +13,7 @@ from bot.blocklist import MAX_RULES
 from bot.discord.client import VideoBot
 from bot.discord.languages import speak_to
 from bot.errors import UserError
-from bot.i18n import LANGUAGES, _
+from bot.i18n import LANGUAGES, _, money, ngettext, number, units
 from bot.limits import set_by
 from bot.policy import MAX_TIERS, BlockRule, Policy, Tier
 
@@ -72,8 +72,9 @@ class Settings(commands.GroupCog, group_name="settings",
         assert interaction.guild_id is not None
         embed = describe(await self._policy(interaction), self.bot)
         ending = await self.bot.parts.keys.ending(interaction.guild_id)
-        embed.add_field(name="RunComfy key", value=f"this server's own, ending {ending[1:]}"
-                        if ending else "the bot's", inline=False)
+        embed.add_field(name=_("RunComfy key"), value=_("this server's own, ending {ending}",
+                                                        ending=ending[1:])
+                        if ending else _("the bot's"), inline=False)
         await interaction.edit_original_response(embed=embed)
 
     @app_commands.command(name="runcomfy-key",
@@ -85,9 +86,10 @@ class Settings(commands.GroupCog, group_name="settings",
         keys = self.bot.parts.keys
         if remove:
             gone = await keys.remove(interaction.guild_id, interaction.user.id)
-            await self._done(interaction, "This server has no RunComfy key of its own."
-                             if gone is None else f"This server's RunComfy key (ending "
-                             f"{gone[1:]}) is removed; new videos use the bot's.")
+            await self._done(interaction, _("This server has no RunComfy key of its own.")
+                             if gone is None else _("This server's RunComfy key (ending "
+                                                    "{ending}) is removed; new videos use the "
+                                                    "bot's.", ending=gone[1:]))
             return
         await interaction.response.send_modal(KeyModal(self._set_key,
                                                        self.bot.parts.errors.report))
@@ -96,8 +98,9 @@ class Settings(commands.GroupCog, group_name="settings",
         await interaction.response.defer(ephemeral=True, thinking=True)  # RunComfy is asked
         assert interaction.guild_id is not None
         ending = await self.bot.parts.keys.set(interaction.guild_id, interaction.user.id, key)
-        await self._done(interaction, f"This server's RunComfy key (ending {ending[1:]}) is set: "
-                         "its new videos are made and paid with it.")
+        await self._done(interaction, _("This server's RunComfy key (ending {ending}) is set: "
+                                        "its new videos are made and paid with it.",
+                                        ending=ending[1:]))
 
     @app_commands.command(name="model", description="Turn a model on or off for this server.")
     @app_commands.describe(model="The model's slash command", enabled="On or off")
@@ -105,24 +108,27 @@ class Settings(commands.GroupCog, group_name="settings",
     async def model(self, interaction: discord.Interaction, model: str, enabled: bool) -> None:
         commands_ = [m.command for m in self.bot.catalog]
         if model not in commands_:
-            raise UserError(f"There is no model `{model}`.")
+            raise UserError(_("There is no model `{model}`.", model=model))
 
         def change(policy: Policy) -> dict[str, Any]:
             chosen = _toggle(tuple(policy.enabled_models or commands_), model, enabled)
             if not chosen:
-                raise UserError("At least one model must stay on.")
+                raise UserError(_("At least one model must stay on."))
             return {"enabled_models": [] if set(chosen) == set(commands_) else sorted(chosen)}
 
         await self._update(interaction, change)
-        await self._done(interaction, f"`{model}` is now {'on' if enabled else 'off'}.")
+        await self._done(interaction, _("`{model}` is now on.", model=model) if enabled else
+                         _("`{model}` is now off.", model=model))
 
     @app_commands.command(name="role", description="Allow a role to make videos (none: all).")
     async def role(self, interaction: discord.Interaction, role: discord.Role,
                    allowed: bool) -> None:
         await self._update(interaction, lambda policy: {
             "allowed_roles": _toggle(policy.allowed_roles, role.id, allowed)})
-        await self._done(interaction, f"{role.mention} {'may' if allowed else 'no longer may'}"
-                         " make videos (when no role is listed, everyone may).")
+        await self._done(interaction, _(
+            "{role} may make videos (when no role is listed, everyone may).", role=role.mention)
+            if allowed else _("{role} no longer may make videos (when no role is listed, "
+                              "everyone may).", role=role.mention))
 
     @app_commands.command(name="channel",
                           description="Allow videos in a channel (none listed: everywhere).")
@@ -130,16 +136,19 @@ class Settings(commands.GroupCog, group_name="settings",
                       allowed: bool) -> None:
         await self._update(interaction, lambda policy: {
             "allowed_channels": _toggle(policy.allowed_channels, channel.id, allowed)})
-        await self._done(interaction, f"Videos are {'allowed' if allowed else 'not allowed'} in "
-                         f"{channel.mention} (when no channel is listed, everywhere).")
+        await self._done(interaction, _(
+            "Videos are allowed in {channel} (when no channel is listed, everywhere).",
+            channel=channel.mention) if allowed else _(
+            "Videos are not allowed in {channel} (when no channel is listed, everywhere).",
+            channel=channel.mention))
 
     @app_commands.command(name="block", description="Stop (or let again) a member making videos.")
     async def block(self, interaction: discord.Interaction, member: discord.Member,
                     blocked: bool) -> None:
         await self._update(interaction, lambda policy: {
             "blocked_users": _toggle(policy.blocked_users, member.id, blocked)})
-        state = "blocked" if blocked else "unblocked"
-        await self._done(interaction, f"{member.mention} is {state}.")
+        await self._done(interaction, _("{member} is blocked.", member=member.mention)
+                         if blocked else _("{member} is unblocked.", member=member.mention))
 
     @app_commands.command(name="blocklist",
                           description="Add or remove a word or regular expression for prompts.")
@@ -152,16 +161,19 @@ class Settings(commands.GroupCog, group_name="settings",
             rules = [r for r in policy.prompt_blocklist if r != rule]
             if action == "add":
                 if len(rules) >= MAX_RULES:
-                    raise UserError(f"The prompt blocklist holds at most {MAX_RULES} rules; "
-                                    "remove one first.")
+                    raise UserError(ngettext(
+                        "The prompt blocklist holds at most {n} rule; remove one first.",
+                        "The prompt blocklist holds at most {n} rules; remove one first.",
+                        MAX_RULES))
                 rules.append(rule)
             elif len(rules) == len(policy.prompt_blocklist):
-                raise UserError(f"`{rule.label}` is not on the blocklist.")
+                raise UserError(_("`{rule}` is not on the blocklist.", rule=rule.label))
             return {"prompt_blocklist": [r.model_dump() for r in rules]}
 
         await self._update(interaction, change)
-        done = "added to" if action == "add" else "removed from"
-        await self._done(interaction, f"`{rule.label}` {done} the prompt blocklist.")
+        await self._done(interaction, _("`{rule}` added to the prompt blocklist.",
+                                        rule=rule.label) if action == "add" else
+                         _("`{rule}` removed from the prompt blocklist.", rule=rule.label))
 
     @app_commands.command(name="limits", description="Quota, concurrency, cooldown and budget "
                           "(0 means no limit).")
@@ -179,7 +191,7 @@ class Settings(commands.GroupCog, group_name="settings",
                  "cooldown_seconds": cooldown_seconds, "monthly_budget_usd": monthly_budget_usd}
         changes = {k: v for k, v in given.items() if v is not None}
         if not changes:
-            raise UserError("Give at least one of the limits to change.")
+            raise UserError(_("Give at least one of the limits to change."))
         policy = await self._update(interaction, lambda _policy: changes)
         await interaction.edit_original_response(
             embed=describe(self.bot.parts.policies.ceilings.bound(policy), self.bot))
@@ -201,15 +213,17 @@ class Settings(commands.GroupCog, group_name="settings",
         def change(policy: Policy) -> dict[str, Any]:
             others = [t for t in policy.tiers if t.role_id != role.id]
             if remove and len(others) == len(policy.tiers):
-                raise UserError(f"{role.mention} has no tier.")
+                raise UserError(_("{role} has no tier.", role=role.mention))
             if not remove and len(others) >= MAX_TIERS:
-                raise UserError(f"A server has at most {MAX_TIERS} tiers; remove one first.")
+                raise UserError(ngettext("A server has at most {n} tier; remove one first.",
+                                         "A server has at most {n} tiers; remove one first.",
+                                         MAX_TIERS))
             return {"tiers": [t.model_dump() for t in (others if remove else [*others, tier])]}
 
         policy = await self._update(interaction, change)
         await interaction.edit_original_response(
-            content=f"{role.mention} has no tier now." if remove else
-            f"{role.mention}'s tier: {tier_text(tier)}.",
+            content=_("{role} has no tier now.", role=role.mention) if remove else
+            _("{role}'s tier: {tier}.", role=role.mention, tier=tier_text(tier)),
             embed=describe(self.bot.parts.policies.ceilings.bound(policy), self.bot),
             allowed_mentions=discord.AllowedMentions.none())
 
@@ -219,9 +233,9 @@ class Settings(commands.GroupCog, group_name="settings",
     async def default_model(self, interaction: discord.Interaction, model: str) -> None:
         found = [m for m in self.bot.catalog if m.command == model]
         if not found or found[0].kind != "image-to-video":
-            raise UserError(f"`{model}` is not a model that animates images.")
+            raise UserError(_("`{model}` is not a model that animates images.", model=model))
         await self._update(interaction, lambda _policy: {"default_model": model})
-        await self._done(interaction, f"The default model is now `{model}`.")
+        await self._done(interaction, _("The default model is now `{model}`.", model=model))
 
     @app_commands.command(name="language",
                           description="The language of this server's cards, videos and notices.")
@@ -246,26 +260,29 @@ class Settings(commands.GroupCog, group_name="settings",
     async def audit(self, interaction: discord.Interaction) -> None:
         assert interaction.guild_id is not None
         changes = await self.bot.parts.policies.audit(interaction.guild_id)
-        lines = [f"<t:{int(c.at)}:f> <@{c.user_id}> `{c.key}`: {c.old or '(default)'} → {c.new}"
-                 for c in changes] or ["No changes yet."]
+        # The setting's key and its values are as stored (the key is the setting's name).
+        lines = [f"<t:{int(c.at)}:f> <@{c.user_id}> `{c.key}`: {c.old or _('(default)')} → "
+                 f"{c.new}" for c in changes] or [_("No changes yet.")]
         await interaction.edit_original_response(
-            embed=discord.Embed(title="Settings changes", description="\n".join(lines)[:4000]))
+            embed=discord.Embed(title=_("Settings changes"),
+                                description="\n".join(lines)[:4000]))
 
 
 def _removing(interaction: discord.Interaction) -> bool:
     return getattr(interaction.namespace, "remove", False) is True
 
 
-class KeyModal(discord.ui.Modal, title="This server's RunComfy key"):
+class KeyModal(discord.ui.Modal):
     """One text input; the key is checked with RunComfy, then kept sealed (never shown)."""
-
-    key: discord.ui.TextInput[KeyModal] = discord.ui.TextInput(
-        label="RunComfy API key", placeholder="From your RunComfy account's API page",
-        min_length=8, max_length=512, custom_id="key")
 
     def __init__(self, submit: Callable[[discord.Interaction, str], Awaitable[None]],
                  report: Callable[[discord.Interaction, Exception], Awaitable[None]]) -> None:
-        super().__init__(timeout=600)
+        # Made in the member's interaction, so in their language.
+        super().__init__(title=_("This server's RunComfy key"), timeout=600)
+        self.key: discord.ui.TextInput[KeyModal] = discord.ui.TextInput(
+            label=_("RunComfy API key"), placeholder=_("From your RunComfy account's API page"),
+            min_length=8, max_length=512, custom_id="key")
+        self.add_item(self.key)
         self.submit = submit
         self.report = report
 
@@ -283,39 +300,46 @@ class KeyModal(discord.ui.Modal, title="This server's RunComfy key"):
 
 def describe(policy: Policy, bot: VideoBot) -> discord.Embed:
     def listing(items: list[str]) -> str:
-        return ", ".join(items) if items else "any"
+        return ", ".join(items) if items else _("any")
+
+    def limit(value: int, unlimited: str) -> str:
+        return number(value) if value else unlimited
 
     default = policy.default_model or bot.settings.bot.default_model
-    embed = discord.Embed(title="Video settings", colour=discord.Colour.blurple())
-    embed.add_field(name="Models", value=listing([f"`{m}`" for m in policy.enabled_models]))
-    embed.add_field(name="Default model", value=f"`{default}`")
-    embed.add_field(name="Roles", value=listing([f"<@&{r}>" for r in policy.allowed_roles]))
-    embed.add_field(name="Channels",
+    embed = discord.Embed(title=_("Video settings"), colour=discord.Colour.blurple())
+    embed.add_field(name=_("Models"), value=listing([f"`{m}`" for m in policy.enabled_models]))
+    embed.add_field(name=_("Default model"), value=f"`{default}`")
+    embed.add_field(name=_("Roles"), value=listing([f"<@&{r}>" for r in policy.allowed_roles]))
+    embed.add_field(name=_("Channels"),
                     value=listing([f"<#{c}>" for c in policy.allowed_channels]))
-    embed.add_field(name="Blocked members",
-                    value=", ".join(f"<@{u}>" for u in policy.blocked_users) or "none")
-    embed.add_field(name="Prompt blocklist",
-                    value=", ".join(f"`{r.label}`" for r in policy.prompt_blocklist) or "none")
-    embed.add_field(name="Daily quota", value=str(policy.daily_quota or "none")
+    embed.add_field(name=_("Blocked members"),
+                    value=", ".join(f"<@{u}>" for u in policy.blocked_users) or _("none"))
+    embed.add_field(name=_("Prompt blocklist"),
+                    value=", ".join(f"`{r.label}`" for r in policy.prompt_blocklist)
+                    or _("none"))
+    embed.add_field(name=_("Daily quota"), value=limit(policy.daily_quota, _("none"))
                     + set_by(policy, "daily_quota"))
-    embed.add_field(name="At once", value=str(policy.max_concurrent or "no limit")
+    embed.add_field(name=_("At once"), value=limit(policy.max_concurrent, _("no limit"))
                     + set_by(policy, "max_concurrent"))
-    embed.add_field(name="Cooldown", value=(f"{policy.cooldown_seconds} s"
-                    if policy.cooldown_seconds else "none") + set_by(policy, "cooldown_seconds"))
-    budget = f"${policy.monthly_budget_usd:.2f}" if policy.monthly_budget_usd else "none"
-    embed.add_field(name="Monthly budget", value=budget + set_by(policy, "monthly_budget_usd"))
-    embed.add_field(name="Role tiers", value="\n".join(tier_text(t) for t in policy.tiers)
-                    or "none", inline=False)
+    embed.add_field(name=_("Cooldown"), value=(units((policy.cooldown_seconds, "second"))
+                    if policy.cooldown_seconds else _("none"))
+                    + set_by(policy, "cooldown_seconds"))
+    budget = money(policy.monthly_budget_usd) if policy.monthly_budget_usd else _("none")
+    embed.add_field(name=_("Monthly budget"), value=budget + set_by(policy, "monthly_budget_usd"))
+    embed.add_field(name=_("Role tiers"), value="\n".join(tier_text(t) for t in policy.tiers)
+                    or _("none"), inline=False)
     return embed
 
 
 def tier_text(tier: Tier) -> str:
-    def limit(value: int, unit: str) -> str:
-        return f"{value} {unit}" if value else f"no limit {unit}"
-
-    return (f"<@&{tier.role_id}>: {limit(tier.daily_quota, 'a day')}, "
-            f"{limit(tier.max_concurrent, 'at once')}, "
-            f"cooldown {tier.cooldown_seconds} s")
+    """``<@&role>: 5 a day, no limit at once, cooldown 30 s``."""
+    daily = _("{count} a day", count=number(tier.daily_quota)) if tier.daily_quota else _(
+        "no limit a day")
+    at_once = _("{count} at once", count=number(tier.max_concurrent)) \
+        if tier.max_concurrent else _("no limit at once")
+    return _("<@&{role}>: {daily}, {at_once}, cooldown {cooldown}", role=tier.role_id,
+             daily=daily, at_once=at_once,
+             cooldown=units((tier.cooldown_seconds, "second")))
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -11,12 +11,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.client import VideoBot
-from bot.i18n import _, money, ngettext, number
+from bot.i18n import N_, _, in_source, money, ngettext, number
 from bot.limits import set_by
 from bot.text import duration_text, hours_text
 from bot.usage import GroupBy, Line, PeriodName, Report, UsageReports, chart_png, period, to_csv
 
 SHOWN = 10
+# "by user": what a report's lines are, in its title (the choices' names are translated apart).
+_BY = {"user": N_("user"), "model": N_("model"), "day": N_("day")}
 
 
 class Usage(commands.Cog):
@@ -39,7 +41,7 @@ class Usage(commands.Cog):
         span = period(period_, self.bot.clock(), start, end)
         await interaction.response.defer(ephemeral=True, thinking=True)
         report = await self.reports.report(interaction.guild_id, span, group_by)
-        await self._send(interaction, report, "Server usage")
+        await self._send(interaction, report, _("Server usage"))
 
     @usage.command(name="me", description="Your own usage.")
     @app_commands.rename(period_="period")
@@ -50,7 +52,7 @@ class Usage(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)
         report = await self.reports.report(interaction.guild_id, span, "model",
                                            user_id=interaction.user.id)
-        await self._send(interaction, report, "Your usage")
+        await self._send(interaction, report, _("Your usage"))
 
     async def _send(self, interaction: discord.Interaction, report: Report, title: str) -> None:
         guild = interaction.guild
@@ -60,14 +62,17 @@ class Usage(commands.Cog):
             return member.display_name if member else user_id
 
         chart = await asyncio.to_thread(chart_png, report)
-        embed = discord.Embed(title=f"{title}: {report.period.label}, by {report.group_by}",
+        embed = discord.Embed(title=_("{title}: {period}, by {group}", title=title,
+                                      period=report.period.label, group=_(_BY[report.group_by])),
                               description=summary(report.total),
                               colour=discord.Colour.blurple())
         for line in report.lines[:SHOWN]:
             label = f"<@{line.key}>" if report.group_by == "user" else line.key
-            embed.add_field(name="\u200b", value=f"{label}: {summary(line)}", inline=False)
+            embed.add_field(name="\u200b", value=_("{what}: {summary}", what=label,
+                                                           summary=summary(line)), inline=False)
         if len(report.lines) > SHOWN:
-            embed.set_footer(text=f"{len(report.lines) - SHOWN} more lines in the CSV")
+            embed.set_footer(text=ngettext("{n} more line in the CSV", "{n} more lines in the CSV",
+                                           len(report.lines) - SHOWN))
         embed.set_image(url="attachment://usage.png")
         stem = f"usage-{report.period.first}-{report.period.last}"
         await interaction.edit_original_response(embed=embed, attachments=[
@@ -115,13 +120,19 @@ class Usage(commands.Cog):
 
 
 def summary(line: Line) -> str:
-    text = (f"{line.jobs} jobs · {line.seconds:g} s of video · ${line.cost_usd:.2f} · "
-            f"{line.failures} failed · {line.cancellations} cancelled")
+    """``2 jobs · 5 s of video · $0.63 · 1 failed · 0 cancelled`` (and the jobs without a known
+    price, and the simulated ones, when there are)."""
+    seconds = f"{line.seconds:g}" if in_source() else number(line.seconds)
+    parts = [ngettext("{n} job", "{n} jobs", line.jobs),
+             _("{seconds} s of video", seconds=seconds), money(line.cost_usd),
+             ngettext("{n} failed", "{n} failed", line.failures),
+             ngettext("{n} cancelled", "{n} cancelled", line.cancellations)]
     if line.unpriced:
-        text += f" · {line.unpriced} without a known price"
+        parts.append(ngettext("{n} without a known price", "{n} without a known price",
+                              line.unpriced))
     if line.simulated:
-        text += f" · {line.simulated} simulated"
-    return text
+        parts.append(ngettext("{n} simulated", "{n} simulated", line.simulated))
+    return " · ".join(parts)
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -11,11 +12,24 @@ import discord
 
 from bot.discord.client import VideoBot
 from bot.discord.history import is_card_of
+from bot.i18n import catalogs
 from bot.jobs import Job
 from bot.simulator import Simulator
 from bot.simulator.app import Call
 from tests.clocks import ManualClock
 
+
+def _ready_pattern() -> re.Pattern[str]:
+    """The video post's line in every language the bot speaks."""
+    said = {str(catalogs().translations(language).gettext(READY_TEXT))
+            for language in catalogs().languages}
+    return re.compile("|".join(
+        re.escape(text).replace(re.escape("{model}"), ".+?").replace(re.escape("{job}"), r"\d+")
+        for text in sorted(said)))
+
+
+READY_TEXT = "your video is ready ({model}, job #{job})."
+READY = _ready_pattern()
 
 @dataclass
 class World:
@@ -42,7 +56,8 @@ class World:
         return [m for m in self.messages(channel) if m.author.id == me]
 
     def videos(self, channel: Any = None) -> list[discord.Message]:
-        return [m for m in self.bot_messages(channel) if "your video is ready" in m.content]
+        """The bot's video posts: "your video is ready (...)" in whichever language."""
+        return [m for m in self.bot_messages(channel) if READY.search(m.content)]
 
     def card(self, job_id: int, channel: Any = None) -> discord.Message:
         for message in self.bot_messages(channel):

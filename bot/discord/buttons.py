@@ -13,12 +13,13 @@ from typing import Protocol, cast
 import discord
 
 from bot.discord.languages import speak_to
+from bot.i18n import N_, _
 from bot.jobs import TERMINAL, Job, JobState
 
 Button = discord.ui.Button[discord.ui.View]
 Handler = Callable[[discord.Interaction, int], Awaitable[None]]  # (interaction, job id)
 TEMPLATE = r"rcvb:(?P<action>cancel|again|vary|extend):(?P<job_id>\d+)"
-UNAVAILABLE = "That button is not available right now; try again in a moment."
+UNAVAILABLE = N_("That button is not available right now; try again in a moment.")
 
 
 class Action(StrEnum):
@@ -28,12 +29,13 @@ class Action(StrEnum):
     EXTEND = "extend"  # the video's last frame as the start image of the next shot
 
 
+# Labels in the language of the message's channel (the views are made where it is in use).
 _LOOK = {
-    Action.CANCEL: ("Cancel", None, discord.ButtonStyle.danger),
-    Action.AGAIN: ("Again", "\N{CLOCKWISE RIGHTWARDS AND LEFTWARDS OPEN CIRCLE ARROWS}",
+    Action.CANCEL: (N_("Cancel"), None, discord.ButtonStyle.danger),
+    Action.AGAIN: (N_("Again"), "\N{CLOCKWISE RIGHTWARDS AND LEFTWARDS OPEN CIRCLE ARROWS}",
                    discord.ButtonStyle.secondary),
-    Action.VARY: ("Vary", "\N{ARTIST PALETTE}", discord.ButtonStyle.secondary),
-    Action.EXTEND: ("Extend", "\N{BLACK RIGHT-POINTING DOUBLE TRIANGLE}",
+    Action.VARY: (N_("Vary"), "\N{ARTIST PALETTE}", discord.ButtonStyle.secondary),
+    Action.EXTEND: (N_("Extend"), "\N{BLACK RIGHT-POINTING DOUBLE TRIANGLE}",
                     discord.ButtonStyle.secondary),
 }
 LOOP = (Action.AGAIN, Action.VARY, Action.EXTEND)
@@ -41,7 +43,7 @@ LOOP = (Action.AGAIN, Action.VARY, Action.EXTEND)
 
 def _button(action: Action, job_id: int) -> Button:
     label, emoji, style = _LOOK[action]
-    return discord.ui.Button(label=label, emoji=emoji, style=style,
+    return discord.ui.Button(label=_(label), emoji=emoji, style=style,
                              custom_id=f"rcvb:{action.value}:{job_id}")
 
 
@@ -80,7 +82,7 @@ class JobButtons:
                      job_id: int) -> None:
         handler = self._handlers.get(action)
         if handler is None:
-            await interaction.response.send_message(UNAVAILABLE, ephemeral=True)
+            await interaction.response.send_message(_(UNAVAILABLE), ephemeral=True)
             return
         await handler(interaction, job_id)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import discord
 
-from bot.i18n import N_, _, money
+from bot.i18n import N_, _, money, said
 from bot.jobs import TERMINAL, Job, JobState
 from bot.lineage import lineage_text
 from bot.text import duration_text
@@ -72,10 +72,10 @@ def _state_text(job: Job) -> str:
             "Queued, #{place}", place=job.queue_position + 1)
     if job.state is JobState.OUTCOME_UNKNOWN:
         return _("{state}: {reason} A moderator can start it again with `/retry job:{job}`.",
-                 state=job.state.label, reason=safe_text(job.error or "", 500), job=job.id)
+                 state=job.state.label, reason=safe_text(said(job.error or ""), 500), job=job.id)
     if job.state in (JobState.FAILED, JobState.UNDELIVERABLE):
         return _("{state}: {reason}", state=job.state.label,
-                 reason=safe_text(job.error or _("no reason given"), 500))
+                 reason=safe_text(said(job.error) if job.error else _("no reason given"), 500))
     if job.state is JobState.DELIVERED:
         return _("Done: posted below") if job.delivered_as == "file" else _("Done: link below")
     return job.state.label

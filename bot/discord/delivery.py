@@ -21,21 +21,23 @@ from bot.discord.history import find_card, find_video, ready_text
 from bot.discord.ops import card_edit
 from bot.downloads import VideoGone, Videos, temp_file_of
 from bot.fitting import FitStatus, Fitter, probe
+from bot.i18n import N_, _, number
 from bot.jobs import Job
 
 log = logging.getLogger(__name__)
 _NO_MENTIONS = discord.AllowedMentions.none()
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # a server without boosts
-LINK_TEXT = "It is too large to upload here; download it (the link expires): {url}"
-UNUPLOADABLE_TEXT = ("It could not be uploaded here; download it (the link expires): {url}")
-FITTING = "Fitting the video to this server's upload limit…"
-FITTED_TEXT = ("Fitted to this server's {limit} upload limit; the original ({size}, "
-               "{width}x{height}) is here while RunComfy keeps it: <{url}>")
-UNFITTED_TEXT = ("It is too large to upload here and {reason}; download it (the link "
-                 "expires): {url}")
-REASONS = {FitStatus.CANNOT_FIT: "too long to fit this server's limit",
-           FitStatus.TOO_SLOW: "could not be re-encoded in time",
-           FitStatus.FAILED: "could not be re-encoded"}
+# What a video's message says (in the channel's language) when it is not the file as made.
+LINK_TEXT = N_("It is too large to upload here; download it (the link expires): {url}")
+UNUPLOADABLE_TEXT = N_("It could not be uploaded here; download it (the link expires): {url}")
+FITTING = N_("Fitting the video to this server's upload limit…")
+FITTED_TEXT = N_("Fitted to this server's {limit} upload limit; the original ({size}, "
+                 "{width}x{height}) is here while RunComfy keeps it: <{url}>")
+UNFITTED_TEXT = N_("It is too large to upload here and {reason}; download it (the link "
+                   "expires): {url}")
+REASONS = {FitStatus.CANNOT_FIT: N_("too long to fit this server's limit"),
+           FitStatus.TOO_SLOW: N_("could not be re-encoded in time"),
+           FitStatus.FAILED: N_("could not be re-encoded")}
 
 
 class ChannelGone(Exception):
@@ -157,32 +159,32 @@ class Delivery:
         channel = await self.channel(job.channel_id, job.guild_id)
         text = f"<@{job.user_id}> {ready_text(job, self._model_name(job))}"
         if job.simulated:
-            text += " (Simulated: a sample video, no credits were spent.)"
+            text += " " + _("(Simulated: a sample video, no credits were spent.)")
         extra = {"view": self.buttons.loop_view(job), "nonce": self.nonce(job),
                  **self._reply_to_card(job)}
         if as_link:  # uploads kept failing
-            return await self._post(channel, job, text, None, extra, UNUPLOADABLE_TEXT)
+            return await self._post(channel, job, text, None, extra,
+                                    _(UNUPLOADABLE_TEXT, url=job.video_url))
         limit = upload_limit(channel)
         async with self.videos.fetched(job, expired_is_gone=False) as path:
             size = None if path is None else (await asyncio.to_thread(path.stat)).st_size
             if path is None or size is None or size <= limit:
                 return await self._post(channel, job, text, path, extra)
             if self.fitter.workers:
-                await self.edit_card(job, FITTING)
+                await self.edit_card(job, _(FITTING))
             outcome = await self.fitter.fit(path, limit)
             if outcome.status is FitStatus.OFF:
                 return await self._post(channel, job, text, None, extra)
             if outcome.status is not FitStatus.FITTED or outcome.path is None:
                 log.warning("job %d: its video was not fitted (%s: %s)", job.id,
                             outcome.status, outcome.reason)
-                reason = REASONS.get(outcome.status, REASONS[FitStatus.FAILED])
+                reason = _(REASONS.get(outcome.status, REASONS[FitStatus.FAILED]))
                 return await self._post(channel, job, text, None, extra,
-                                        UNFITTED_TEXT.replace("{reason}", reason))
+                                        _(UNFITTED_TEXT, reason=reason, url=job.video_url))
             try:
                 original = await asyncio.to_thread(probe, path)
-                said = FITTED_TEXT.format(limit=_megabytes(limit), size=_megabytes(size),
-                                          width=original.width, height=original.height,
-                                          url=job.video_url)
+                said = _(FITTED_TEXT, limit=_megabytes(limit), size=_megabytes(size),
+                         width=original.width, height=original.height, url=job.video_url)
                 return await self._post(channel, job, f"{text}\n{said}", outcome.path, extra)
             finally:
                 await asyncio.to_thread(outcome.path.unlink, missing_ok=True)
@@ -192,8 +194,8 @@ class Delivery:
         in ``channel_id`` (``/show``): RunComfy's file, else (its link expired) the copy posted
         in Discord. Raises ``VideoGone`` when neither is there."""
         channel = await self.channel(channel_id, job.guild_id)
-        text = (f"Job #{job.id} ({self._model_name(job)}) by <@{job.user_id}>, shown again by "
-                f"<@{shown_by}>.")
+        text = _("Job #{job} ({model}) by <@{user}>, shown again by <@{shown_by}>.",
+                 job=job.id, model=self._model_name(job), user=job.user_id, shown_by=shown_by)
         extra = {"embed": render_card(job, self._model_name(job)),
                  "view": self.buttons.loop_view(job), "allowed_mentions": _NO_MENTIONS}
         limit = upload_limit(channel)
@@ -233,9 +235,10 @@ class Delivery:
 
     async def _post(self, channel: discord.abc.Messageable, job: Job, text: str,
                     path: Path | None, extra: dict[str, Any],
-                    link_text: str = LINK_TEXT) -> Posted:
+                    link_text: str | None = None) -> Posted:
         """The one way a video is posted: as a file (``path``) when there is one and Discord
-        takes it, else as RunComfy's link, saying why (``link_text``)."""
+        takes it, else as RunComfy's link, saying why (``link_text``, with the link; by
+        default: too large)."""
         with _discord_errors():
             if path is not None:
                 try:
@@ -246,8 +249,9 @@ class Delivery:
                     if not is_too_large(exc):
                         raise
                     log.info("job %d: upload refused as too large; posting a link", job.id)
-            message = await channel.send(f"{text}\n{link_text.format(url=job.video_url)}",
-                                         **extra)
+            if link_text is None:
+                link_text = _(LINK_TEXT, url=job.video_url)
+            message = await channel.send(f"{text}\n{link_text}", **extra)
             return Posted(message.id, "link")
 
     @staticmethod
@@ -264,7 +268,8 @@ class Delivery:
 
 
 def _megabytes(size: int) -> str:
-    return f"{size / (1024 * 1024):.1f} MB"
+    """``9.5 MB`` (one decimal, as English writes it: ``10.0 MB``)."""
+    return _("{size} MB", size=number(round(size / (1024 * 1024), 1)))
 
 
 @contextlib.contextmanager

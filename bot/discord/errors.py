@@ -6,14 +6,29 @@ from __future__ import annotations
 import logging
 
 import discord
+from babel.lists import format_list
 from discord import app_commands
 
 from bot.errors import UserError
+from bot.i18n import N_, _, babel_locale, in_source
 from bot.store.notices import NoticeStore
 
 log = logging.getLogger(__name__)
-PERMISSION_NAMES = {"manage_guild": "Manage Server"}
-UNEXPECTED = "Something went wrong on the bot's side; it has been logged."
+# Discord's names for permissions in its settings (which members read in their own language).
+PERMISSION_NAMES = {"manage_guild": N_("Manage Server")}
+UNEXPECTED = N_("Something went wrong on the bot's side; it has been logged.")
+
+
+def permission_name(permission: str) -> str:
+    """``manage_guild`` as Discord's settings name it (``Manage Server``), in the language in
+    use when the catalogs name it; else its words, capitalised."""
+    name = PERMISSION_NAMES.get(permission)
+    return _(name) if name is not None else permission.replace("_", " ").title()
+
+
+def listed(names: list[str]) -> str:
+    """``A and B`` (``A and B and C`` in English, as ever), as the language in use lists."""
+    return " and ".join(names) if in_source() else format_list(names, locale=babel_locale())
 
 
 def explain(error: Exception) -> str:
@@ -22,15 +37,14 @@ def explain(error: Exception) -> str:
     if isinstance(cause, UserError):
         return str(cause)
     if isinstance(cause, app_commands.NoPrivateMessage):
-        return "This command only works in a server."
+        return _("This command only works in a server.")
     if isinstance(cause, app_commands.MissingPermissions):
-        names = [PERMISSION_NAMES.get(p, p.replace("_", " ").title())
-                 for p in cause.missing_permissions]
-        return f"You need the {' and '.join(names)} permission to do that."
+        names = [permission_name(p) for p in cause.missing_permissions]
+        return _("You need the {permissions} permission to do that.", permissions=listed(names))
     if isinstance(cause, app_commands.CheckFailure):
-        return str(cause) or "You can't use this command here."
+        return str(cause) or _("You can't use this command here.")
     log.error("command failed", exc_info=cause)
-    return UNEXPECTED
+    return _(UNEXPECTED)
 
 
 class ErrorReporter:

@@ -1,6 +1,7 @@
 """Finding what an earlier life of the bot posted before it could record so (a crash between
 posting and writing it down): the duplicate-post search. Discord does not return nonces in a
-channel's history, so a message is also known by what it says and what it replies to."""
+channel's history, so a message is also known by what it says (in any of the bot's languages:
+the server's may have changed since) and what it replies to."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 
 import discord
 
+from bot.i18n import _, catalogs, speaking
 from bot.jobs import Job
 
 HISTORY_CHECKED = 50
@@ -21,8 +23,19 @@ def is_card_of(message: discord.Message, job_id: int) -> bool:
 
 
 def ready_text(job: Job, model_name: str) -> str:
-    """The words every posted video of ``job`` says (after the requester's mention)."""
-    return f"your video is ready ({model_name}, job #{job.id})."
+    """The words every posted video of ``job`` says (after the requester's mention), in the
+    language in use."""
+    return _("your video is ready ({model}, job #{job}).", model=model_name, job=job.id)
+
+
+def ready_texts(job: Job, model_name: str) -> set[str]:
+    """``ready_text`` in every language the bot speaks: the video may have been posted in
+    another than the channel's today (``/settings language`` changed in between)."""
+    said = set()
+    for language in catalogs().languages:
+        with speaking(language):
+            said.add(ready_text(job, model_name))
+    return said
 
 
 async def find_card(channel: discord.abc.Messageable, me: int, job: Job, nonce: str,
@@ -39,12 +52,12 @@ async def find_video(channel: discord.abc.Messageable, me: int, job: Job, nonce:
     """The video message, if an earlier run posted it: looked for among the bot's messages
     from the moment RunComfy's video was seen (the post came after it), not from the card,
     which a busy channel may have left far behind."""
-    ready = ready_text(job, model_name)
+    ready = ready_texts(job, model_name)
     async for message in _mine_since(channel, me, job.finished_at or job.updated_at):
         ref = message.reference
         replies_to_card = bool(ref and job.card_message_id
                                and ref.message_id == job.card_message_id)
-        if message.nonce == nonce or ready in message.content or (
+        if message.nonce == nonce or any(words in message.content for words in ready) or (
                 replies_to_card and message.attachments):
             return message.id
     return None

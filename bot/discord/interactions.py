@@ -8,6 +8,7 @@ from collections.abc import Collection
 import discord
 from discord import app_commands
 
+from bot.i18n import _
 from bot.jobs import Job, JobState
 from bot.service import Requester
 from bot.store.jobs import JobStore
@@ -34,8 +35,8 @@ async def defer(interaction: discord.Interaction) -> None:
 
 
 def queued_text(job_id: int) -> str:
-    return (f"Job #{job_id} is queued. Its card in this channel shows progress, and the video "
-            "will be posted there.")
+    return _("Job #{job} is queued. Its card in this channel shows progress, and the video "
+             "will be posted there.", job=job_id)
 
 
 async def answer_queued(interaction: discord.Interaction, job: Job, note: str = "") -> None:

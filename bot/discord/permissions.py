@@ -8,6 +8,7 @@ from collections.abc import Callable
 import discord
 
 from bot.errors import UserError
+from bot.i18n import N_, _
 
 NEEDED = discord.Permissions(view_channel=True, send_messages=True, embed_links=True,
                              attach_files=True, read_message_history=True)
@@ -15,8 +16,18 @@ NEEDED = discord.Permissions(view_channel=True, send_messages=True, embed_links=
 INVITE = NEEDED | discord.Permissions(create_public_threads=True, send_messages_in_threads=True)
 
 
-# Discord's names for them in its settings (discord.py iterates View Channel as read_messages).
-NAMES = {"read_messages": "View Channel", "view_channel": "View Channel"}
+# Discord's names for them in its settings (discord.py iterates View Channel as read_messages),
+# which members read in their own language; the English as the bot has always written them.
+NAMES = {"read_messages": N_("View Channel"), "view_channel": N_("View Channel"),
+         "send_messages": N_("Send Messages"), "embed_links": N_("Embed Links"),
+         "attach_files": N_("Attach Files"), "read_message_history": N_("Read Message History"),
+         "send_messages_in_threads": N_("Send Messages In Threads")}
+
+
+def permission_name(permission: str) -> str:
+    """A permission as Discord's settings name it, in the language in use."""
+    name = NAMES.get(permission)
+    return _(name) if name is not None else permission.replace("_", " ").title()
 
 
 def check_can_post(have: discord.Permissions, in_thread: bool) -> None:
@@ -27,9 +38,10 @@ def check_can_post(have: discord.Permissions, in_thread: bool) -> None:
     if in_thread and not have.send_messages_in_threads:
         lacking.append("send_messages_in_threads")
     if lacking:
-        names = ", ".join(NAMES.get(name, name.replace("_", " ").title()) for name in lacking)
-        raise UserError(f"I can't post videos in this channel: I need {names}. "
-                        "Ask a moderator to give me these permissions here.")
+        names = ", ".join(permission_name(name) for name in lacking)
+        raise UserError(_("I can't post videos in this channel: I need {permissions}. "
+                          "Ask a moderator to give me these permissions here.",
+                          permissions=names))
 
 
 def check_can_post_here(interaction: discord.Interaction) -> None:

@@ -19,6 +19,7 @@ from bot.creative import ending_frame
 from bot.discord.delivery import upload_limit
 from bot.downloads import Videos, temp_file_of
 from bot.errors import UserError
+from bot.i18n import N_, _
 from bot.images import (
     AttachmentLike,
     DownloadFailed,
@@ -32,8 +33,8 @@ from bot.jobs import Job
 
 log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
-NO_IMAGE = ("That message has no image to animate{detail}. Use Apps > Animate image on a "
-            "message with an image, or `/animate` to upload one.")
+NO_IMAGE = N_("That message has no image to animate{detail}. Use Apps > Animate image on a "
+              "message with an image, or `/animate` to upload one.")
 EMBED_IMAGE_MAX = 50 * 1024 * 1024
 ImageSource = AttachmentLike | str  # an attachment, or an embed image's URL (not yet fetched)
 
@@ -64,8 +65,8 @@ def embed_image_url(embed: discord.Embed) -> str | None:
 
 def no_image_error(message: discord.Message) -> UserError:
     others = [a.filename for a in message.attachments]
-    detail = f" (`{others[0]}` is not an image)" if others else ""
-    return UserError(NO_IMAGE.format(detail=detail))
+    detail = " " + _("(`{file}` is not an image)", file=others[0]) if others else ""
+    return UserError(_(NO_IMAGE, detail=detail))
 
 
 def image_input(source: ImageSource, session: Callable[[], aiohttp.ClientSession],
@@ -90,8 +91,8 @@ async def mention_image(message: discord.Message, content_intent: bool) -> Image
         return own[0]
     reference = message.reference
     if reference is None or reference.message_id is None:
-        raise UserError("Reply to a message with an image (or attach one) when you mention "
-                        "me, e.g. `@me a zebra turns its head --model kling-2-1`.")
+        raise UserError(_("Reply to a message with an image (or attach one) when you mention "
+                          "me, e.g. `@me a zebra turns its head --model kling-2-1`."))
     target = reference.resolved
     if not isinstance(target, discord.Message):
         target = await message.channel.fetch_message(reference.message_id)
@@ -101,10 +102,10 @@ async def mention_image(message: discord.Message, content_intent: bool) -> Image
     me = message.guild.me if message.guild is not None else None
     shown_to_me = me is not None and (target.author.id == me.id or me.id in target.raw_mentions)
     if not content_intent and not shown_to_me:  # Discord hid its attachments from the bot
-        raise UserError(
+        raise UserError(_(
             "I can't see the images in other messages (the bot runs without Discord's "
             "Message Content intent). Use Apps > Animate image on that message, or attach "
-            "the image to your mention.")
+            "the image to your mention."))
     raise no_image_error(target)
 
 
@@ -119,9 +120,9 @@ def parent_image(session: Callable[[], aiohttp.ClientSession], parent: Job, url:
         try:
             return await fetch_image(session(), url, EMBED_IMAGE_MAX, hosts)
         except DownloadFailed:
-            raise UserError(f"Job #{parent.id}'s image `{name}` can no longer be downloaded "
-                            "(Discord's links expire); start a new video with it attached."
-                            ) from None
+            raise UserError(_("Job #{job}'s image `{file}` can no longer be downloaded "
+                              "(Discord's links expire); start a new video with it attached.",
+                              job=parent.id, file=name)) from None
 
     return ImageInput(PendingImage(url), fetch=fetch)
 
@@ -157,9 +158,10 @@ class LastFrame:
     async def publish(self, frame: AttachmentLike) -> AttachmentLike:
         channel = self.channel
         if not isinstance(channel, discord.abc.Messageable):
-            raise UserError("I can't post the frame here.")
+            raise UserError(_("I can't post the frame here."))
         file = discord.File(io.BytesIO(await frame.read()), filename=frame.filename)
-        text = f"The last frame of job #{self.parent.id}, where its extension starts."
+        text = _("The last frame of job #{job}, where its extension starts.",
+                 job=self.parent.id)
         none = discord.AllowedMentions.none()
         pressed = self.pressed
         if pressed is None:
@@ -197,8 +199,9 @@ class LastFrame:
                 yield path
             return
         if parent.video_url is None:
-            raise UserError(f"Job #{parent.id} has no video to extend.")
+            raise UserError(_("Job #{job} has no video to extend.", job=parent.id))
         async with self.videos.fetched(parent) as found:
             if found is None:
-                raise UserError(f"Job #{parent.id}'s video is too large to extend here.")
+                raise UserError(_("Job #{job}'s video is too large to extend here.",
+                                  job=parent.id))
             yield found

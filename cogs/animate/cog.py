@@ -14,7 +14,7 @@ from bot.discord.interactions import requester
 from bot.discord.permissions import check_can_post
 from bot.discord.sources import image_input, images_in, mention_image, no_image_error
 from bot.errors import UserError
-from bot.i18n import speak
+from bot.i18n import _, ngettext, speak
 from bot.images import main_image_option
 from bot.mentions import parse_mention
 from bot.service import JobRequest, Requester
@@ -41,8 +41,9 @@ class Animate(commands.Cog):
         images = images_in(message)
         if not images:
             raise no_image_error(message)
-        note = (f"\nThat message has {len(images)} images; I used the first one."
-                if len(images) > 1 else "")
+        note = "\n" + ngettext("That message has {n} image; I used the first one.",
+                               "That message has {n} images; I used the first one.",
+                               len(images)) if len(images) > 1 else ""
         await interaction.response.send_modal(AnimateModal(self.bot, images[0], note))
 
     @app_commands.command(name="animate", description="Animate an image: pick the model, "
@@ -67,7 +68,7 @@ class Animate(commands.Cog):
             await message.reply(str(exc), allowed_mentions=discord.AllowedMentions.none())
         except Exception:
             log.exception("a mention could not be handled")
-            await message.reply("Something went wrong on the bot's side; it has been logged.",
+            await message.reply(_("Something went wrong on the bot's side; it has been logged."),
                                 allowed_mentions=discord.AllowedMentions.none())
 
     async def _animate_mention(self, message: discord.Message) -> None:
@@ -105,7 +106,8 @@ class Animate(commands.Cog):
         """A thread on the member's message for the card and the video (else the channel)."""
         channel = message.channel
         assert isinstance(channel, discord.TextChannel)
-        name = f"Video: {prompt}" if isinstance(prompt, str) and prompt else "Video"
+        name = _("Video: {prompt}", prompt=prompt) if isinstance(prompt, str) and prompt \
+            else _("Video")
         try:
             return await message.create_thread(name=name[:THREAD_NAME])
         except discord.HTTPException:

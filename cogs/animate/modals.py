@@ -10,6 +10,7 @@ from bot.discord.languages import speak_to
 from bot.discord.permissions import check_can_post_here
 from bot.discord.sources import ImageSource, image_input
 from bot.errors import UserError
+from bot.i18n import _
 from bot.images import main_image_option
 from bot.service import JobRequest
 
@@ -24,30 +25,30 @@ class AnimateModal(discord.ui.Modal):
     which models it turned off are read after submit (a model turned off is refused then)."""
 
     def __init__(self, bot: VideoBot, image: ImageSource | None, note: str = "") -> None:
-        super().__init__(title="Animate image", timeout=900)
+        super().__init__(title=_("Animate image"), timeout=900)
         self.bot = bot
         self.image = image
         self.note = note
         models = [m for m in bot.catalog if m.kind == "image-to-video"][:24]
         self.prompt: Text = discord.ui.TextInput(
             style=discord.TextStyle.paragraph, required=False, max_length=2000,
-            custom_id="prompt", placeholder="What should happen in the video?")
+            custom_id="prompt", placeholder=_("What should happen in the video?"))
         self.model = discord.ui.Select[discord.ui.View](custom_id="model", options=[
-            discord.SelectOption(label="This server's default model", value=SERVER_DEFAULT,
+            discord.SelectOption(label=_("This server's default model"), value=SERVER_DEFAULT,
                                  default=True),
             *(discord.SelectOption(label=m.name, value=m.command,
                                    description=m.description[:100]) for m in models)])
         self.duration: Text = discord.ui.TextInput(
             required=False, max_length=3, custom_id="duration",
-            placeholder="Seconds; empty for the model's default")
-        self.add_item(discord.ui.Label(text="Prompt", component=self.prompt))
-        self.add_item(discord.ui.Label(text="Model", component=self.model))
-        self.add_item(discord.ui.Label(text="Duration", component=self.duration))
+            placeholder=_("Seconds; empty for the model's default"))
+        self.add_item(discord.ui.Label(text=_("Prompt"), component=self.prompt))
+        self.add_item(discord.ui.Label(text=_("Model"), component=self.model))
+        self.add_item(discord.ui.Label(text=_("Duration"), component=self.duration))
         self.upload: discord.ui.FileUpload[discord.ui.View] | None = None
         if image is None:
             self.upload = discord.ui.FileUpload(custom_id="image", max_values=1)
-            self.add_item(discord.ui.Label(text="Image", component=self.upload,
-                                           description="The image to animate"))
+            self.add_item(discord.ui.Label(text=_("Image"), component=self.upload,
+                                           description=_("The image to animate")))
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
         speak_to(interaction)
@@ -60,7 +61,7 @@ class AnimateModal(discord.ui.Modal):
         source = self.image or (self.upload.values[0] if self.upload and self.upload.values
                                 else None)
         if source is None:
-            raise UserError("Pick an image to animate.")
+            raise UserError(_("Pick an image to animate."))
         options: dict[str, object] = {"prompt": self.prompt.value}
         if self.duration.value.strip():
             options["duration"] = self.duration.value

@@ -18,6 +18,7 @@ from bot.discord.interactions import answer_queued, defer, job_choices, requeste
 from bot.discord.permissions import check_can_post_here, moderates, sees
 from bot.discord.sources import LastFrame, parent_image
 from bot.errors import UserError
+from bot.i18n import N_, _
 from bot.jobs import Job, JobState
 from bot.lineage import Lineage, Origin
 from bot.service import JobRequest, everywhere
@@ -27,7 +28,7 @@ SHOWABLE = (JobState.DELIVERED, JobState.UNDELIVERABLE)  # finished, with a vide
 # A form must be the first answer, within Discord's 3 seconds: the job it is prefilled from is
 # read for at most this long, and the member is asked to press again when the store is busier.
 FORM_READ_SECONDS = 1.5
-BUSY = "The bot is busy right now; press {button} again in a moment."
+BUSY = N_("The bot is busy right now; press {button} again in a moment.")
 
 
 class Creative(commands.Cog):
@@ -46,7 +47,7 @@ class Creative(commands.Cog):
     async def again_pressed(self, interaction: discord.Interaction, job_id: int) -> None:
         try:
             await defer(interaction)
-            job = await self._job_for(interaction, job_id, "make it again")
+            job = await self._job_for(interaction, job_id, _("make it again"))
             model = self.bot.parts.jobs.model_of(job)
             await self.start(interaction, job, model, again_options(model, job.body),
                              Origin.AGAIN)
@@ -57,7 +58,7 @@ class Creative(commands.Cog):
         """A form (which must be the first answer): only the job itself is read before it, for
         at most ``FORM_READ_SECONDS``."""
         try:
-            job = await self._job_for_form(interaction, job_id, "vary it", "Vary")
+            job = await self._job_for_form(interaction, job_id, _("vary it"), _("Vary"))
             model = self.bot.parts.jobs.model_of(job)
 
             async def submit(answer: discord.Interaction, options: dict[str, object]) -> None:
@@ -70,12 +71,13 @@ class Creative(commands.Cog):
 
     async def extend_pressed(self, interaction: discord.Interaction, job_id: int) -> None:
         try:
-            job = await self._job_for_form(interaction, job_id, "extend it", "Extend")
+            job = await self._job_for_form(interaction, job_id, _("extend it"), _("Extend"))
             model = self.bot.parts.jobs.model_of(job)
             if not can_extend(model):
-                raise UserError(
-                    f"`{model.command}` makes videos from text only: it has no start image to "
-                    f"continue from, so job #{job.id} cannot be extended. Try Again or Vary.")
+                raise UserError(_(
+                    "`{command}` makes videos from text only: it has no start image to "
+                    "continue from, so job #{job} cannot be extended. Try Again or Vary.",
+                    command=model.command, job=job.id))
             pressed = interaction.message
 
             async def submit(answer: discord.Interaction, prompt: str) -> None:
@@ -121,14 +123,15 @@ class Creative(commands.Cog):
     @app_commands.guild_only()
     async def show(self, interaction: discord.Interaction, job: int) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)  # it downloads
-        found = await self._job_for(interaction, job, "show it", must_see=True)
+        found = await self._job_for(interaction, job, _("show it"), must_see=True)
         if found.state not in SHOWABLE or found.video_url is None:
-            raise UserError(f"Job #{job} has no video to show: it is "
-                            f"{found.state.label.lower()}.")
+            raise UserError(_("Job #{job} has no video to show: it is {state}.", job=job,
+                              state=found.state.label.lower()))
         check_can_post_here(interaction)
         assert interaction.channel_id is not None
         await self.bot.parts.delivery.show(found, interaction.channel_id, interaction.user.id)
-        await interaction.edit_original_response(content=f"Job #{job} is posted again here.")
+        await interaction.edit_original_response(
+            content=_("Job #{job} is posted again here.", job=job))
 
     @show.autocomplete("job")
     async def show_choices(self, interaction: discord.Interaction,
@@ -141,7 +144,7 @@ class Creative(commands.Cog):
             return await asyncio.wait_for(self._job_for(interaction, job_id, action),
                                           FORM_READ_SECONDS)
         except TimeoutError:
-            raise UserError(BUSY.format(button=button)) from None
+            raise UserError(_(BUSY, button=button)) from None
 
     async def _job_for(self, interaction: discord.Interaction, job_id: int, action: str, *,
                        must_see: bool = False) -> Job:

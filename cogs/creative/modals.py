@@ -11,6 +11,7 @@ from bot.catalog import ModelSpec
 from bot.creative import options_of, prompt_field, vary_fields
 from bot.discord.languages import speak_to
 from bot.errors import UserError
+from bot.i18n import _
 from bot.jobs import Job
 
 # What a form calls when submitted (the interaction, and the options or the prompt), and how it
@@ -34,7 +35,7 @@ class VaryModal(discord.ui.Modal):
     """The prompt and the options a member is likely to change, prefilled; the same image."""
 
     def __init__(self, job: Job, model: ModelSpec, submit: Submit, report: Report) -> None:
-        super().__init__(title=f"Vary job #{job.id}", timeout=FORM_TIMEOUT)
+        super().__init__(title=_("Vary job #{job}", job=job.id), timeout=FORM_TIMEOUT)
         self.submit = submit
         self.report = report
         self.job = job
@@ -43,7 +44,7 @@ class VaryModal(discord.ui.Modal):
         prompt = prompt_field(model)
         if prompt is not None:
             current = job.body.get(prompt.name)
-            self._add(prompt.title or "Prompt", discord.ui.TextInput(
+            self._add(prompt.title or _("Prompt"), discord.ui.TextInput(
                 style=discord.TextStyle.paragraph, custom_id=prompt.option_name,
                 required=prompt.required, max_length=min(prompt.max_length or TEXT_MAX, TEXT_MAX),
                 default=current if isinstance(current, str) and current else None))
@@ -94,7 +95,7 @@ class ExtendModal(discord.ui.Modal):
     """What happens next: the prompt of the shot that starts from the video's last frame."""
 
     def __init__(self, job: Job, model: ModelSpec, submit: Extend, report: Report) -> None:
-        super().__init__(title=f"Extend job #{job.id}", timeout=FORM_TIMEOUT)
+        super().__init__(title=_("Extend job #{job}", job=job.id), timeout=FORM_TIMEOUT)
         self.submit = submit
         self.report = report
         field = prompt_field(model)
@@ -102,10 +103,11 @@ class ExtendModal(discord.ui.Modal):
             style=discord.TextStyle.paragraph, custom_id="prompt",
             required=field.required if field else False,
             max_length=min((field.max_length if field else None) or TEXT_MAX, TEXT_MAX),
-            placeholder="What happens next?",
+            placeholder=_("What happens next?"),
             default=job.prompt[:TEXT_MAX] or None)
-        self.add_item(discord.ui.Label(text="Prompt", component=self.prompt,
-                                       description="The next shot starts from the last frame"))
+        self.add_item(discord.ui.Label(text=_("Prompt"), component=self.prompt,
+                                       description=_("The next shot starts from the last "
+                                                     "frame")))
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
         speak_to(interaction)

@@ -70,7 +70,7 @@ async def make(world: World, member: Any = None, channel: Any = None) -> Any:
 async def test_a_japanese_member_is_refused_and_told_their_quota_in_japanese(
         world: World, locales: dict[int, str]) -> None:
     locales[world.alice.id] = "ja"
-    assert (await make(world)).startswith("Job #1")
+    assert "#1" in await make(world)  # queued, in whichever language
     refused = await make(world)
     assert matches(refused, words("ja", QUOTA_REACHED), used="1", quota="1", set_by=""), refused
     assert "daily quota" not in refused
@@ -79,7 +79,7 @@ async def test_a_japanese_member_is_refused_and_told_their_quota_in_japanese(
         quota
     assert "Today" not in quota
     # Bob's Discord is in English: the same refusal, in English.
-    assert (await make(world, world.bob)).startswith("Job #2")
+    assert "#2" in await make(world, world.bob)  # queued, in whichever language
     assert (await make(world, world.bob)).startswith("daily quota reached: 1 of 1, resets in ")
 
 
@@ -96,7 +96,7 @@ async def test_the_card_speaks_the_servers_language_then_the_one_chosen(
     channel = guild.create_text_channel("videos")
     member = guild.add_member(world.env.create_user("minji"))
     locales[member.id] = "ja"  # the member's own language does not change the card
-    assert (await make(world, member, channel)).startswith("Job #1")
+    assert "#1" in await make(world, member, channel)  # queued, in whichever language
     card = world.card(1, channel)
     fields = [f.name for f in card.embeds[0].fields]
     assert words("ko", "Requested by") in fields
@@ -108,10 +108,31 @@ async def test_the_card_speaks_the_servers_language_then_the_one_chosen(
         "Admins", permissions=discord.Permissions(manage_guild=True))])
     answer = await owner.slash(channel, "settings language", language="de")
     assert answer.response.content == "Cards, videos and notices here are now in Deutsch."
-    assert (await make(world, member, channel)).startswith("Job #2")
+    assert "#2" in await make(world, member, channel)  # queued, in whichever language
     fields = [f.name for f in world.card(2, channel).embeds[0].fields]
     assert words("de", "Requested by") in fields
     back = await owner.slash(channel, "settings language", language="server")
     assert back.ephemeral
-    assert (await make(world, member, channel)).startswith("Job #3")
+    assert "#3" in await make(world, member, channel)  # queued, in whichever language
     assert words("ko", "Requested by") in [f.name for f in world.card(3, channel).embeds[0].fields]
+
+
+async def test_a_reason_the_bot_wrote_is_told_in_the_servers_language(
+        world: World, locales: dict[int, str]) -> None:
+    """A job's reason is kept as the bot wrote it (English); the card shows it in the server's
+    language when the catalogs know it."""
+    guild = world.env.create_guild("サーバー", preferred_locale="ja")
+    channel = guild.create_text_channel("videos")
+    member = guild.add_member(world.env.create_user("hana"))
+    assert "#1" in await make(world, member, channel)
+    job = await world.job(1)
+    assert job.request_id is not None
+    world.sim.expire(job.request_id)
+    await world.run_until(lambda: (world.card(1, channel).embeds[0].title or "").endswith(
+        words("ja", "Failed")))
+    state = next(f.value for f in world.card(1, channel).embeds[0].fields
+                 if f.name == words("ja", "State"))
+    assert state == words("ja", "{state}: {reason}").format(
+        state=words("ja", "Failed"),
+        reason=words("ja", "RunComfy no longer knows this request (it expired)."))
+    assert (await world.job(1)).error == "RunComfy no longer knows this request (it expired)."

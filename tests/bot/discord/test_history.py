@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import discord
 
+from bot import i18n
 from bot.discord.history import is_card_of
 from bot.jobs import JobState
 from bot.simulator import Plan
@@ -14,6 +15,11 @@ from tests.discord_world import World
 from tests.images import image_bytes
 
 PNG = image_bytes("png", 800, 600)
+READY = "your video is ready ({model}, job #{job})."
+# The German catalog's words for a posted video, as its file has them.
+_GERMAN = dict(i18n.read_catalogs())["de"].get(READY)
+assert _GERMAN is not None
+READY_DE = str(_GERMAN.string)
 
 
 def posts(world: World) -> int:
@@ -107,3 +113,36 @@ async def test_look_alikes_older_than_the_job_or_by_others_are_not_taken(world: 
     assert [m.id for m in world.messages() if is_card_of(m, 2)] == [
         old_card.id, fake_card.id, card.id]
     assert world.buttons(card) == ["Cancel"]
+
+
+async def test_a_video_posted_in_the_servers_former_language_is_found(world: World) -> None:
+    """The server spoke German when the video was posted (not as a reply: the card's id was
+    not known), and English by the time the bot came back: the video is known by its words in
+    German, and is not posted again."""
+    owner = world.guild.add_member(world.env.create_user("owner"), roles=[
+        world.guild.create_role("Admins", permissions=discord.Permissions(manage_guild=True))])
+    await owner.slash(world.channel, "settings language", language="de")
+    await start(world, "auf Deutsch")
+    german = f"<@{world.alice.id}> " + READY_DE.format(model="Kling 2.1 Pro", job=1)
+
+    def posted() -> list[discord.Message]:
+        return [m for m in world.bot_messages() if m.content.startswith(german)]
+
+    await world.run_until(lambda: bool(posted()))
+    [video] = posted()
+    backend = world.env.backend
+    backend.delete_message(world.channel.id, video.id)
+    copy = backend.create_message(
+        world.channel.id, mine(world), video.content,
+        attachments=backend.store_attachments(world.channel.id, [("job-1.mp4", b"posted")]))
+    await world.bot.parts.db.write("UPDATE jobs SET state = 'delivering', result_message_id ="
+                                   " NULL WHERE id = 1")
+    await owner.slash(world.channel, "settings language", language="server")  # English
+    before = posts(world)
+    await world.restart()
+    await world.run_polls(3)
+    assert posts(world) == before  # nothing posted again, in English or German
+    assert [m.id for m in world.videos()] == [copy.id]  # the German one only
+    job = await world.job(1)
+    assert (job.state, job.result_message_id, job.delivered_as) == (
+        JobState.DELIVERED, copy.id, "found")

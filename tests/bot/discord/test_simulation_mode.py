@@ -33,4 +33,4 @@ async def test_everything_works_and_says_it_is_simulated(world: World) -> None:
     assert standing.spent_this_month == 0
     report = await world.mod.slash(world.channel, "usage server", period="today")
     assert report.response.embeds[0].description == (
-        "1 jobs · 10 s of video · $1.26 · 0 failed · 0 cancelled · 1 simulated")
+        "1 job · 10 s of video · $1.26 · 0 failed · 0 cancelled · 1 simulated")
