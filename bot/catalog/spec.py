@@ -19,6 +19,9 @@ DEFAULT_OUTPUT_KEY = "video"  # where RunComfy's result holds the video, unless 
 MB = 1024 * 1024  # the pages' "MB" (assumed: binary megabytes)
 
 
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -220,6 +223,27 @@ class ModelSpec(_Strict):
     rules: tuple[SegmentsSumRule, ...] = ()
     price: PriceSpec
     output_key: str = DEFAULT_OUTPUT_KEY
+    # The model's own words in other languages, for its command's texts: by language (as the
+    # bot's catalogs name them: ja, pt_BR), each English text as the command shows it (see
+    # bot/locales/bot.pot) with its translation. The bot's catalogs, when they have the text,
+    # come first.
+    translations: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+
+    @field_validator("translations", mode="before")
+    @classmethod
+    def _languages(cls, value: object) -> object:
+        """``{"ja": {"English": "日本語"}}`` as written in the file, kept as pairs (frozen)."""
+        if not isinstance(value, dict):
+            return value
+        pairs = []
+        for language, texts in value.items():
+            if not _LANGUAGE.match(str(language)) or not isinstance(texts, dict):
+                raise ValueError(f"{language!r}: a language (ja, pt_BR) with its texts")
+            for english, words in texts.items():
+                if not isinstance(words, str) or not 1 <= len(words) <= 100:
+                    raise ValueError(f"{language}: {english!r}: 1 to 100 characters")
+            pairs.append((str(language), tuple((str(k), str(v)) for k, v in texts.items())))
+        return tuple(pairs)
 
     @field_validator("command")
     @classmethod

@@ -214,7 +214,7 @@ class VideoBot(commands.AutoShardedBot):
         if self.run_jobs:
             await self._read_prices()
         self.add_dynamic_items(self.buttons.item)  # they work across restarts
-        await self.tree.set_translator(CommandTranslator(self.catalogs))
+        await self.tree.set_translator(CommandTranslator(self.catalogs, self.catalog))
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.run_jobs:

@@ -5,7 +5,7 @@ texts it is asked for, listed from the command tree (``python -m bot messages``)
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import discord
@@ -13,6 +13,7 @@ import regex
 from discord import app_commands
 from discord.app_commands import TranslationContextLocation as Location
 
+from bot.catalog import ModelSpec
 from bot.i18n import (
     CHOICE_NAME,
     COMMAND_DESCRIPTION,
@@ -22,6 +23,7 @@ from bot.i18n import (
     OPTION_NAME,
     Catalogs,
     Entry,
+    catalog_name,
 )
 
 log = logging.getLogger(__name__)
@@ -55,8 +57,15 @@ class CommandTranslator(app_commands.Translator):
     Discord shows the English text. A translation Discord would refuse (a name with a space,
     a description over 100 characters) is left out, so the sync never fails on it."""
 
-    def __init__(self, catalogs: Catalogs) -> None:
+    def __init__(self, catalogs: Catalogs,
+                 models: Iterable[ModelSpec] = ()) -> None:
+        """``models``: their own translations (a model file's ``translations``) serve the
+        texts the catalogs do not have (an operator's model, say)."""
         self.catalogs = catalogs
+        self.own: dict[str, dict[str, str]] = {}
+        for model in models:
+            for language, texts in model.translations:
+                self.own.setdefault(language, {}).update(texts)
 
     async def translate(self, string: app_commands.locale_str, locale: discord.Locale,
                         context: app_commands.TranslationContextTypes) -> str | None:
@@ -65,8 +74,9 @@ class CommandTranslator(app_commands.Translator):
             return None
         if where == COMMAND_NAME and isinstance(context.data, app_commands.ContextMenu):
             where = MENU_NAME
-        text = self.catalogs.pgettext(locale.value, where, string.message)
-        if text is None:
+        text = self.catalogs.pgettext(locale.value, where, string.message) or \
+            self.own.get(catalog_name(locale.value), {}).get(string.message)
+        if text is None or text == string.message:
             return None
         if not allowed(where, text):
             log.warning("the %s translation of %s %r is not one Discord takes: %r",

@@ -3,15 +3,20 @@ command's, option's and choice's localisations, each one Discord takes."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+import pytest
 from babel.messages.catalog import Catalog as BabelCatalog
 
-from bot.catalog import load_catalog
+from bot.catalog import CatalogError, load_catalog
+from bot.catalog.loader import BUILTIN_DIR, load_model_file
 from bot.config import Settings
 from bot.discord.message_texts import listed_texts
 from bot.discord.translator import NAME, CommandTranslator
 from bot.i18n import Catalogs, compiled, read_template
+from cogs.generate import model_command
 from tests.discord_world import World
 
 SHIPPED = ["ja", "ko", "zh-CN", "zh-TW", "es-ES", "es-419", "pt-BR", "fr", "de", "ru"]
@@ -98,3 +103,39 @@ async def test_a_translation_discord_would_refuse_is_left_out(world: World) -> N
     payload = await quota.get_translated_payload(world.bot.tree, translator)
     assert payload["name_localizations"] == {}
     assert payload["description_localizations"] == {"ja": "two words"}
+
+
+async def test_a_model_file_brings_its_own_translations(world: World, tmp_path: Path) -> None:
+    """An operator's model (``bot.catalog_dirs``) carries its own words: they serve its
+    command's texts where the bot's catalogs have none (Italian here, or a description only
+    this model has); the catalogs' words come first."""
+    builtin = json.loads((BUILTIN_DIR / "kling-2-1.json").read_text(encoding="utf-8"))
+    builtin.update(command="my-model", description="My own model of the zebra.", translations={
+        "it": {"My own model of the zebra.": "Il mio modello della zebra.", "prompt": "testo"},
+        "ja": {"My own model of the zebra.": "私のシマウマのモデル。", "prompt": "ぷろんぷと"}})
+    path = tmp_path / "my-model.json"
+    path.write_text(json.dumps(builtin), encoding="utf-8")
+    model = load_model_file(path)
+
+    async def run(*_args: object) -> None:
+        return None
+
+    command = model_command(model, run)
+    translator = CommandTranslator(Catalogs.load(), [model])
+    payload = await command.get_translated_payload(world.bot.tree, translator)
+    assert payload["description_localizations"]["it"] == "Il mio modello della zebra."
+    assert payload["description_localizations"]["ja"] == "私のシマウマのモデル。"
+    assert "ko" not in payload["description_localizations"]  # no one has Korean words for it
+    [prompt] = [o for o in payload["options"] if o["name"] == "prompt"]
+    assert prompt["name_localizations"]["it"] == "testo"
+    assert prompt["name_localizations"]["ja"] == Catalogs.load().pgettext(
+        "ja", "option name", "prompt")  # the catalog's, not the file's
+
+
+def test_a_model_files_translations_are_checked(tmp_path: Path) -> None:
+    builtin = json.loads((BUILTIN_DIR / "kling-2-1.json").read_text(encoding="utf-8"))
+    builtin["translations"] = {"Japanese": {"prompt": "プロンプト"}}
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(builtin), encoding="utf-8")
+    with pytest.raises(CatalogError, match="a language"):
+        load_model_file(path)
