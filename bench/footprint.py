@@ -52,7 +52,7 @@ from bot.discord.ops import LAG_EVERY, Ops
 from bot.discord.poll_loop import PollLoop
 from bot.jobs import Job, JobState
 from bot.metrics import Metrics
-from bot.poller import Poller, PollSettings, PollStrategy
+from bot.poller import News, Poller, PollSettings, PollStrategy
 from bot.runcomfy import RunComfyClient
 from bot.simulator import Plan
 from bot.store.connect import open_database
@@ -95,7 +95,7 @@ class Footprint:
 class NoChannels:
     """The poller's channels, doing nothing: only the poller is measured here."""
 
-    def update(self, job: Job, news: str | None = None) -> None:
+    def update(self, job: Job, news: News | None = None) -> None:
         return None
 
     def shows_stale(self, job: Job) -> bool:

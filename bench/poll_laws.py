@@ -40,7 +40,7 @@ from bot.catalog import load_catalog
 from bot.jobs import TERMINAL, Job, JobState
 from bot.limits import Limits
 from bot.policy import Policy, PolicyStore
-from bot.poller import Poller, PollSettings
+from bot.poller import News, Poller, PollSettings
 from bot.pricing import PriceBook
 from bot.runcomfy import RunComfyClient
 from bot.service import JobService, Requester
@@ -114,7 +114,7 @@ class Delivering:
         self.ended: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def update(self, job: Job, news: str | None = None) -> None:
+    def update(self, job: Job, news: News | None = None) -> None:
         if job.state is JobState.FETCHED and job.id not in self.seen:
             self.seen[job.id] = self.clock.now
             task = asyncio.create_task(self._post(job.id))

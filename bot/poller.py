@@ -22,7 +22,7 @@ from typing import Literal, Protocol
 
 from bot.catalog import DEFAULT_OUTPUT_KEY, Catalog
 from bot.eta import MIN_RUNS, RUNS_KEPT, Estimate, QueuePace, RunTimes
-from bot.i18n import N_
+from bot.i18n import N_, _, said
 from bot.jobs import WAITING, Job, JobState
 from bot.runcomfy import (
     AuthError,
@@ -57,13 +57,15 @@ GRID_CELLS = 200  # the law is read at this many points up to its tail
 MAX_SLEEP = 20  # intervals: the longest a running job goes unpolled
 FAR_IN_QUEUE = 3  # intervals: a queued job likely to start later than this is polled half
 PollStrategy = Literal["planned", "economy", "fixed"]
+News = Callable[[], str]  # what to tell a job's requester, said when it is told
 
 
 class Channels(Protocol):
     """Where jobs are shown: the channels their cards and videos are posted in."""
 
-    def update(self, job: Job, news: str | None = None) -> None:
-        """Bring the job's channel up to date with it (and tell the requester ``news``)."""
+    def update(self, job: Job, news: News | None = None) -> None:
+        """Bring the job's channel up to date with it (and tell the requester ``news``, made
+        in the channel's language when it is told)."""
 
     def shows_stale(self, job: Job) -> bool:
         """Whether the job's card shows something else than ``job``."""
@@ -489,7 +491,9 @@ class Poller:
                                       finished_at=self.clock(), queue_position=None)
         if ended is None:
             return None
-        news = None if state is JobState.CANCELLED else f"your video could not be made: {reason}"
-        self.channels.update(ended, news=news)
+        def news() -> str:
+            return _("your video could not be made: {reason}", reason=said(reason or ""))
+
+        self.channels.update(ended, news=None if state is JobState.CANCELLED else news)
         return ended
 

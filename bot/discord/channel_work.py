@@ -14,8 +14,9 @@ import aiohttp
 import discord
 
 from bot.discord.delivery import CannotPost, ChannelGone, Delivery
-from bot.i18n import speak
+from bot.i18n import _, speak
 from bot.jobs import Job, JobState
+from bot.poller import News
 from bot.store.jobs import JobStore
 from bot.store.notices import NoticeStore
 
@@ -41,11 +42,11 @@ class ChannelWork:
         self._queues: dict[int, dict[int, None]] = {}  # channel -> ordered set of job ids
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._shown: dict[int, tuple[tuple[object, ...], float]] = {}  # job -> (card, when)
-        self._news: dict[int, str] = {}  # job -> what to tell the requester once
+        self._news: dict[int, News] = {}  # job -> what to tell the requester once
         self._upload_failures: dict[int, int] = {}
         self._retry_at: dict[int, float] = {}
 
-    def update(self, job: Job, news: str | None = None) -> None:
+    def update(self, job: Job, news: News | None = None) -> None:
         """Bring the job's channel up to date with it (and tell the requester ``news``)."""
         if news:
             self._news[job.id] = news
@@ -106,9 +107,10 @@ class ChannelWork:
         for kept in (self._shown, self._upload_failures, self._retry_at):
             kept.pop(job.id, None)
         news = self._news.pop(job.id, None)
-        if news:
-            await self.notices.add(job.guild_id, job.user_id,
-                                   f"Job #{job.id} in <#{job.channel_id}>: {news}")
+        if news:  # kept as said in the channel's language
+            await self.notices.add(job.guild_id, job.user_id, _(
+                "Job #{job} in <#{channel}>: {news}", job=job.id, channel=job.channel_id,
+                news=news()))
 
     def kept(self) -> dict[str, int]:
         """The size of each per-job and per-channel structure (all 0 once every job is
@@ -127,7 +129,7 @@ class ChannelWork:
                 await self._refresh_card(job)
             news = self._news.get(job.id)
             if news:
-                await self.delivery.tell(job, news)
+                await self.delivery.tell(job, news())
                 self._news.pop(job.id, None)  # told (kept for the next try if not)
         except (ChannelGone, CannotPost, discord.HTTPException) as exc:
             # The card can wait; the video cannot be lost: see _deliver.

@@ -30,6 +30,7 @@ from bot.poller import (
     DENSE,
     MAX_SLEEP,
     Channels,
+    News,
     Poller,
     PollSettings,
     expected_calls,
@@ -92,8 +93,8 @@ class SeenChannels:
         self._shown: dict[int, Card] = {}
         self._posting: dict[int, asyncio.Task[None]] = {}
 
-    def update(self, job: Job, news: str | None = None) -> None:
-        self.updates.append(Update(job, news))
+    def update(self, job: Job, news: News | None = None) -> None:
+        self.updates.append(Update(job, None if news is None else news()))
         self._shown[job.id] = card_of(job)
         if self.store is not None and job.state is JobState.FETCHED and (
                 job.id not in self._posting):

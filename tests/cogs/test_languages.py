@@ -136,3 +136,8 @@ async def test_a_reason_the_bot_wrote_is_told_in_the_servers_language(
         state=words("ja", "Failed"),
         reason=words("ja", "RunComfy no longer knows this request (it expired)."))
     assert (await world.job(1)).error == "RunComfy no longer knows this request (it expired)."
+    # The requester is told in the channel, in the server's language, with the reason.
+    told = words("ja", "your video could not be made: {reason}").format(
+        reason=words("ja", "RunComfy no longer knows this request (it expired)."))
+    assert [m.content for m in world.bot_messages(channel)
+            if m.content.startswith(f"<@{member.id}>")] == [f"<@{member.id}> {told}"]
