@@ -1,4 +1,4 @@
-"""Every benchmark, one after the other, each in a fresh process (about 17 minutes):
+"""Every benchmark, one after the other, each in a fresh process (about 21 minutes):
 
     .venv/bin/python -m bench
 """
@@ -8,8 +8,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-SCRIPTS = ("acknowledge", "delivery", "poll_laws", "footprint", "report_usage",
-           "store_lifecycle", "shards", "admission", "fitting",
+SCRIPTS = ("acknowledge", "acknowledge_languages", "delivery", "poll_laws", "footprint",
+           "report_usage", "store_lifecycle", "shards", "admission", "fitting",
            "fitting_load")
 
 

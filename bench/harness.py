@@ -128,16 +128,16 @@ async def polling(poller: Poller) -> AsyncIterator[None]:
 
 
 def slash(bench: Bench, member: Any, channel: Any, command: str,
-          options: dict[str, Any]) -> str:
+          options: dict[str, Any], guild: Any = None) -> str:
     """Emit one slash command as Discord sends it (without waiting for the bot); its
-    interaction id."""
+    interaction id. ``guild``: the channel's, when not the bench's own."""
     backend = bench.env.backend
     root = _resolve_visible_command(member, channel.id, command, 1)
     built, resolved = payloads.build_options(member, command, root, options,
                                              channel_id=channel.id)
     record, payload = payloads.base_payload(
         backend, type=InteractionType.APPLICATION_COMMAND, channel_id=channel.id,
-        guild_id=bench.guild.id, user_id=member.id,
+        guild_id=(guild or bench.guild).id, user_id=member.id,
         data={"id": root["id"], "name": root["name"], "type": 1, "options": built,
               "resolved": resolved})
     backend.emit("INTERACTION_CREATE", payload)
@@ -152,8 +152,10 @@ def png(width: int = 640, height: int = 480) -> bytes:
 
 @asynccontextmanager
 async def running_bot(*, runcomfy_url: str, jobs: dict[str, Any] | None = None,
-                      members: int = 10) -> AsyncIterator[Bench]:
-    """The bot (real discord.py in SimCord) against the simulator at ``runcomfy_url``."""
+                      members: int = 10, sections: dict[str, Any] | None = None,
+                      ) -> AsyncIterator[Bench]:
+    """The bot (real discord.py in SimCord) against the simulator at ``runcomfy_url``;
+    ``sections``: settings' sections in place of the bench's (``limits``: none by default)."""
     with tempfile.TemporaryDirectory() as folder:
         settings = Settings.model_validate({
             "bot": {"database": str(Path(folder) / "bench.sqlite3"), "log_level": "WARNING",
@@ -161,6 +163,7 @@ async def running_bot(*, runcomfy_url: str, jobs: dict[str, Any] | None = None,
             "runcomfy": {"base_url": runcomfy_url},
             "jobs": {"poll_interval": 3.0, **(jobs or {})},
             "limits": {"max_concurrent": 0},
+            **(sections or {}),
         })
         bot = VideoBot(settings, load_catalog(), TOKEN, clock=FollowingClock())
         try:

@@ -248,8 +248,14 @@ def ngettext(singular: str, plural: str, n: int, /, **values: object) -> str:
 
 def babel_locale() -> Locale:
     """Babel's locale for the language in use (English: the source's)."""
+    return _babel_locale(spoken())
+
+
+@functools.lru_cache(maxsize=64)
+def _babel_locale(locale: str) -> Locale:
+    """Parsed once per Discord locale (parsing takes most of a formatted number's time)."""
     try:
-        return Locale.parse(spoken().replace("-", "_"))
+        return Locale.parse(locale.replace("-", "_"))
     except (UnknownLocaleError, ValueError):
         return Locale.parse("en_US")
 
