@@ -227,8 +227,9 @@ def N_(message: str, /) -> str:
 
 
 def _(message: str, /, **values: object) -> str:
-    """``message`` in the language in use, its ``{placeholders}`` filled with ``values``."""
-    text = str(catalogs().translations(spoken()).gettext(message))
+    """``message`` in the language in use, its ``{placeholders}`` filled with ``values``.
+    English, the source, is the message itself: no catalog is read (or compiled) for it."""
+    text = message if in_source() else str(catalogs().translations(spoken()).gettext(message))
     return text.format(**values) if values else text
 
 
@@ -236,13 +237,16 @@ def said(text: str, /) -> str:
     """A text kept as the bot wrote it (a job's reason, in English) in the language in use, if
     the catalogs know it (marked ``N_`` where it is written); anything else (what RunComfy
     said) as it is."""
-    return str(catalogs().translations(spoken()).gettext(text)) if text else text
+    if not text or in_source():
+        return text
+    return str(catalogs().translations(spoken()).gettext(text))
 
 
 def ngettext(singular: str, plural: str, n: int, /, **values: object) -> str:
     """The form of ``singular``/``plural`` for ``n`` in the language in use (Russian has three,
     Japanese one), ``{n}`` and ``values`` filled in."""
-    text = str(catalogs().translations(spoken()).ngettext(singular, plural, n))
+    text = (singular if n == 1 else plural) if in_source() else str(
+        catalogs().translations(spoken()).ngettext(singular, plural, n))
     return text.format(n=number(n), **values)
 
 
