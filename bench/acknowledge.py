@@ -28,9 +28,8 @@ import time
 from typing import Any, cast
 
 import discord
-from simcord.http.client import FakeWebhookAdapter
 
-from bench.harness import Bench, percentile, png, running_bot, slash
+from bench.harness import Bench, first_answer_of, hear_answers, percentile, png, running_bot, slash
 from bench.remote import simulator_process
 from bot.catalog import ModelSpec
 from cogs.generate import Generate, model_command
@@ -73,17 +72,12 @@ async def round_of(bench: Bench, channel: Any, command: str, image: bytes,
 
 async def main(count: int, rounds: int) -> None:
     answered: dict[str, float] = {}
-    original = FakeWebhookAdapter.request
 
-    async def timed(self: Any, route: Any, *args: Any, **kwargs: Any) -> Any:
-        result = await original(self, route, *args, **kwargs)
-        path = str(getattr(route, "url", ""))
-        if path.endswith("/callback"):
-            answered.setdefault(path.split("/interactions/")[1].split("/")[0],
-                                time.perf_counter())
-        return result
+    def heard(route: Any, _payload: Any, _multipart: Any) -> None:
+        if (interaction := first_answer_of(route)) is not None:
+            answered.setdefault(interaction, time.perf_counter())
 
-    FakeWebhookAdapter.request = timed  # type: ignore[method-assign]
+    hear_answers(heard)
     image = png()
     latencies: dict[str, list[list[float]]] = {COMMAND: [], REFERENCE: []}
     jobs = 2 * count * (rounds + WARM_UP)

@@ -11,15 +11,17 @@ Russian's three plural forms). Two commands: ``/kling-2-1`` with an image, as
 member's "Job #N is queued" answer), and ``/quota``, whose answer is the bot's most translated
 (every limit set: the day's quota with its plural and reset time, videos in progress, the
 server's budget in money). Rounds of 100 simultaneous commands, one per member of one server,
-alternate A B C C B A (English, Japanese, Russian), the two commands' blocks taking turns; the
-poller is stopped, as in ``bench.acknowledge``.
+come in blocks of one round per language, the two commands' blocks taking turns, in a
+Williams design (A B C, B C A, C A B, C B A, A C B, B A C: each language in each place, and
+after each other one, equally often); the poller is stopped, as in ``bench.acknowledge``.
+``--languages en-US,en-US,en-US`` is an A/A/A run: what identical arms differ by.
 
 Two latencies, from the moment each interaction reaches the bot: its first answer to Discord
 (the defer), and the full answer (the edit of that "thinking" message with the text). Each is
 judged on a round's p99 (of 100 simultaneous commands), its median over the rounds, as
 ``bench.acknowledge`` judges it; the ratio is Japanese's (Russian's) over English's.
 
-    .venv/bin/python -m bench.acknowledge_languages [--commands 100 --rounds 6]
+    .venv/bin/python -m bench.acknowledge_languages [--commands 100 --rounds 12]
 """
 
 from __future__ import annotations
@@ -33,9 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import simcord.interactions
-from simcord.http.client import FakeWebhookAdapter
 
-from bench.harness import Bench, percentile, png, running_bot, slash
+from bench.harness import Bench, hear_answers, percentile, png, running_bot, slash
 from bench.remote import simulator_process
 
 KLING = "kling-2-1"
@@ -85,7 +86,6 @@ def instrument(answers: Answers, language_of: dict[int, str]) -> None:
     """Each server's members speak its language (SimCord says en-US for everyone), and every
     answer to Discord is timed."""
     made = simcord.interactions.base_payload
-    original = FakeWebhookAdapter.request
 
     def payload(backend: Any, **fields: Any) -> tuple[Any, dict[str, Any]]:
         record, data = made(backend, **fields)
@@ -93,22 +93,25 @@ def instrument(answers: Answers, language_of: dict[int, str]) -> None:
         answers.of_token[str(data["token"])] = str(record.id)
         return record, data
 
-    async def timed(self: Any, route: Any, *args: Any, **kwargs: Any) -> Any:
-        result = await original(self, route, *args, **kwargs)
-        answers.heard(route, kwargs.get("payload"), kwargs.get("multipart"))
-        return result
-
     simcord.interactions.base_payload = payload
-    FakeWebhookAdapter.request = timed  # type: ignore[method-assign]
+    hear_answers(answers.heard)
 
 
 class Server:
-    def __init__(self, bench: Bench, language: str, members: int) -> None:
+    """One arm: a server whose members and own language are ``language``."""
+
+    def __init__(self, bench: Bench, arm: str, language: str, members: int) -> None:
         self.language = language
-        self.guild = bench.env.create_guild(f"server {language}", preferred_locale=language)
+        self.guild = bench.env.create_guild(f"server {arm}", preferred_locale=language)
         self.channel = self.guild.create_text_channel("videos")
-        self.members = [self.guild.add_member(bench.env.create_user(f"{language} member{i}"))
+        self.members = [self.guild.add_member(bench.env.create_user(f"{arm} member{i}"))
                         for i in range(members)]
+
+
+def arms_of(languages: tuple[str, ...]) -> dict[str, str]:
+    """Each arm's name (its language, numbered if it has several arms) and language."""
+    return {(language if languages.count(language) == 1 else f"{language}/{place}"): language
+            for place, language in enumerate(languages, 1)}
 
 
 async def round_of(bench: Bench, server: Server, command: str, image: bytes,
@@ -131,19 +134,26 @@ async def round_of(bench: Bench, server: Server, command: str, image: bytes,
     return first, full, english
 
 
-def order(rounds: int) -> list[tuple[str, str]]:
-    """(command, language) of each measured round: A B C C B A blocks, the commands' taking
-    turns, ``rounds`` of each command in each language (rounded up to an even number)."""
-    block = [*LANGUAGES, *reversed(LANGUAGES)]
-    return [(command, language) for _ in range((rounds + 1) // 2) for command in COMMANDS
-            for language in block]
+def order(languages: tuple[str, ...], rounds: int) -> list[tuple[str, str]]:
+    """(command, language) of each measured round, ``rounds`` of each command in each language
+    (rounded up to a whole number of cycles): blocks of one round per language, the commands'
+    blocks taking turns, in a Williams design (three languages: A B C, B C A, C A B, C B A,
+    A C B, B A C), so that each language has each place in a block, and follows each other
+    language, equally often."""
+    count = len(languages)
+    rows = [[languages[(start + step) % count] for step in range(count)]
+            for start in range(count)]
+    blocks = rows + [list(reversed(row)) for row in rows]
+    cycles = -(-rounds // len(blocks))
+    return [(command, language) for _ in range(cycles) for block in blocks
+            for command in COMMANDS for language in block]
 
 
 def median_p99(each: list[list[float]]) -> float:
     return statistics.median(percentile(one, 0.99) for one in each)
 
 
-async def main(count: int, rounds: int) -> None:
+async def main(count: int, rounds: int, languages: tuple[str, ...]) -> None:
     answers = Answers()
     language_of: dict[int, str] = {}
     instrument(answers, language_of)
@@ -151,18 +161,19 @@ async def main(count: int, rounds: int) -> None:
     first: dict[tuple[str, str], list[list[float]]] = {}
     full: dict[tuple[str, str], list[list[float]]] = {}
     english: dict[tuple[str, str], int] = {}
-    sequence = order(rounds)
-    jobs = count * sum(command == KLING for command, _ in sequence) + count * len(LANGUAGES)
+    arms = arms_of(languages)
+    sequence = order(tuple(arms), rounds)
+    jobs = count * sum(command == KLING for command, _ in sequence) + count * len(arms)
     loads = [load()]
     begun = time.perf_counter()
     async with simulator_process({"run_seconds": 600, "workers": jobs}) as sim, \
             running_bot(runcomfy_url=sim.url, members=0, sections=SETTINGS) as bench:
-        servers = {language: Server(bench, language, count) for language in LANGUAGES}
-        language_of.update({server.guild.id: language for language, server in servers.items()})
+        servers = {arm: Server(bench, arm, language, count) for arm, language in arms.items()}
+        language_of.update({server.guild.id: server.language for server in servers.values()})
         await bench.bot.tree.sync()
         await bench.bot.parts.poll_loop.stop()
         for command in COMMANDS:  # off the clock: one round of each, each language
-            for language in LANGUAGES:
+            for language in arms:
                 await round_of(bench, servers[language], command, image, answers, "warm")
         for number, (command, language) in enumerate(sequence):
             one_first, one_full, in_english = await round_of(
@@ -174,8 +185,9 @@ async def main(count: int, rounds: int) -> None:
                 loads.append(load())
         started = len(await sim.jobs())
     loads.append(load())
-    print(f"{count} commands at once, {(rounds + 1) // 2 * 2} rounds of each command in each "
-          f"language, A B C C B A; jobs started at RunComfy: {started} of {jobs}; "
+    measured = len(sequence) // len(COMMANDS) // len(arms)
+    print(f"{count} commands at once, {measured} rounds of each command in each language "
+          f"(a Williams design); jobs started at RunComfy: {started} of {jobs}; "
           f"{time.perf_counter() - begun:.0f} s; load average (1 5 15 min) at the start, "
           f"halfway, the end: {' | '.join(loads)}")
     print(f"{'command':<11} {'language':<8} {'answers':>7} {'in English':>10} "
@@ -183,8 +195,9 @@ async def main(count: int, rounds: int) -> None:
           f"{'ratio':>6}   first answer's p99 of each round")
     verdicts = []
     for command in COMMANDS:
-        reference = (median_p99(first[command, ENGLISH]), median_p99(full[command, ENGLISH]))
-        for language in LANGUAGES:
+        reference = (median_p99(first[command, next(iter(arms))]),
+                     median_p99(full[command, next(iter(arms))]))
+        for language in arms:
             key = (command, language)
             pooled_first = [ms for one in first[key] for ms in one]
             pooled_full = [ms for one in full[key] for ms in one]
@@ -195,7 +208,7 @@ async def main(count: int, rounds: int) -> None:
                   f"{statistics.median(pooled_first):>9.1f} {p99[0]:>7.1f} {ratios[0]:>6.3f}   "
                   f"{statistics.median(pooled_full):>8.1f} {p99[1]:>7.1f} {ratios[1]:>6.3f}   "
                   f"{each}")
-            if language != ENGLISH:
+            if language != next(iter(arms)):
                 verdicts.append(f"/{command} {language}: first {ratios[0]:.3f} "
                                 f"({'met' if ratios[0] <= TARGET else 'NOT MET'}), full "
                                 f"{ratios[1]:.3f} ({'met' if ratios[1] <= TARGET else 'NOT MET'})")
@@ -208,7 +221,11 @@ async def main(count: int, rounds: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--commands", type=int, default=100, help="members of each server")
-    parser.add_argument("--rounds", type=int, default=6,
-                        help="of each command in each language (even)")
+    parser.add_argument("--rounds", type=int, default=12,
+                        help="of each command in each language (a multiple of 6 for three)")
+    parser.add_argument("--languages", default=",".join(LANGUAGES),
+                        help="Discord locales, the first the reference (an A/A/A run: "
+                             "en-US,en-US,en-US)")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.commands, arguments.rounds))
+    asyncio.run(main(arguments.commands, arguments.rounds,
+                     tuple(arguments.languages.split(","))))

@@ -596,12 +596,13 @@ def report_loop(phases: list[Phase], verdicts: dict[str, bool]) -> None:
 
 
 @contextlib.contextmanager
-def folder_for(keep: Path | None) -> Iterator[Path]:
+def folder_for(keep: Path | None, prefix: str = "bench-fitting-") -> Iterator[Path]:
+    """``keep`` (made if need be), else a temporary folder removed afterwards."""
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
         yield keep
         return
-    with tempfile.TemporaryDirectory(prefix="bench-fitting-") as name:
+    with tempfile.TemporaryDirectory(prefix=prefix) as name:
         yield Path(name)
 
 

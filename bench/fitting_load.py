@@ -41,16 +41,23 @@ import contextlib
 import os
 import re
 import statistics
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simcord.http.client import FakeWebhookAdapter
-
-from bench.harness import Bench, percentile, png, polling, real_monotonic, running_bot, slash
+from bench.fitting import folder_for
+from bench.harness import (
+    Bench,
+    first_answer_of,
+    hear_answers,
+    percentile,
+    png,
+    polling,
+    real_monotonic,
+    running_bot,
+    slash,
+)
 from bench.remote import RunsByDuration, simulator_process
 from bench.store_lifecycle import Others
 from bot import fitting
@@ -199,16 +206,12 @@ async def run_phase(bench: Bench, sim: Any, kind: str, number: int, source: Path
 
 async def main(arguments: argparse.Namespace, source: Path, small: Path) -> list[Phase]:
     answered: dict[str, float] = {}
-    original = FakeWebhookAdapter.request
 
-    async def timed(self: Any, route: Any, *args: Any, **kwargs: Any) -> Any:
-        result = await original(self, route, *args, **kwargs)
-        path = str(getattr(route, "url", ""))
-        if path.endswith("/callback"):
-            answered.setdefault(path.split("/interactions/")[1].split("/")[0], real_monotonic())
-        return result
+    def heard(route: Any, _payload: Any, _multipart: Any) -> None:
+        if (interaction := first_answer_of(route)) is not None:
+            answered.setdefault(interaction, real_monotonic())
 
-    FakeWebhookAdapter.request = timed  # type: ignore[method-assign]
+    hear_answers(heard)
     image = png()
     per_phase = arguments.rounds * arguments.commands
     order = ["idle", "fit", "fit", "idle"] * ((arguments.pairs + 1) // 2)
@@ -320,16 +323,6 @@ def report(phases: list[Phase]) -> dict[str, bool]:
     return verdicts
 
 
-@contextlib.contextmanager
-def folder_for(keep: Path | None) -> Iterator[Path]:
-    if keep is not None:
-        keep.mkdir(parents=True, exist_ok=True)
-        yield keep
-        return
-    with tempfile.TemporaryDirectory(prefix="bench-fitting-load-") as name:
-        yield Path(name)
-
-
 def clips(folder: Path, which: str) -> tuple[Path, Path]:
     width, height, seconds, size = CLIPS[which]
     source = folder / f"clip-{width}x{height}-{seconds:g}s-{size // 1_000_000}MB.mp4"
@@ -355,7 +348,7 @@ if __name__ == "__main__":
     parser.add_argument("--interval", type=float, default=1.0, help="the poll interval, s")
     parser.add_argument("--keep", type=Path, help="make (and reuse) the clips here")
     parsed = parser.parse_args()
-    with folder_for(parsed.keep) as where:
+    with folder_for(parsed.keep, "bench-fitting-load-") as where:
         clip, tiny = clips(where, parsed.clip)
         print(f"{parsed.pairs} pairs of phases (idle, fit, fit, idle); {parsed.rounds} rounds"
               f" of {parsed.commands} commands over {parsed.channels} channels a phase, their"

@@ -28,6 +28,7 @@ from PIL import Image
 from simcord import interactions as payloads  # what an actor's slash() sends, built at once
 from simcord.actors import _resolve_visible_command
 from simcord.enums import InteractionType
+from simcord.http.client import FakeWebhookAdapter
 
 from bench.remote import TOKEN
 from bot.catalog import load_catalog
@@ -142,6 +143,29 @@ def slash(bench: Bench, member: Any, channel: Any, command: str,
               "resolved": resolved})
     backend.emit("INTERACTION_CREATE", payload)
     return str(record.id)
+
+
+Heard = Callable[[Any, dict[str, Any] | None, list[dict[str, Any]] | None], None]
+
+
+def hear_answers(heard: Heard) -> None:
+    """Every request the bot makes to an interaction's webhook (the first answer, an edit of
+    the original response...) is passed to ``heard`` (its route, JSON payload and multipart
+    parts) as soon as SimCord has taken it."""
+    original = FakeWebhookAdapter.request
+
+    async def hearing(self: Any, route: Any, *args: Any, **kwargs: Any) -> Any:
+        result = await original(self, route, *args, **kwargs)
+        heard(route, kwargs.get("payload"), kwargs.get("multipart"))
+        return result
+
+    FakeWebhookAdapter.request = hearing  # type: ignore[method-assign]
+
+
+def first_answer_of(route: Any) -> str | None:
+    """The interaction id, if ``route`` is an interaction's first answer (its callback)."""
+    path = str(getattr(route, "url", ""))
+    return path.split("/interactions/")[1].split("/")[0] if path.endswith("/callback") else None
 
 
 def png(width: int = 640, height: int = 480) -> bytes:

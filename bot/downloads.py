@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 
 from bot.errors import UserError
+from bot.i18n import _
 from bot.jobs import Job
 
 EXPIRED = (403, 404, 410)  # what RunComfy's storage answers for a link that has expired
@@ -22,8 +23,8 @@ class VideoGone(UserError):
     """RunComfy's link to a video no longer answers (its links expire)."""
 
     def __init__(self, job: Job) -> None:
-        super().__init__(f"Job #{job.id}'s video is no longer available: RunComfy's link to it "
-                         "has expired.")
+        super().__init__(_("Job #{job}'s video is no longer available: RunComfy's link to it "
+                           "has expired.", job=job.id))
 
 
 @contextlib.asynccontextmanager

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import re
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -185,7 +186,34 @@ HEADER = """\
 # --- Speaking: the words of the language in use, chosen per interaction or per server -------
 
 SOURCE_LOCALE = "en-US"
-_speaking: ContextVar[str] = ContextVar("speaking", default=SOURCE_LOCALE)
+_ENGLISH = Locale.parse("en_US")  # Babel's, for the source
+
+
+@dataclass(frozen=True)
+class Voice:
+    """The words and formats of one Discord locale: what ``speak`` sets for a task, so each
+    message looks up no more than its own words."""
+
+    locale: str
+    words: NullTranslations | None  # None: the source, English as written (no catalog read)
+    where: Locale | None  # Babel's locale for numbers, money and dates; None: the source's
+
+
+@functools.lru_cache(maxsize=64)
+def voice(locale: str) -> Voice:
+    """``locale``'s voice, made once (a catalog's language compiles the catalogs if they are
+    not yet: the bot does it before it connects)."""
+    if catalog_name(locale) == SOURCE:
+        return Voice(locale, None, None)
+    try:
+        where = Locale.parse(locale.replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        where = Locale.parse("en_US")
+    return Voice(locale, catalogs().translations(locale), where)
+
+
+_SOURCE_VOICE = voice(SOURCE_LOCALE)
+_speaking: ContextVar[Voice] = ContextVar("speaking")  # unset: the source
 
 
 @functools.cache
@@ -198,13 +226,13 @@ def speak(locale: str | None) -> None:
     """Answer in Discord's ``locale`` from here on, in this task (and the tasks it starts): an
     interaction's entry point calls it with the member's, the channel's work with the
     server's."""
-    _speaking.set(locale or SOURCE_LOCALE)
+    _speaking.set(voice(locale or SOURCE_LOCALE))
 
 
 @contextlib.contextmanager
 def speaking(locale: str | None) -> Iterator[None]:
     """Words in Discord's ``locale`` within the block."""
-    token = _speaking.set(locale or SOURCE_LOCALE)
+    token = _speaking.set(voice(locale or SOURCE_LOCALE))
     try:
         yield
     finally:
@@ -213,12 +241,12 @@ def speaking(locale: str | None) -> Iterator[None]:
 
 def spoken() -> str:
     """Discord's locale of the words in use."""
-    return _speaking.get()
+    return _speaking.get(_SOURCE_VOICE).locale
 
 
 def in_source() -> bool:
     """Whether the words in use are the source's (English, as the messages are written)."""
-    return catalog_name(spoken()) == SOURCE
+    return _speaking.get(_SOURCE_VOICE).words is None
 
 
 def N_(message: str, /) -> str:
@@ -229,49 +257,74 @@ def N_(message: str, /) -> str:
 def _(message: str, /, **values: object) -> str:
     """``message`` in the language in use, its ``{placeholders}`` filled with ``values``.
     English, the source, is the message itself: no catalog is read (or compiled) for it."""
-    text = message if in_source() else str(catalogs().translations(spoken()).gettext(message))
+    words = _speaking.get(_SOURCE_VOICE).words
+    text = message if words is None else str(words.gettext(message))
     return text.format(**values) if values else text
+
+
+def kept(template: str, /) -> str:
+    """Marks ``template`` (itself marked ``N_``) as one whose filled-in text is kept in English
+    (a job's reason): ``said`` then knows it with any values in its ``{placeholders}``."""
+    fields = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>.+?)", re.escape(template))
+    _KEPT.append((re.compile(fields, re.DOTALL), template))
+    return template
+
+
+_KEPT: list[tuple[re.Pattern[str], str]] = []
 
 
 def said(text: str, /) -> str:
     """A text kept as the bot wrote it (a job's reason, in English) in the language in use, if
-    the catalogs know it (marked ``N_`` where it is written); anything else (what RunComfy
-    said) as it is."""
-    if not text or in_source():
+    the catalogs know it (marked ``N_`` where it is written, or ``kept`` with its values, which
+    are said in turn); anything else (what RunComfy said) as it is."""
+    words = _speaking.get(_SOURCE_VOICE).words
+    if not text or words is None:
         return text
-    return str(catalogs().translations(spoken()).gettext(text))
+    if (translated := str(words.gettext(text))) != text:
+        return translated
+    for pattern, template in _KEPT:
+        if match := pattern.fullmatch(text):
+            values = {name: said(value) for name, value in match.groupdict().items()}
+            return str(words.gettext(template)).format(**values)
+    return text
 
 
 def ngettext(singular: str, plural: str, n: int, /, **values: object) -> str:
     """The form of ``singular``/``plural`` for ``n`` in the language in use (Russian has three,
     Japanese one), ``{n}`` and ``values`` filled in."""
-    text = (singular if n == 1 else plural) if in_source() else str(
-        catalogs().translations(spoken()).ngettext(singular, plural, n))
+    words = _speaking.get(_SOURCE_VOICE).words
+    text = (singular if n == 1 else plural) if words is None else str(
+        words.ngettext(singular, plural, n))
     return text.format(n=number(n), **values)
 
 
 def babel_locale() -> Locale:
     """Babel's locale for the language in use (English: the source's)."""
-    return _babel_locale(spoken())
+    return _speaking.get(_SOURCE_VOICE).where or _ENGLISH
 
-
-@functools.lru_cache(maxsize=64)
-def _babel_locale(locale: str) -> Locale:
-    """Parsed once per Discord locale (parsing takes most of a formatted number's time)."""
-    try:
-        return Locale.parse(locale.replace("-", "_"))
-    except (UnknownLocaleError, ValueError):
-        return Locale.parse("en_US")
 
 
 def number(value: float) -> str:
     """``1,234`` in English, ``1.234`` in German, ``1 234`` in Russian."""
-    return str(value) if in_source() else format_decimal(value, locale=babel_locale())
+    where = _speaking.get(_SOURCE_VOICE).where
+    return str(value) if where is None else _decimal(value, where)
 
 
 def money(usd: float) -> str:
     """An amount in US dollars as the language writes it: ``$10.00``, ``10,00 $``."""
-    return f"${usd:.2f}" if in_source() else format_currency(usd, "USD", locale=babel_locale())
+    where = _speaking.get(_SOURCE_VOICE).where
+    return f"${usd:.2f}" if where is None else _currency(usd, where)
+
+
+# Babel formats a number in tens of microseconds; a card shows the same few amounts again.
+@functools.lru_cache(maxsize=4096)
+def _decimal(value: float, where: Locale) -> str:
+    return str(format_decimal(value, locale=where))
+
+
+@functools.lru_cache(maxsize=4096)
+def _currency(usd: float, where: Locale) -> str:
+    return str(format_currency(usd, "USD", locale=where))
 
 
 def day_and_month(moment: float) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from bot.catalog import Catalog
 from bot.errors import UserError
-from bot.i18n import N_, _
+from bot.i18n import N_, _, kept
 from bot.keys import KeyBox, KeyBoxError, key_ending
 from bot.runcomfy import AuthError, InsufficientBalance, RunComfyClient, RunComfyError
 from bot.store.database import Tx
@@ -25,9 +25,12 @@ UNSET = ("servers' own RunComfy keys are stored but BOT_SECRET_KEY is not set: s
 KEY_MAX = 512
 CLIENTS_KEPT = 256
 # Said to the member refused (in their language), and kept as a job's error (in English: it is
-# stored, and shown as stored).
-REFUSED = N_("This server's RunComfy key ({ending}) was refused by RunComfy: {reason} Someone "
-             "with Manage Server can set a new one with `/settings runcomfy-key`.")
+# stored, and said in the language of whoever reads it).
+REFUSED = kept(N_("This server's RunComfy key ({ending}) was refused by RunComfy: {reason} Someone "
+             "with Manage Server can set a new one with `/settings runcomfy-key`."))
+NOT_ACCEPTED = N_("it is not valid (any more).")
+NO_CREDITS = N_("its account has run out of credits.")
+EARLIER_KEY = N_("an earlier key")
 
 
 class KeyRefused(UserError):
@@ -134,12 +137,12 @@ class ServerKeys:
         """RunComfy refused a server's key (401/403, no balance): marked, so the next jobs are
         refused before anything is sent; the sentence for the job's card."""
         stored = await self.keys.get(guild_id)
-        ending = stored.ending if stored and stored.sealed == sealed else "an earlier key"
+        ending = stored.ending if stored and stored.sealed == sealed else EARLIER_KEY
         if await self.keys.refused(guild_id, sealed, self.clock()):
             log.warning("guild %d: RunComfy refused the server's own key (%s)", guild_id,
                         type(error).__name__)
-        # English: it is kept as the job's error (data), shown as stored
-        return REFUSED.format(ending=ending, reason=error.user_message.split(";")[0] + ".")
+        reason = NO_CREDITS if isinstance(error, InsufficientBalance) else NOT_ACCEPTED
+        return REFUSED.format(ending=ending, reason=reason)  # kept in English (see REFUSED)
 
 
 def _said(ending: str | None) -> str:

@@ -21,7 +21,7 @@ from bot.discord.history import find_card, find_video, ready_text
 from bot.discord.ops import card_edit
 from bot.downloads import VideoGone, Videos, temp_file_of
 from bot.fitting import FitStatus, Fitter, probe
-from bot.i18n import N_, _, number
+from bot.i18n import N_, _, number, speaking
 from bot.jobs import Job
 
 log = logging.getLogger(__name__)
@@ -189,22 +189,29 @@ class Delivery:
             finally:
                 await asyncio.to_thread(outcome.path.unlink, missing_ok=True)
 
-    async def show(self, job: Job, channel_id: int, shown_by: int) -> Posted:
+    async def show(self, job: Job, channel_id: int, shown_by: int, language: str) -> Posted:
         """Post a finished job's card and video again, in one message with the loop's buttons,
-        in ``channel_id`` (``/show``): RunComfy's file, else (its link expired) the copy posted
-        in Discord. Raises ``VideoGone`` when neither is there."""
+        in ``channel_id`` (``/show``), in the channel's ``language``: RunComfy's file, else
+        (its link expired) the copy posted in Discord. Raises ``VideoGone`` (in the member's
+        language) when neither is there."""
         channel = await self.channel(channel_id, job.guild_id)
-        text = _("Job #{job} ({model}) by <@{user}>, shown again by <@{shown_by}>.",
-                 job=job.id, model=self._model_name(job), user=job.user_id, shown_by=shown_by)
-        extra = {"embed": render_card(job, self._model_name(job)),
-                 "view": self.buttons.loop_view(job), "allowed_mentions": _NO_MENTIONS}
         limit = upload_limit(channel)
+
+        async def post(path: Path | None) -> Posted:
+            with speaking(language):
+                text = _("Job #{job} ({model}) by <@{user}>, shown again by <@{shown_by}>.",
+                         job=job.id, model=self._model_name(job), user=job.user_id,
+                         shown_by=shown_by)
+                extra = {"embed": render_card(job, self._model_name(job)),
+                         "view": self.buttons.loop_view(job), "allowed_mentions": _NO_MENTIONS}
+                return await self._post(channel, job, text, path, extra)
+
         try:
             async with self.videos.fetched(job, limit) as path:
-                return await self._post(channel, job, text, path, extra)
+                return await post(path)
         except VideoGone:
             async with self.posted_copy(job, limit) as kept:
-                return await self._post(channel, job, text, kept, extra)
+                return await post(kept)
 
     @contextlib.asynccontextmanager
     async def posted_copy(self, job: Job, limit: int) -> AsyncIterator[Path | None]:

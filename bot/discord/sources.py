@@ -19,7 +19,7 @@ from bot.creative import ending_frame
 from bot.discord.delivery import upload_limit
 from bot.downloads import Videos, temp_file_of
 from bot.errors import UserError
-from bot.i18n import N_, _
+from bot.i18n import N_, _, speaking
 from bot.images import (
     AttachmentLike,
     DownloadFailed,
@@ -133,7 +133,9 @@ class LastFrame:
     refused before it is written down."""
 
     def __init__(self, parent: Job, model: ModelSpec, channel: object,
-                 pressed: discord.Message | None, videos: Videos, guild: object) -> None:
+                 pressed: discord.Message | None, videos: Videos, guild: object,
+                 language: str) -> None:
+        """``language``: the channel's, which the frame's line is in."""
         assert model.main_image is not None
         rules = model.field(model.main_image).image or ImageRules()
         self.parent = parent
@@ -141,6 +143,7 @@ class LastFrame:
         self.pressed = pressed
         self.videos = videos
         self.limit = min(upload_limit(guild), rules.download_cap - 1)
+        self.language = language
         self.posted: discord.Message | None = None
 
     def as_input(self) -> ImageInput:
@@ -160,8 +163,9 @@ class LastFrame:
         if not isinstance(channel, discord.abc.Messageable):
             raise UserError(_("I can't post the frame here."))
         file = discord.File(io.BytesIO(await frame.read()), filename=frame.filename)
-        text = _("The last frame of job #{job}, where its extension starts.",
-                 job=self.parent.id)
+        with speaking(self.language):
+            text = _("The last frame of job #{job}, where its extension starts.",
+                     job=self.parent.id)
         none = discord.AllowedMentions.none()
         pressed = self.pressed
         if pressed is None:

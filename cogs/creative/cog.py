@@ -109,7 +109,7 @@ class Creative(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)
         assert model.main_image is not None
         frame = LastFrame(parent, model, interaction.channel, pressed, self.bot.parts.videos,
-                          interaction.guild)
+                          interaction.guild, await self.bot.languages.of(parent.guild_id))
         job = await self.bot.parts.jobs.request(JobRequest(
             model, extend_options(model, parent.body, prompt), requester_of(interaction),
             images={model.field(model.main_image).option_name: frame.as_input()},
@@ -129,7 +129,8 @@ class Creative(commands.Cog):
                               state=found.state.label.lower()))
         check_can_post_here(interaction)
         assert interaction.channel_id is not None
-        await self.bot.parts.delivery.show(found, interaction.channel_id, interaction.user.id)
+        await self.bot.parts.delivery.show(found, interaction.channel_id, interaction.user.id,
+                                           await self.bot.languages.of(found.guild_id))
         await interaction.edit_original_response(
             content=_("Job #{job} is posted again here.", job=job))
 

@@ -18,9 +18,12 @@ from bot.i18n import (
     catalog_name,
     read_catalogs,
     read_template,
+    said,
+    speaking,
     template,
     update_catalogs,
 )
+from bot.server_keys import NOT_ACCEPTED, REFUSED
 
 # The languages the README promises (gettext's names), besides English, the source.
 SHIPPED = {"ja", "ko", "zh_CN", "zh_TW", "es", "pt_BR", "fr", "de", "ru"}
@@ -80,6 +83,21 @@ def test_english_and_unknown_locales_get_the_english_words() -> None:
     assert catalogs.pgettext("en-US", COMMAND_NAME, "quota") is None
     assert catalogs.pgettext("tlh", COMMAND_NAME, "quota") is None  # no catalog: English
     assert catalogs.pgettext("ja", COMMAND_NAME, "not a text of the bot") is None
+
+
+
+def test_a_kept_text_is_said_with_its_values_in_the_language_in_use() -> None:
+    german = Catalogs.load().translations("de")
+    stored = REFUSED.format(ending="…abcd", reason=NOT_ACCEPTED)
+    with speaking("de"):
+        assert said(stored) == str(german.gettext(REFUSED)).format(
+            ending="…abcd", reason=german.gettext(NOT_ACCEPTED))
+        # A value the catalogs do not know (what RunComfy said) stays as it is.
+        assert said(REFUSED.format(ending="…abcd", reason="No.")) == str(
+            german.gettext(REFUSED)).format(ending="…abcd", reason="No.")
+        assert said("Something RunComfy said.") == "Something RunComfy said."
+    with speaking("en-US"):
+        assert said(stored) == stored
 
 
 def test_a_new_language_starts_from_the_template_and_follows_it(tmp_path: Path) -> None:

@@ -141,3 +141,60 @@ async def test_a_reason_the_bot_wrote_is_told_in_the_servers_language(
         reason=words("ja", "RunComfy no longer knows this request (it expired)."))
     assert [m.content for m in world.bot_messages(channel)
             if m.content.startswith(f"<@{member.id}>")] == [f"<@{member.id}> {told}"]
+
+
+async def test_a_servers_refused_key_is_told_in_the_servers_language(
+        world: World, locales: dict[int, str]) -> None:
+    """The refusal of a server's own key is kept in English with its values (the key's ending,
+    the reason); the channel reads it in the server's language, values and all."""
+    guild = world.env.create_guild("サーバー", preferred_locale="ja")
+    channel = guild.create_text_channel("videos")
+    member = guild.add_member(world.env.create_user("hana"))
+    owner = guild.add_member(world.env.create_user("owner"), roles=[guild.create_role(
+        "Admins", permissions=discord.Permissions(manage_guild=True))])
+    key = "rc-own-key-of-the-studio-7f3a9c2e51"
+    world.sim.config.accounts[key] = None
+    opened = await owner.slash(channel, "settings runcomfy-key")
+    await owner.submit_modal(opened, {"key": key})
+    assert "#1" in await make(world, member, channel)
+    del world.sim.config.accounts[key]  # revoked at RunComfy while the job runs
+    await world.run_until(lambda: (world.card(1, channel).embeds[0].title or "").endswith(
+        words("ja", "Failed")))
+    english = (await world.job(1)).error
+    assert english is not None and english.startswith("This server's RunComfy key (…2e51)")
+    reason = words("ja", "This server's RunComfy key ({ending}) was refused by RunComfy: "
+                   "{reason} Someone with Manage Server can set a new one with "
+                   "`/settings runcomfy-key`.").format(
+        ending="…2e51", reason=words("ja", "it is not valid (any more)."))
+    told = words("ja", "your video could not be made: {reason}").format(reason=reason)
+    assert [m.content for m in world.bot_messages(channel)
+            if m.content.startswith(f"<@{member.id}>")] == [f"<@{member.id}> {told}"]
+
+
+async def test_what_show_and_extend_post_is_in_the_servers_language(
+        world: World, locales: dict[int, str]) -> None:
+    """/show's post and Extend's frame are seen by the channel: the server's language, while
+    the member who asked is answered in theirs (English here)."""
+    guild = world.env.create_guild("サーバー", preferred_locale="ja")
+    channel = guild.create_text_channel("videos")
+    member = guild.add_member(world.env.create_user("hana"))
+    assert "#1" in await make(world, member, channel)
+    await world.run_until(lambda: bool(world.videos(channel)))
+    model = (world.card(1, channel).embeds[0].title or "").split(" · ")[0]
+    gallery = guild.create_text_channel("gallery")
+    shown = await member.slash(gallery, "show", job=1)
+    assert shown.response.content == "Job #1 is posted again here."
+    [post] = world.bot_messages(gallery)
+    assert post.content == words(
+        "ja", "Job #{job} ({model}) by <@{user}>, shown again by <@{shown_by}>.").format(
+        job=1, model=model, user=member.id, shown_by=member.id)
+    assert world.buttons(post) == [words("ja", label) for label in ("Again", "Vary", "Extend")]
+
+    [video] = world.videos(channel)
+    form = await member.click(video, label=words("ja", "Extend"))
+    assert form.modal is not None and form.modal["title"] == "Extend job #1"
+    queued = await member.submit_modal(form, {"prompt": "it lies down"})
+    assert queued.response.content.startswith("Job #2 is queued.")
+    frame = words("ja", "The last frame of job #{job}, where its extension starts.").format(job=1)
+    assert [m.content for m in world.bot_messages(channel) if m.attachments
+            and m.attachments[0].filename.endswith("last-frame.png")] == [frame]

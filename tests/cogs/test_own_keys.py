@@ -107,9 +107,8 @@ async def test_a_key_revoked_mid_job_fails_it_once_and_stops_the_next(world: Wor
     assert (await make(world)).response.content.startswith("Job #1")
     del world.sim.config.accounts[KEY]  # revoked at RunComfy while the job runs
     await world.run_until(lambda: (world.card(1).embeds[0].title or "").endswith("Failed"))
-    said = ("This server's RunComfy key (…2e51) was refused by RunComfy: RunComfy refused the "
-            "bot's API token. Someone with Manage Server can set a new one with "
-            "`/settings runcomfy-key`.")
+    said = ("This server's RunComfy key (…2e51) was refused by RunComfy: it is not valid (any "
+            "more). Someone with Manage Server can set a new one with `/settings runcomfy-key`.")
     job = await world.job(1)
     assert job.error == said
     assert said in everything_said(world)
