@@ -74,9 +74,11 @@ class Estimate:
 class RunTimes:
     """Run times per kind. The window comes from a lognormal law fitted to the runs (the
     mean and spread of their logarithms): run times are products of factors, and a fitted law
-    places the rare early and late ends where 40 runs' own extremes cannot."""
+    places the rare early and late ends where 40 runs' own extremes cannot. ``from_submit``:
+    the times from the submit instead (the whole turnaround: the queue and the run)."""
 
-    def __init__(self) -> None:
+    def __init__(self, from_submit: bool = False) -> None:
+        self.from_submit = from_submit
         self._runs: dict[RunKind, deque[float]] = {}
         self._estimates: dict[RunKind, Estimate | None] = {}  # until a run of the kind is added
 
@@ -86,9 +88,11 @@ class RunTimes:
             self._add(kind, seconds)
 
     def learn(self, job: Job) -> None:
-        """A finished job's run, as the poller saw it (from running to finished)."""
-        if job.started_at is not None and job.finished_at is not None:
-            self._add(RunKind.of(job), job.finished_at - job.started_at)
+        """A finished job's run, as the poller saw it (from running, or from its submit, to
+        finished)."""
+        start = job.submitted_at if self.from_submit else job.started_at
+        if start is not None and job.finished_at is not None:
+            self._add(RunKind.of(job), job.finished_at - start)
 
     def estimate(self, job: Job) -> Estimate | None:
         kind = RunKind.of(job)

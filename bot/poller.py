@@ -47,8 +47,10 @@ DAY = 86400.0
 # they are far apart, and the expected calls per job are at most the share below of what
 # polling every interval (``fixed``) costs on the same law: planned, fixed's calls; economy,
 # half of fixed's calls for the whole job (its queued polls are half of fixed's, and the one
-# that saw the job start is shared, hence half a call less while running).
-BUDGET = {"planned": (1.0, 0.0), "economy": (0.5, 1.0)}  # share of fixed's calls, minus calls
+# that saw the job start is shared, hence half a call less while running). A job polled from
+# its submit (``Poller._whole``) pays no status: economy, half a call less, as a margin.
+# Share of fixed's calls, minus calls: for a run seen starting, and for a job from its submit.
+BUDGET = {"planned": (1.0, 0.0, 0.0), "economy": (0.5, 1.0, 0.5)}
 HAZARD_POWER = 0.5  # poll density ~ hazard ** this (1/2: the least mean delay for the calls)
 DENSE = {"planned": 0.25, "economy": 0.5}  # poll intervals: the shortest gap between polls
 SURE = 1.645  # standard errors of the law's centre the budget holds for (one-sided 95 %)
@@ -56,6 +58,10 @@ TAIL = 0.002  # past this share of the law's latest runs, polled every interval 
 GRID_CELLS = 200  # the law is read at this many points up to its tail
 MAX_SLEEP = 20  # intervals: the longest a running job goes unpolled
 FAR_IN_QUEUE = 3  # intervals: a queued job likely to start later than this is polled half
+# A job's polls cost at least this when a status sees it start (that status, then a result):
+# a kind whose whole turnaround the strategy's budget gives fewer calls is polled from the
+# submit on that law, by its result alone (the state until it is done, then the video).
+SEEN_START = 2.0
 PollStrategy = Literal["planned", "economy", "fixed"]
 News = Callable[[], str]  # what to tell a job's requester, said when it is told
 
@@ -112,14 +118,22 @@ def expected_calls(ages: Sequence[float], interval: float, estimate: Estimate,
     return calls
 
 
+@functools.lru_cache(maxsize=256)
 def fixed_calls(interval: float, estimate: Estimate, scale: float = 1.0) -> float:
     """What polling every ``interval`` costs a running job of the ``estimate``'s law."""
     return expected_calls((), interval, estimate, scale)
 
 
+def budget(strategy: Literal["planned", "economy"], fixed: float, whole: bool = False) -> float:
+    """The most a plan may cost (``BUDGET``), given ``fixed``'s calls on its law (``whole``:
+    the law of the whole job, from its submit)."""
+    share, running, from_submit = BUDGET[strategy]
+    return max(1.0, share * fixed - (from_submit if whole else running))
+
+
 @functools.lru_cache(maxsize=256)
 def poll_plan(strategy: Literal["planned", "economy"], interval: float,
-              estimate: Estimate) -> PollPlan:
+              estimate: Estimate, whole: bool = False) -> PollPlan:
     """The polls of a running job of the ``estimate``'s law with the least expected delay for
     the strategy's budget: their density follows the law's hazard (the chance that a run
     still going ends in the next second) to the power ``HAZARD_POWER``, between one per
@@ -127,9 +141,9 @@ def poll_plan(strategy: Literal["planned", "economy"], interval: float,
     what ``BUDGET`` allows of fixed's expected calls, and no more: on the learned law, and on
     that law's run times ``SURE`` standard errors of their centre longer and shorter (40 runs
     place a law's centre only so well, and dense polls cost more than fixed's when the true
-    law is a little off). Past the law's ``TAIL``, a poll, then every interval. Cached per
-    estimate: a new learned run makes a new estimate."""
-    share, less = BUDGET[strategy]
+    law is a little off). Past the law's ``TAIL``, a poll, then every interval. ``whole``: the
+    law is of the whole job, from its submit. Cached per estimate: a new learned run makes a
+    new estimate."""
     shortest, longest = interval * DENSE[strategy], interval * MAX_SLEEP
     end = estimate.quantile(1 - TAIL)
     cells = max(1, min(GRID_CELLS, math.ceil(end / (shortest / 4))))
@@ -143,7 +157,7 @@ def poll_plan(strategy: Literal["planned", "economy"], interval: float,
     error = SURE * estimate.log_sd / math.sqrt(max(len(estimate.logs), MIN_RUNS))
     scales = (1.0, math.exp(error), math.exp(-error))
     fixed = [fixed_calls(interval, estimate, scale) for scale in scales]
-    budgets = [max(1.0, share * calls - less) for calls in fixed]
+    budgets = [budget(strategy, calls, whole) for calls in fixed]
 
     def survival(age: float) -> float:
         if age >= end:
@@ -164,8 +178,8 @@ def poll_plan(strategy: Literal["planned", "economy"], interval: float,
 
     def over(ages: list[float]) -> float:
         """How far the polls at ``ages`` go over the budget, on the likeliest of the laws."""
-        return max(1.0 + sum(survival(age / scale) for age in ages) + tail - budget
-                   for scale, budget, tail in zip(scales, budgets, tails, strict=True))
+        return max(1.0 + sum(survival(age / scale) for age in ages) + tail - most
+                   for scale, most, tail in zip(scales, budgets, tails, strict=True))
 
     def plan(scale: float) -> list[float]:
         """Polls at density ``weight / scale`` (within the bounds), and one at the end."""
@@ -200,11 +214,12 @@ def poll_plan(strategy: Literal["planned", "economy"], interval: float,
 
 
 def running_gap(strategy: Literal["planned", "economy"], interval: float, estimate: Estimate,
-                age: float) -> float:
-    """Seconds until the next poll of a job that has run ``age`` seconds: the next poll of
-    its plan (``poll_plan``), an interval once past the plan; never more than ``MAX_SLEEP``
-    intervals (odd learned runs, a clock set back), so a timeout is noticed."""
-    ages = poll_plan(strategy, interval, estimate).ages
+                age: float, whole: bool = False) -> float:
+    """Seconds until the next poll of a job that has run (``whole``: was submitted) ``age``
+    seconds ago: the next poll of its plan (``poll_plan``), an interval once past the plan;
+    never more than ``MAX_SLEEP`` intervals (odd learned runs, a clock set back), so a
+    timeout is noticed."""
+    ages = poll_plan(strategy, interval, estimate, whole).ages
     age = max(age, 0.0)
     # A poll a little late (ticks) or early (the job's beat) is the plan's poll it was due as.
     at = bisect.bisect_right(ages, age + interval * DENSE[strategy] / 2)
@@ -240,8 +255,10 @@ class Poller:
         self.monotonic = monotonic or _monotonic
         self._waiting: dict[int, Job] = {}  # as of the last look at the database
         self._due: dict[int, float] = {}  # job -> when to poll it next (monotonic)
-        self._laws: dict[int, Estimate] = {}  # running job -> the law its polls are planned on
+        # job -> the law its polls are planned on, and whether from its submit (``_whole``)
+        self._laws: dict[int, tuple[Estimate, bool]] = {}
         self.runs = RunTimes()
+        self.turnarounds = RunTimes(from_submit=True)
         self.pace = QueuePace()
         self._refresh_at = 0.0
 
@@ -271,8 +288,10 @@ class Poller:
 
     async def recover(self) -> None:
         """After a (re)start: settle what a crash interrupted, then resume everything open."""
-        self.runs = RunTimes()
-        self.runs.load(await self.store.recent_runs(self.clock() - LEARN_DAYS * DAY, RUNS_KEPT))
+        since = self.clock() - LEARN_DAYS * DAY
+        self.runs, self.turnarounds = RunTimes(), RunTimes(from_submit=True)
+        self.runs.load(await self.store.recent_runs(since, RUNS_KEPT))
+        self.turnarounds.load(await self.store.recent_runs(since, RUNS_KEPT, from_submit=True))
         for job in await self.store.claim_open():
             job = await self._settle_interrupted(job)
             if job.card_message_id is None or job.state not in WAITING:
@@ -337,7 +356,9 @@ class Poller:
     def _follow(self, job: Job, first_poll: float) -> None:
         if job.state in WAITING:
             self._waiting[job.id] = job
-            self._due.setdefault(job.id, first_poll)
+            if job.id not in self._due:  # polled from its submit: when its plan says
+                self._due[job.id] = first_poll if self._whole(job) is None else (
+                    self.monotonic() + self._gap(job))
         else:
             self._forget(job.id)
 
@@ -358,27 +379,51 @@ class Poller:
         ``economy``, on half the calls): a running job whose kind has a learned run time is
         polled on its plan (``poll_plan``: seldom where its kind's runs seldom end, often where
         they often do, at most fixed's expected calls on the same law); a queued job likely
-        to start late (``economy``: any queued job) is polled half as often. Nothing
-        learned: one interval."""
+        to start late (``economy``: any queued job) is polled half as often; a job polled
+        from its submit (``_whole``), on the plan of its turnaround's law. Nothing learned:
+        one interval."""
         interval = self.settings.interval
         strategy = self.settings.strategy
         if strategy == "fixed":
             return interval
+        turnaround = self._whole(job)
+        if turnaround is not None and job.submitted_at is not None:
+            return running_gap(strategy, interval, turnaround, self.clock() - job.submitted_at,
+                               whole=True)
         if job.state is JobState.QUEUED:
             start = self.pace.start_in(job, job.queue_position or 0)
             late = start is not None and start > FAR_IN_QUEUE * interval
             return interval * (2 if late or strategy == "economy" else 1)
-        estimate = self._laws.get(job.id) or self.runs.estimate(job)
+        pinned = self._laws.get(job.id)
+        estimate = pinned[0] if pinned else self.runs.estimate(job)
         if estimate is None or job.started_at is None:
             return interval
         # The law as the job started, all its run: runs learned meanwhile are those that
         # ended first, shorter than its own if it is still going (many of a kind at once).
-        self._laws[job.id] = estimate
+        self._laws[job.id] = (estimate, False)
         return running_gap(strategy, interval, estimate, self.clock() - job.started_at)
 
+    def _whole(self, job: Job) -> Estimate | None:
+        """The law of the job's turnaround (submit to finished) if it is polled from its
+        submit by its result alone: when its strategy's budget on that law is under
+        ``SEEN_START`` calls and no status saw it start. Kept for the job, as a run's law is."""
+        pinned = self._laws.get(job.id)
+        if pinned is not None:
+            return pinned[0] if pinned[1] else None
+        strategy = self.settings.strategy
+        if strategy == "fixed" or job.started_at is not None or job.submitted_at is None:
+            return None
+        law = self.turnarounds.estimate(job)
+        if law is None or budget(strategy, fixed_calls(self.settings.interval, law),
+                                 whole=True) >= SEEN_START:
+            return None
+        self._laws[job.id] = (law, True)
+        return law
+
     def _learn(self, job: Job) -> None:
-        """Remember how long a finished job ran."""
+        """Remember how long a finished job ran, and took from its submit."""
         self.runs.learn(job)
+        self.turnarounds.learn(job)
         self.pace.forget(job.id)
 
     def _eta_running(self, job: Job, started: float) -> float | None:
@@ -391,10 +436,11 @@ class Poller:
         return None if start_in is None else now + start_in
 
     async def _poll(self, job: Job) -> None:
-        """Queued: the status (it has the queue position). Running: the result, which is the
-        current state until the video is there, and then the video: one call, not two. Past
-        its timeout: the result, and the job times out only if it is still not done (it may
-        have finished, and been charged, while the bot was down)."""
+        """Queued: the status (it has the queue position). Running, or polled from its submit
+        (``_whole``): the result, which is the current state until the video is there (a
+        queued job's news, then, is only that it runs), and then the video: one call, not
+        two. Past its timeout: the result, and the job times out only if it is still not done
+        (it may have finished, and been charged, while the bot was down)."""
         assert job.request_id is not None
         overdue = job.submitted_at is not None and (
             self.clock() - job.submitted_at > self.settings.timeout_seconds)
@@ -402,7 +448,7 @@ class Poller:
         seen_start = False
         client = self._client(job)
         try:
-            if job.state is JobState.QUEUED and not overdue:
+            if job.state is JobState.QUEUED and not overdue and self._whole(job) is None:
                 status = await client.status(job.request_id)
             if status is None or status.phase is Phase.FINISHED:
                 result = await client.result(job.request_id)
@@ -426,7 +472,9 @@ class Poller:
         elif overdue:
             await self._time_out(job)
             return
-        elif status is not None and status.phase is Phase.RUNNING:
+        elif job.state is JobState.QUEUED and (
+                status.phase is Phase.RUNNING if status is not None
+                else result is not None and result.outcome is Outcome.RUNNING):
             now = self.clock()
             self.pace.forget(job.id)
             seen_start = True

@@ -211,15 +211,18 @@ class JobStore:
             " AND lease_owner = ? RETURNING id", self.owner)
         return len(rows)
 
-    async def recent_runs(self, since: float, per_kind: int) -> list[tuple[RunKind, float]]:
+    async def recent_runs(self, since: float, per_kind: int,
+                          from_submit: bool = False) -> list[tuple[RunKind, float]]:
         """How long (as the poller saw it) the last ``per_kind`` delivered jobs of each kind
-        (model, duration, resolution) since ``since`` ran, oldest first."""
+        (model, duration, resolution) since ``since`` ran, oldest first; ``from_submit``: from
+        their submit (queue and run) instead of from their start."""
+        start = "submitted_at" if from_submit else "started_at"
         rows = await self.db.fetch(
-            "SELECT model_id, seconds, resolution, took FROM ("
-            "  SELECT model_id, seconds, resolution, finished_at, finished_at - started_at AS took,"
+            "SELECT model_id, seconds, resolution, took FROM ("  # noqa: S608 - one of two columns
+            f"  SELECT model_id, seconds, resolution, finished_at, finished_at - {start} AS took,"
             "  ROW_NUMBER() OVER (PARTITION BY model_id, seconds, resolution"
             "    ORDER BY finished_at DESC) AS recency FROM jobs"
-            "  WHERE created_at >= ? AND state = 'delivered' AND started_at IS NOT NULL"
+            f"  WHERE created_at >= ? AND state = 'delivered' AND {start} IS NOT NULL"
             ") AS recent WHERE recency <= ? ORDER BY finished_at", since, per_kind)
         return [(RunKind(str(row[0]), None if row[1] is None else float(row[1]), row[2]),
                  float(row[3])) for row in rows]

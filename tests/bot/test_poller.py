@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import math
 import random
+import statistics
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from bench import poll_laws
 from bot.catalog import Catalog, ModelSpec
 from bot.eta import Estimate, RunTimes
 from bot.jobs import Job, JobState
@@ -29,6 +31,7 @@ from bot.policy import Policy, PolicyStore
 from bot.poller import (
     DENSE,
     MAX_SLEEP,
+    SEEN_START,
     Channels,
     News,
     Poller,
@@ -248,13 +251,14 @@ def new_job(model: ModelSpec, body: dict[str, Any] | None = None) -> NewJob:
 
 
 async def ran_before(world: World, runs: list[float]) -> None:
-    """Delivered jobs of the test's kind in the store that ran ``runs`` seconds (an earlier
-    life of the bot learned them)."""
+    """Delivered jobs of the test's kind in the store that ran ``runs`` seconds, unqueued (an
+    earlier life of the bot learned them)."""
     for seconds in runs:
         job = await world.store.add(new_job(world.model))
         await world.store.move(job.id, JobState.SUBMITTING)
-        await world.store.move(job.id, JobState.QUEUED, request_id=f"earlier-{job.id}")
         now = world.clock()
+        await world.store.move(job.id, JobState.QUEUED, request_id=f"earlier-{job.id}",
+                               submitted_at=now - seconds)
         await world.store.move(job.id, JobState.RUNNING, started_at=now - seconds)
         await world.store.move(job.id, JobState.FETCHED, finished_at=now, video_url="https://x")
         await world.store.move(job.id, JobState.DELIVERING)
@@ -539,6 +543,48 @@ async def test_many_jobs_due_at_once_are_polled_by_at_most_max_concurrent_calls(
         await world.settle(job.id, JobState.DELIVERED)
     assert world.sim.max_in_flight == 2
     assert all(world.channels.states(j.id)[-1] is JobState.FETCHED for j in jobs)
+
+
+async def test_a_job_asked_its_result_before_it_is_done_is_polled_again_and_delivered_once(
+        open_world: OpenWorld) -> None:
+    """Economy, on a kind whose jobs are done 0.1 s after their submit (as learned): no status,
+    the result from the submit. Asked too early, one job still queued and one running answer
+    their state: the queued one's card is unchanged, the running one's shows it running, as
+    a status would; both are asked again until their video, delivered once, sent once."""
+    world = await open_world(strategy="economy", sim={"workers": 1, "run_seconds": 0.3})
+    await ran_before(world, [0.1] * 5)
+    await world.restart()
+    jobs = [await world.start("first"), await world.start("second")]
+
+    async def asked() -> bool:
+        return all(world.calls(job) for job in jobs)
+
+    await world.run_until(asked)
+    made = [world.sim.queue.get(job.request_id or "") for job in jobs]
+    assert [m.state for m in made if m is not None] == [SimState.RUNNING, SimState.QUEUED]
+    assert world.channels.states(jobs[0].id) == [JobState.QUEUED, JobState.RUNNING]
+    assert world.channels.states(jobs[1].id) == [JobState.QUEUED]
+    assert world.channels.last(jobs[1].id).queue_position is None
+    for job in jobs:
+        done = await world.settle(job.id, JobState.DELIVERED)
+        assert done.video_url is not None and world.channels.news(job.id) == []
+        assert world.channels.states(job.id) == [JobState.QUEUED, JobState.RUNNING,
+                                                 JobState.FETCHED]
+        assert world.calls(job, "status") == 0 and world.calls(job, "result") >= 2
+    assert len(world.sim.submits) == 2
+
+
+async def test_economy_costs_under_half_of_fixeds_calls_on_short_runs(tmp_path: Path) -> None:
+    """Ten-second runs, never queued (``bench.poll_laws``' short law, on its virtual clock): a
+    status that sees the start and a result would be about half of fixed's calls (here 2 of
+    4.1); asked its result from the submit, economy costs less, every job seen."""
+    law = poll_laws.LAWS["short"]
+    warmup, measured = poll_laws.draws(law, 40, 1), poll_laws.draws(law, 60, 2)
+    economy = await poll_laws.run("economy", warmup, measured, tmp_path)
+    fixed = await poll_laws.run("fixed", warmup, measured, tmp_path)
+    assert economy.seen == fixed.seen == len(measured)
+    calls = statistics.mean(economy.calls), statistics.mean(fixed.calls)
+    assert calls[0] < SEEN_START and calls[0] < 0.5 * calls[1], calls
 
 
 # --- Polls under a budget: never more calls than polling every interval, whatever the law ---
