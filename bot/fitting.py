@@ -27,11 +27,12 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-
-import av
-import av.error
+from typing import TYPE_CHECKING
 
 from bot.frames import UnreadableVideo
+
+if TYPE_CHECKING:
+    import av
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,9 @@ class Fitted:
 
 def probe(path: Path) -> Clip:
     """What ``path`` is, from its headers. Blocking. Raises ``UnreadableVideo``."""
+    import av  # here, as in every function that reads or writes video: a bot that never
+    import av.error  # fits one does not load FFmpeg's libraries (16 MiB)
+
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -184,6 +188,8 @@ def fit(source: Path, target: Path, limit_bytes: int, *,
 
 def _duration(container: av.container.InputContainer,
               video: av.video.stream.VideoStream) -> float:
+    import av
+
     seconds = 0.0
     if container.duration is not None:
         seconds = container.duration / av.time_base
@@ -218,6 +224,8 @@ def _even(side: float) -> int:
 
 def _encode(source: Path, target: Path, plan: Plan, deadline: float | None) -> int:
     """One encode of ``source`` into ``target`` as ``plan`` says; the bytes of video in it."""
+    import av
+
     video_bytes = 0
     with av.open(str(source)) as inp, av.open(str(target), "w", format="mp4",
                                               options={"movflags": "+faststart"}) as out:

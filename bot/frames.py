@@ -9,12 +9,15 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import av
-import av.error
 from PIL import Image
 
 from bot.errors import UserError
+from bot.i18n import _
+
+if TYPE_CHECKING:
+    import av
 
 TAIL_SECONDS = 2.0  # seek this far before the end: the last keyframe is usually within it
 
@@ -40,10 +43,13 @@ class Frame:
 def last_frame(video: Path) -> Image.Image:
     """The last frame of ``video``'s first video stream, as RGB. Blocking: run it in a
     thread. Raises ``UnreadableVideo``."""
+    import av  # here: a bot that never extends a video does not load FFmpeg's libraries
+    import av.error
+
     try:
         with av.open(str(video)) as container:
             if not container.streams.video:
-                raise UnreadableVideo("That file has no video in it.")
+                raise UnreadableVideo(_("That file has no video in it."))
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             frame = _last_from_tail(container, stream)
@@ -51,9 +57,9 @@ def last_frame(video: Path) -> Image.Image:
                 container.seek(0)
                 frame = _last_decoded(container, stream)
     except av.error.FFmpegError:
-        raise UnreadableVideo("The video could not be decoded.") from None
+        raise UnreadableVideo(_("The video could not be decoded.")) from None
     if frame is None:
-        raise UnreadableVideo("The video has no frames.")
+        raise UnreadableVideo(_("The video has no frames."))
     return Image.fromarray(frame.to_ndarray(format="rgb24"))
 
 
@@ -67,13 +73,15 @@ def encode_frame(image: Image.Image, max_bytes: int) -> Frame:
     jpeg = io.BytesIO()
     image.save(jpeg, format="JPEG", quality=92)
     if jpeg.tell() > max_bytes:
-        raise UserError("The video's last frame is too large to post here.")
+        raise UserError(_("The video's last frame is too large to post here."))
     return Frame(jpeg.getvalue(), "jpeg", image.width, image.height)
 
 
 def _last_from_tail(container: av.container.InputContainer,
                     stream: av.video.stream.VideoStream) -> av.VideoFrame | None:
     """The last frame, decoding from the keyframe before the video's last ``TAIL_SECONDS``."""
+    import av.error
+
     if stream.duration is None or stream.time_base is None:
         return None
     start = stream.start_time or 0

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-
 ENV_NAME = "BOT_SECRET_KEY"
 # What of a RunComfy key may be shown (a listing, a log line): its last few characters, and only
 # when the key is long enough that they give nothing useful away.
@@ -30,6 +28,8 @@ class KeyBoxError(Exception):
 
 def new_secret_key() -> str:
     """A fresh key for ``BOT_SECRET_KEY``: 32 random bytes, URL-safe base64."""
+    from cryptography.fernet import Fernet
+
     return Fernet.generate_key().decode("ascii")
 
 
@@ -37,6 +37,9 @@ class KeyBox:
     """Seals and opens servers' RunComfy keys; the first of ``keys`` seals, all of them open."""
 
     def __init__(self, keys: Sequence[str]) -> None:
+        # cryptography is loaded here: a bot without BOT_SECRET_KEY never needs it (6 MiB).
+        from cryptography.fernet import Fernet, MultiFernet
+
         if not keys:
             raise KeyBoxError(f"{ENV_NAME} holds no key.")
         fernets: list[Fernet] = []
@@ -76,6 +79,8 @@ class KeyBox:
 
     def open(self, sealed: str) -> str:
         """The secret ``seal`` made ``sealed`` from, with whichever key opens it."""
+        from cryptography.fernet import InvalidToken
+
         try:
             return self._fernet.decrypt(_token(sealed)).decode("utf-8")
         except (InvalidToken, UnicodeDecodeError):
@@ -83,6 +88,8 @@ class KeyBox:
 
     def rotate(self, sealed: str) -> str:
         """``sealed`` sealed again with the first key (whichever key opens it now)."""
+        from cryptography.fernet import InvalidToken
+
         try:
             return self._fernet.rotate(_token(sealed)).decode("ascii")
         except InvalidToken:

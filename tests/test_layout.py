@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ast
 import pkgutil
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -54,3 +56,16 @@ def test_the_domains_tests_need_no_discord() -> None:
             crossing = [n for n in names if n.split(".")[0] in discord_side
                         or n.startswith(discord_side)]
             assert not crossing, f"{path.relative_to(ROOT)} imports {crossing}"
+
+
+def test_the_bot_loads_only_what_its_configuration_uses() -> None:
+    """What ``python -m bot`` imports before it knows its configuration: not the simulator and
+    its web server (``--simulate``), the endpoints' server (``[ops] listen``), PyAV (a video to
+    fit or extend), matplotlib (a chart), cryptography (``BOT_SECRET_KEY``) or asyncpg (a
+    PostgreSQL store): each is loaded when first used."""
+    optional = ("bot.simulator", "aiohttp.web", "bot.discord.ops", "av", "matplotlib",
+                "cryptography", "asyncpg")
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, bot.__main__, cogs; print(' '.join(sys.modules))"],
+        cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    assert [name for name in optional if name in loaded] == []

@@ -9,11 +9,10 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import discord
-from aiohttp import web
 from discord.ext import commands, tasks
 
 from bot.access import Access
@@ -24,7 +23,6 @@ from bot.discord.channel_work import ChannelWork
 from bot.discord.delivery import Delivery
 from bot.discord.errors import ErrorReporter
 from bot.discord.languages import ServerLanguages, SpeakingTree
-from bot.discord.ops import Ops
 from bot.discord.poll_loop import PollLoop
 from bot.discord.translator import CommandTranslator
 from bot.downloads import Videos
@@ -40,13 +38,17 @@ from bot.pricing import PriceBook
 from bot.runcomfy import RetryPolicy, RunComfyClient, Timeouts
 from bot.server_keys import ServerKeys
 from bot.service import JobService
-from bot.simulator import Simulator, SimulatorConfig
 from bot.store.access import ApprovedServers
 from bot.store.connect import open_database
 from bot.store.database import Database
 from bot.store.jobs import JobStore
 from bot.store.keys import GuildKeys
 from bot.store.notices import NoticeStore
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from bot.discord.ops import Ops
 
 log = logging.getLogger(__name__)
 EXTENSIONS = ("cogs.errors", "cogs.generate", "cogs.jobs", "cogs.animate", "cogs.settings",
@@ -150,6 +152,10 @@ class VideoBot(commands.AutoShardedBot):
 
     async def _start_simulator(self) -> str:
         """Serve the RunComfy simulator on 127.0.0.1 inside this process; its base URL."""
+        from aiohttp import web  # only a simulating bot serves HTTP (and makes videos)
+
+        from bot.simulator import Simulator, SimulatorConfig
+
         sim = self.settings.simulation
         simulator = Simulator(SimulatorConfig(
             token=self._runcomfy_token, workers=sim.workers, queue_seconds=sim.queue_seconds,
@@ -222,6 +228,8 @@ class VideoBot(commands.AutoShardedBot):
                 await self.sync_commands()
             await self._parts.poll_loop.start()
             if s.ops.listen:
+                from bot.discord.ops import Ops  # its HTTP server, only when asked for
+
                 self._ops = Ops(s.ops.listen, self.metrics, self._connected, db,
                                 self._parts.poll_loop)
                 await self._ops.start()

@@ -17,8 +17,8 @@ import discord
 
 from bot.discord.buttons import JobButtons
 from bot.discord.cards import render_card
+from bot.discord.counted import card_edit
 from bot.discord.history import find_card, find_video, ready_text
-from bot.discord.ops import card_edit
 from bot.downloads import VideoGone, Videos, temp_file_of
 from bot.fitting import FitStatus, Fitter, probe
 from bot.i18n import N_, _, number, speaking

@@ -1,9 +1,8 @@
 """The process's endpoints for its operator (``[ops] listen``): ``/healthz`` (the event loop
 answers), ``/readyz`` (every shard connected, the database answers, the poller ran lately;
 503 naming what is not) and ``/metrics`` (Prometheus). Also samples the event loop's lag, and
-counts what Discord's side does where no handle on the metrics reaches: card edits (``card_edit``,
-around the edit) and Discord's 429s (discord.py has no hook for them: its HTTP client logs each
-one, and a handler on that logger counts the records)."""
+counts Discord's 429s while it serves (``bot.discord.counted``). Imported only when the
+operator asks for the endpoints: a bot without them serves no HTTP."""
 
 from __future__ import annotations
 
@@ -12,63 +11,19 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import discord
 from aiohttp import web
 
+from bot.discord.counted import RATE_LIMIT_COUNTER
 from bot.discord.poll_loop import PollLoop
-from bot.metrics import CARD_EDITS, DISCORD_GLOBAL_RATE_LIMITS, DISCORD_RATE_LIMITS, Metrics
+from bot.metrics import Metrics
 from bot.store.database import Database
 
 log = logging.getLogger(__name__)
 DATABASE_SECONDS = 2.0  # the database must answer SELECT 1 within this
 POLLS_LATE = 3  # the poller is late past this many intervals
 LAG_EVERY = 0.5  # seconds between two samples of the loop's lag
-EDIT_OUTCOMES = {403: "forbidden", 404: "not_found", 429: "rate_limited"}
-# discord.http's log lines for a 429 (its templates, before formatting): retried or raised.
-RATE_LIMITED = "We are being rate limited."
-GAVE_UP = "Timeout of"
-GLOBAL = "Global rate limit has been hit."
-
-
-@contextlib.contextmanager
-def card_edit() -> Iterator[None]:
-    """Count the card edit made inside by its outcome (``rcvb_card_edits``)."""
-    outcome = "cancelled"
-    try:
-        yield
-        outcome = "ok"
-    except discord.HTTPException as exc:
-        outcome = EDIT_OUTCOMES.get(exc.status, "error")
-        raise
-    except discord.RateLimited:
-        outcome = "rate_limited"
-        raise
-    except Exception:
-        outcome = "error"
-        raise
-    finally:
-        CARD_EDITS.labels(outcome).inc()
-
-
-class RateLimits(logging.Handler):
-    """Counts the 429s discord.py's HTTP client logs (``rcvb_discord_rate_limits``)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        template = record.msg if isinstance(record.msg, str) else ""
-        if template.startswith(RATE_LIMITED):
-            DISCORD_RATE_LIMITS.labels("raised" if GAVE_UP in template else "retried").inc()
-        elif template.startswith(GLOBAL):
-            DISCORD_GLOBAL_RATE_LIMITS.inc()
-
-
-RATE_LIMIT_COUNTER = RateLimits()  # one a process, as the counters it adds to
-
-
 class Ops:
     def __init__(self, listen: str, metrics: Metrics, connected: Callable[[], bool],
                  db: Database, poll_loop: PollLoop) -> None:

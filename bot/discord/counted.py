@@ -1,0 +1,56 @@
+"""What Discord's side does that no handle on the metrics reaches, counted: card edits
+(``card_edit``, around the edit) and Discord's 429s (discord.py has no hook for them: its HTTP
+client logs each one, and a handler on that logger counts the records)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+import discord
+
+from bot.metrics import CARD_EDITS, DISCORD_GLOBAL_RATE_LIMITS, DISCORD_RATE_LIMITS
+
+EDIT_OUTCOMES = {403: "forbidden", 404: "not_found", 429: "rate_limited"}
+# discord.http's log lines for a 429 (its templates, before formatting): retried or raised.
+RATE_LIMITED = "We are being rate limited."
+GAVE_UP = "Timeout of"
+GLOBAL = "Global rate limit has been hit."
+
+
+@contextlib.contextmanager
+def card_edit() -> Iterator[None]:
+    """Count the card edit made inside by its outcome (``rcvb_card_edits``)."""
+    outcome = "cancelled"
+    try:
+        yield
+        outcome = "ok"
+    except discord.HTTPException as exc:
+        outcome = EDIT_OUTCOMES.get(exc.status, "error")
+        raise
+    except discord.RateLimited:
+        outcome = "rate_limited"
+        raise
+    except Exception:
+        outcome = "error"
+        raise
+    finally:
+        CARD_EDITS.labels(outcome).inc()
+
+
+class RateLimits(logging.Handler):
+    """Counts the 429s discord.py's HTTP client logs (``rcvb_discord_rate_limits``)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        template = record.msg if isinstance(record.msg, str) else ""
+        if template.startswith(RATE_LIMITED):
+            DISCORD_RATE_LIMITS.labels("raised" if GAVE_UP in template else "retried").inc()
+        elif template.startswith(GLOBAL):
+            DISCORD_GLOBAL_RATE_LIMITS.inc()
+
+
+RATE_LIMIT_COUNTER = RateLimits()  # one a process, as the counters it adds to
