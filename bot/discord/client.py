@@ -102,9 +102,12 @@ class VideoBot(commands.AutoShardedBot):
         shards = settings.bot.shards
         sharding: dict[str, Any] = {} if shards is None else {
             "shard_count": shards.count, "shard_ids": sorted(shards.ids)}
+        # No message cache (discord.py keeps the last 1,000 by default): the bot reads no
+        # message from it (a reply's message comes in the gateway's event, or is fetched), and
+        # with the guild messages intent it would hold every server's chatter.
         super().__init__(command_prefix=commands.when_mentioned, intents=intents,
                          allowed_mentions=discord.AllowedMentions.none(), help_command=None,
-                         tree_cls=SpeakingTree, **sharding)
+                         tree_cls=SpeakingTree, max_messages=None, **sharding)
         self.shards_served = shards
         self.settings = settings
         self.catalog = catalog
