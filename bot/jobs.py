@@ -75,7 +75,7 @@ _LABELS = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Job:
     id: int
     guild_id: int
@@ -132,7 +132,7 @@ class Job:
         return (self.finished_at or self.updated_at) - self.submitted_at
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RunKind:
     """The inputs that drive how long a job runs (``bot.eta`` learns run times per kind)."""
 
