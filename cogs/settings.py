@@ -11,7 +11,7 @@ from discord.ext import commands
 
 from bot.blocklist import MAX_RULES
 from bot.discord.client import VideoBot
-from bot.discord.languages import speak_to
+from bot.discord.forms import Form, Report
 from bot.errors import UserError
 from bot.i18n import LANGUAGES, _, money, ngettext, number, units
 from bot.limits import set_by
@@ -272,30 +272,21 @@ def _removing(interaction: discord.Interaction) -> bool:
     return getattr(interaction.namespace, "remove", False) is True
 
 
-class KeyModal(discord.ui.Modal):
+class KeyModal(Form):
     """One text input; the key is checked with RunComfy, then kept sealed (never shown)."""
 
     def __init__(self, submit: Callable[[discord.Interaction, str], Awaitable[None]],
-                 report: Callable[[discord.Interaction, Exception], Awaitable[None]]) -> None:
+                 report: Report) -> None:
         # Made in the member's interaction, so in their language.
-        super().__init__(title=_("This server's RunComfy key"), timeout=600)
+        super().__init__(title=_("This server's RunComfy key"), timeout=600, report=report)
         self.key: discord.ui.TextInput[KeyModal] = discord.ui.TextInput(
             label=_("RunComfy API key"), placeholder=_("From your RunComfy account's API page"),
             min_length=8, max_length=512, custom_id="key")
         self.add_item(self.key)
         self.submit = submit
-        self.report = report
 
-    async def on_submit(self, interaction: discord.Interaction) -> None:
-        speak_to(interaction)
-        try:
-            await self.submit(interaction, self.key.value)
-        except UserError as exc:  # a refusal, not a failure: answered, not raised
-            await self.report(interaction, exc)
-
-    async def on_error(self, interaction: discord.Interaction,  # type: ignore[override]
-                       error: Exception) -> None:
-        await self.report(interaction, error)
+    async def submitted(self, interaction: discord.Interaction) -> None:
+        await self.submit(interaction, self.key.value)
 
 
 def describe(policy: Policy, bot: VideoBot) -> discord.Embed:

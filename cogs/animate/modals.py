@@ -5,8 +5,8 @@ from __future__ import annotations
 import discord
 
 from bot.discord.client import VideoBot
+from bot.discord.forms import Form
 from bot.discord.interactions import answer_queued, defer, requester_of
-from bot.discord.languages import speak_to
 from bot.discord.permissions import check_can_post_here
 from bot.discord.sources import ImageSource, image_input
 from bot.errors import UserError
@@ -20,12 +20,12 @@ Text = discord.ui.TextInput[discord.ui.View]
 SERVER_DEFAULT = "default"  # the model choice read from the server's settings after submit
 
 
-class AnimateModal(discord.ui.Modal):
+class AnimateModal(Form):
     """Opened as the first answer, before anything is read: the server's default model and
     which models it turned off are read after submit (a model turned off is refused then)."""
 
     def __init__(self, bot: VideoBot, image: ImageSource | None, note: str = "") -> None:
-        super().__init__(title=_("Animate image"), timeout=900)
+        super().__init__(title=_("Animate image"), timeout=900, report=bot.parts.errors.report)
         self.bot = bot
         self.image = image
         self.note = note
@@ -50,8 +50,7 @@ class AnimateModal(discord.ui.Modal):
             self.add_item(discord.ui.Label(text=_("Image"), component=self.upload,
                                            description=_("The image to animate")))
 
-    async def on_submit(self, interaction: discord.Interaction) -> None:
-        speak_to(interaction)
+    async def submitted(self, interaction: discord.Interaction) -> None:
         await defer(interaction)
         chosen = self.model.values[0] if self.model.values else SERVER_DEFAULT
         if chosen == SERVER_DEFAULT:
@@ -71,7 +70,3 @@ class AnimateModal(discord.ui.Modal):
                                                           self.bot.settings.bot.image_hosts)},
             check_place=lambda: check_can_post_here(interaction)))
         await answer_queued(interaction, job, self.note)
-
-    async def on_error(self, interaction: discord.Interaction,  # type: ignore[override]
-                       error: Exception) -> None:
-        await self.bot.parts.errors.report(interaction, error)

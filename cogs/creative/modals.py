@@ -9,8 +9,7 @@ import discord
 
 from bot.catalog import ModelSpec
 from bot.creative import options_of, prompt_field, vary_fields
-from bot.discord.languages import speak_to
-from bot.errors import UserError
+from bot.discord.forms import Form, Report
 from bot.i18n import _
 from bot.jobs import Job
 
@@ -18,7 +17,6 @@ from bot.jobs import Job
 # answers a failure.
 Submit = Callable[[discord.Interaction, dict[str, object]], Awaitable[None]]
 Extend = Callable[[discord.Interaction, str], Awaitable[None]]
-Report = Callable[[discord.Interaction, Exception], Awaitable[None]]
 
 FORM_TIMEOUT = 900
 TEXT_MAX = 4000  # Discord's longest text input
@@ -31,13 +29,13 @@ def _label(text: str) -> str:
     return text if len(text) <= LABEL_MAX else text[: LABEL_MAX - 1] + "…"
 
 
-class VaryModal(discord.ui.Modal):
+class VaryModal(Form):
     """The prompt and the options a member is likely to change, prefilled; the same image."""
 
     def __init__(self, job: Job, model: ModelSpec, submit: Submit, report: Report) -> None:
-        super().__init__(title=_("Vary job #{job}", job=job.id), timeout=FORM_TIMEOUT)
+        super().__init__(title=_("Vary job #{job}", job=job.id), timeout=FORM_TIMEOUT,
+                         report=report)
         self.submit = submit
-        self.report = report
         self.job = job
         self.model = model
         self.inputs: dict[str, Text | Select] = {}
@@ -69,8 +67,7 @@ class VaryModal(discord.ui.Modal):
         self.inputs[item.custom_id] = item
         self.add_item(discord.ui.Label(text=_label(label), component=item))
 
-    async def on_submit(self, interaction: discord.Interaction) -> None:
-        speak_to(interaction)
+    async def submitted(self, interaction: discord.Interaction) -> None:
         options = options_of(self.model, self.job.body)
         for name, item in self.inputs.items():
             if isinstance(item, discord.ui.TextInput):
@@ -81,23 +78,16 @@ class VaryModal(discord.ui.Modal):
                     options.pop(name, None)  # emptied: the model's default
             elif item.values:
                 options[name] = item.values[0]
-        try:
-            await self.submit(interaction, options)
-        except UserError as exc:  # a refusal, not a failure: answered, not raised
-            await self.report(interaction, exc)
-
-    async def on_error(self, interaction: discord.Interaction,  # type: ignore[override]
-                       error: Exception) -> None:
-        await self.report(interaction, error)
+        await self.submit(interaction, options)
 
 
-class ExtendModal(discord.ui.Modal):
+class ExtendModal(Form):
     """What happens next: the prompt of the shot that starts from the video's last frame."""
 
     def __init__(self, job: Job, model: ModelSpec, submit: Extend, report: Report) -> None:
-        super().__init__(title=_("Extend job #{job}", job=job.id), timeout=FORM_TIMEOUT)
+        super().__init__(title=_("Extend job #{job}", job=job.id), timeout=FORM_TIMEOUT,
+                         report=report)
         self.submit = submit
-        self.report = report
         field = prompt_field(model)
         self.prompt: Text = discord.ui.TextInput(
             style=discord.TextStyle.paragraph, custom_id="prompt",
@@ -109,13 +99,5 @@ class ExtendModal(discord.ui.Modal):
                                        description=_("The next shot starts from the last "
                                                      "frame")))
 
-    async def on_submit(self, interaction: discord.Interaction) -> None:
-        speak_to(interaction)
-        try:
-            await self.submit(interaction, self.prompt.value)
-        except UserError as exc:  # a refusal, not a failure: answered, not raised
-            await self.report(interaction, exc)
-
-    async def on_error(self, interaction: discord.Interaction,  # type: ignore[override]
-                       error: Exception) -> None:
-        await self.report(interaction, error)
+    async def submitted(self, interaction: discord.Interaction) -> None:
+        await self.submit(interaction, self.prompt.value)
