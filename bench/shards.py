@@ -186,13 +186,14 @@ class World:
     built_seconds: float = 0.0
     built_cpu: float = 0.0
     built_mb: float = 0.0  # this process's RSS growth while building it
+    shards: int = SHARDS
 
 
 def build(discord: StandIn, guilds: int, shape: Shape, layouts: int, channels: int,
-          per_channel: int) -> World:
-    """``guilds`` guilds, alternately on shard 0 and 1, each with an owner, the bot (with its
-    role), ``shape``'s channels and roles; ``channels`` of them for each layout get
-    ``per_channel`` members, spread evenly over the guilds, half on each shard. Built before
+          per_channel: int, shards: int = SHARDS) -> World:
+    """``guilds`` guilds, in turn on shard 0, 1, ... of ``shards``, each with an owner, the bot
+    (with its role), ``shape``'s channels and roles; ``channels`` of them for each layout get
+    ``per_channel`` members, spread evenly over the guilds and the shards. Built before
     any bot connects: nothing is dispatched.
 
     Spread, because discord.py finds a channel by its id by going through the guilds one by
@@ -205,16 +206,16 @@ def build(discord: StandIn, guilds: int, shape: Shape, layouts: int, channels: i
         raise ValueError(f"{total} channels need as many guilds, not {guilds}")
     spots = {}  # guild index -> (layout, shard)
     for number in range(total):
-        shard = number % SHARDS
+        shard = number % shards
         base = number * guilds // total
-        spots[base - base % SHARDS + shard] = ((number // SHARDS) % layouts, shard)
+        spots[base - base % shards + shard] = ((number // shards) % layouts, shard)
     if len(spots) != total:
         raise ValueError(f"{guilds} guilds are too few for {total} channels")
     rss, cpu, wall = memory_mb(os.getpid(), "VmRSS"), time.process_time(), time.monotonic()
-    world = World(discord, guilds, shape, [[] for _ in range(layouts)], {})
+    world = World(discord, guilds, shape, [[] for _ in range(layouts)], {}, shards=shards)
     for index in range(guilds):
-        shard = index % SHARDS
-        guild = discord.guild(f"Guild {index}", shard=(shard, SHARDS))
+        shard = index % shards
+        guild = discord.guild(f"Guild {index}", shard=(shard, shards))
         channel = discord.channel(guild, "videos")
         for number in range(1, shape.channels):
             discord.channel(guild, f"channel-{number}")
@@ -300,19 +301,22 @@ TWO = Layout("2 processes", ((0,), (1,)))
 
 def guilds_of(world: World, ids: tuple[int, ...]) -> int:
     return sum(1 for g in world.discord.state.guilds.values()
-               if (g.id >> 22) % SHARDS in ids)
+               if (g.id >> 22) % world.shards in ids)
 
 
-async def wait_shard(world: World, bot: BotProcess, shard: int) -> ShardStart:
-    """Until the shard is ready (see the module's docstring)."""
+async def wait_shard(world: World, bot: BotProcess, shard: int, command: str = "jobs",
+                     options: dict[str, object] | None = None,
+                     patience: float = PATIENCE) -> ShardStart:
+    """Until the shard is ready (see the module's docstring); ``command`` with ``options`` is
+    the probe."""
     discord = world.discord
-    deadline = time.monotonic() + PATIENCE
+    deadline = time.monotonic() + patience
 
     def check() -> None:
         if not bot.running:
             raise RuntimeError(f"the bot exited with {bot.returncode}:\n{bot.output()[-3000:]}")
         if time.monotonic() > deadline:
-            raise RuntimeError(f"shard {shard} was not ready within {PATIENCE:g} s:\n"
+            raise RuntimeError(f"shard {shard} was not ready within {patience:g} s:\n"
                                f"{bot.output()[-3000:]}\n{discord.report()}")
 
     while True:
@@ -331,10 +335,10 @@ async def wait_shard(world: World, bot: BotProcess, shard: int) -> ShardStart:
     while True:  # the commands are synced by the process with shard 0, maybe not yet
         check()
         with contextlib.suppress(BadInteraction):
-            find_command(discord.state, channel.guild_id, "jobs")
+            find_command(discord.state, channel.guild_id, command)
             break
         await asyncio.sleep(TICK)
-    probe = await discord.slash(owner, channel, "jobs")
+    probe = await discord.slash(owner, channel, command, **(options or {}))
     while probe.acknowledged_at is None:
         check()
         await asyncio.sleep(TICK)

@@ -304,3 +304,31 @@ def _set_on_ready(ready: asyncio.Event) -> Callable[[], Coroutine[Any, Any, None
     async def on_ready() -> None:
         ready.set()
     return on_ready
+
+
+async def test_an_identify_before_discords_pace_allows_gets_an_invalid_session() -> None:
+    async with StandIn(shards=2, identify_every=0.3) as discord:
+        discord.guild("g0", shard=(0, 2))
+        async with aiohttp.ClientSession() as http:
+            gateway = await http.get(discord.api_base + "/gateway/bot",
+                                     headers={"Authorization": "Bot t"})
+            assert (await gateway.json())["session_start_limit"]["max_concurrency"] == 1
+            sockets = [await http.ws_connect(discord.gateway_url + "?v=10&encoding=json")
+                       for _ in range(2)]
+            for ws in sockets:
+                assert (await ws.receive_json())["op"] == 10
+
+            async def identify(ws: aiohttp.ClientWebSocketResponse, shard: int) -> Any:
+                await ws.send_json({"op": 2, "d": {"token": "t", "intents": 1,
+                                                   "shard": [shard, 2], "properties": {}}})
+                return await ws.receive_json()
+
+            assert (await identify(sockets[0], 0))["t"] == "READY"
+            # another connection (another process) within the 0.3 s: refused, as Discord does
+            assert await identify(sockets[1], 1) == {"op": 9, "d": False, "s": None, "t": None}
+            assert discord.gateway.refused_identifies == 1
+            await asyncio.sleep(0.35)
+            assert (await identify(sockets[1], 1))["t"] == "READY"
+            assert [c.refused_identifies for c in discord.gateway.connections] == [0, 1]
+            for ws in sockets:
+                await ws.close()

@@ -39,6 +39,7 @@ class Connection:
     intents: int = 0
     session_id: str | None = None
     identified_at: float | None = None
+    refused_identifies: int = 0  # IDENTIFYs answered with an invalid session (too early)
     ready: bool = False  # READY and every GUILD_CREATE of its shard were sent
     closed: bool = False
     close_code: int | None = None
@@ -76,6 +77,14 @@ class Gateway:
         self.heartbeat_ms = 41_250
         self.url = "ws://127.0.0.1:0/gateway"  # set when the server starts
         self.identify_delay = 0.0  # seconds before READY (a slow Discord)
+        # Discord's pace: one IDENTIFY per ``identify_every`` seconds in each of
+        # ``max_concurrency`` buckets (shard id % max_concurrency), across every connection of
+        # the bot; an early one is answered with an invalid session (op 9, not resumable), as
+        # Discord does. 0: every IDENTIFY is taken at once (the tests' speed).
+        self.identify_every = 0.0
+        self.max_concurrency = 1
+        self.identified: dict[int, float] = {}  # bucket -> when its last IDENTIFY was taken
+        self.refused_identifies = 0
 
     def live(self) -> list[Connection]:
         return [c for c in self.connections if c.live]
@@ -149,6 +158,11 @@ class Gateway:
         if not 0 <= shard_id < shard_count:
             await conn.ws.close(code=4010, message=b"Invalid shard.")
             return
+        if self.too_early(shard_id):
+            conn.refused_identifies += 1
+            self.refused_identifies += 1
+            conn.send(INVALID_SESSION, False)
+            return
         if self.identify_delay:
             await asyncio.sleep(self.identify_delay)
         conn.token, conn.shard_id, conn.shard_count = token, shard_id, shard_count
@@ -169,6 +183,18 @@ class Gateway:
         for guild in guilds:
             self.send_to(conn, "GUILD_CREATE", self.state.guild_payload(guild), guild.id)
         conn.ready = True
+
+    def too_early(self, shard_id: int) -> bool:
+        """Whether an IDENTIFY of ``shard_id`` now is too early for Discord's pace (if not, it
+        is taken: the next one in its bucket waits ``identify_every`` from now)."""
+        if not self.identify_every:
+            return False
+        bucket, now = shard_id % self.max_concurrency, time.monotonic()
+        last = self.identified.get(bucket)
+        if last is not None and now - last < self.identify_every:
+            return True
+        self.identified[bucket] = now
+        return False
 
     async def close_all(self) -> None:
         for conn in self.connections:

@@ -72,11 +72,13 @@ def _open_logs(out: Path, err: Path) -> tuple[IO[bytes], IO[bytes]]:
 
 
 class BotProcess:
-    """One bot, started (and restarted) as ``python -m bot [args]``."""
+    """One bot, started (and restarted) as ``python -m bot [args]`` (``module``: another
+    program started the same way, e.g. a benchmark's reference bot)."""
 
     def __init__(self, discord: StandIn, workdir: Path, env: dict[str, str],
-                 args: Sequence[str] = ()) -> None:
+                 args: Sequence[str] = (), module: str = "bot") -> None:
         self.discord = discord
+        self.module = module
         self.workdir = workdir
         self.env = dict(env)
         self.args = list(args)
@@ -131,7 +133,7 @@ class BotProcess:
         try:
             self.started_at, self.ended_at = time.monotonic(), None
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", *self.args, cwd=self.workdir,
+                sys.executable, "-m", self.module, *self.args, cwd=self.workdir,
                 env=self._environment(), stdin=asyncio.subprocess.DEVNULL, stdout=out,
                 stderr=err, preexec_fn=_die_with_parent)
         finally:
@@ -213,8 +215,8 @@ class Launcher:
         self.bots: list[BotProcess] = []
 
     async def __call__(self, discord: StandIn, env: dict[str, str], args: Sequence[str] = (),
-                       *, start: bool = True) -> BotProcess:
-        bot = BotProcess(discord, self.workdir / f"bot{len(self.bots) + 1}", env, args)
+                       *, start: bool = True, module: str = "bot") -> BotProcess:
+        bot = BotProcess(discord, self.workdir / f"bot{len(self.bots) + 1}", env, args, module)
         self.bots.append(bot)
         if start:
             await bot.start()

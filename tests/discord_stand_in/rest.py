@@ -75,7 +75,8 @@ class Rest:
     async def gateway_bot(self, call: Call) -> JSON:
         return {"url": self.gateway.url, "shards": self.shards,
                 "session_start_limit": {"total": 1000, "remaining": 999,
-                                        "reset_after": 14_400_000, "max_concurrency": 1}}
+                                        "reset_after": 14_400_000,
+                                        "max_concurrency": self.gateway.max_concurrency}}
 
     async def gateway_plain(self, call: Call) -> JSON:
         return {"url": self.gateway.url}

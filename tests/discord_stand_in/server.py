@@ -57,12 +57,14 @@ class NoShardConnected(AssertionError):
 
 class StandIn:
     def __init__(self, *, shards: int = 1, heartbeat_ms: int = 41_250,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
-        """``shards``: what ``GET /gateway/bot`` recommends (an AutoShardedClient uses it)."""
+                 host: str = "127.0.0.1", port: int = 0, identify_every: float = 0.0) -> None:
+        """``shards``: what ``GET /gateway/bot`` recommends (an AutoShardedClient uses it);
+        ``identify_every``: Discord's pace of IDENTIFYs (5 s; 0: none, the tests' speed)."""
         self.state = State()
         self.dispatches: list[Dispatch] = []
         self.gateway = Gateway(self.state, self.dispatches)
         self.gateway.heartbeat_ms = heartbeat_ms
+        self.gateway.identify_every = identify_every
         self.router = Router(self.state)
         self.rest = Rest(self.state, self.gateway, self.router)
         self.rest.shards = shards
