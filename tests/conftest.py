@@ -46,12 +46,17 @@ _databases = itertools.count(1)
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL server of the session's own; skipped (failed under CI) without one."""
+    require_postgres()
+    with postgres_server() as server:
+        yield server
+
+
+def require_postgres() -> None:
+    """Skip the test (fail it under CI) when PostgreSQL's binaries are not there."""
     if find_bindir() is None:
         if os.environ.get("CI"):
             pytest.fail(MISSING)
         pytest.skip(MISSING)
-    with postgres_server() as server:
-        yield server
 
 
 async def new_postgres_database(server: PostgresServer) -> str:

@@ -23,11 +23,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.metrics import Metrics
-from tests.conftest import TOKEN, RunningSimulator
+from tests.conftest import TOKEN, RunningSimulator, require_postgres
 from tests.discord_stand_in import Launcher, StandIn, bot_environment
 from tests.discord_stand_in.model import InteractionHandle
 from tests.images import image_bytes
-from tests.postgres_server import MISSING, PostgresServer, find_bindir, postgres_server
+from tests.postgres_server import PostgresServer, postgres_server
 
 PNG = image_bytes("png", 640, 480)
 ROOT = Path(__file__).resolve().parents[1]
@@ -176,10 +176,7 @@ async def test_the_health_command_asks_the_running_process(
 @pytest.fixture
 def own_postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL server of this test's own (the session's is not to be stopped)."""
-    if find_bindir() is None:
-        if os.environ.get("CI"):
-            pytest.fail(MISSING)
-        pytest.skip(MISSING)
+    require_postgres()
     with postgres_server() as server:
         yield server
 
