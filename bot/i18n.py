@@ -208,12 +208,16 @@ def voice(locale: str) -> Voice:
     try:
         where = Locale.parse(locale.replace("-", "_"))
     except (UnknownLocaleError, ValueError):
-        where = Locale.parse("en_US")
+        where = _ENGLISH
     return Voice(locale, catalogs().translations(locale), where)
 
 
 _SOURCE_VOICE = voice(SOURCE_LOCALE)
 _speaking: ContextVar[Voice] = ContextVar("speaking")  # unset: the source
+
+
+def _in_use() -> Voice:
+    return _speaking.get(_SOURCE_VOICE)
 
 
 @functools.cache
@@ -241,12 +245,12 @@ def speaking(locale: str | None) -> Iterator[None]:
 
 def spoken() -> str:
     """Discord's locale of the words in use."""
-    return _speaking.get(_SOURCE_VOICE).locale
+    return _in_use().locale
 
 
 def in_source() -> bool:
     """Whether the words in use are the source's (English, as the messages are written)."""
-    return _speaking.get(_SOURCE_VOICE).words is None
+    return _in_use().words is None
 
 
 def N_(message: str, /) -> str:
@@ -257,9 +261,12 @@ def N_(message: str, /) -> str:
 def _(message: str, /, **values: object) -> str:
     """``message`` in the language in use, its ``{placeholders}`` filled with ``values``.
     English, the source, is the message itself: no catalog is read (or compiled) for it."""
-    words = _speaking.get(_SOURCE_VOICE).words
+    words = _in_use().words
     text = message if words is None else str(words.gettext(message))
     return text.format(**values) if values else text
+
+
+_KEPT: list[tuple[re.Pattern[str], str]] = []  # kept templates, as patterns of their values
 
 
 def kept(template: str, /) -> str:
@@ -270,14 +277,11 @@ def kept(template: str, /) -> str:
     return template
 
 
-_KEPT: list[tuple[re.Pattern[str], str]] = []
-
-
 def said(text: str, /) -> str:
     """A text kept as the bot wrote it (a job's reason, in English) in the language in use, if
     the catalogs know it (marked ``N_`` where it is written, or ``kept`` with its values, which
     are said in turn); anything else (what RunComfy said) as it is."""
-    words = _speaking.get(_SOURCE_VOICE).words
+    words = _in_use().words
     if not text or words is None:
         return text
     if (translated := str(words.gettext(text))) != text:
@@ -292,7 +296,7 @@ def said(text: str, /) -> str:
 def ngettext(singular: str, plural: str, n: int, /, **values: object) -> str:
     """The form of ``singular``/``plural`` for ``n`` in the language in use (Russian has three,
     Japanese one), ``{n}`` and ``values`` filled in."""
-    words = _speaking.get(_SOURCE_VOICE).words
+    words = _in_use().words
     text = (singular if n == 1 else plural) if words is None else str(
         words.ngettext(singular, plural, n))
     return text.format(n=number(n), **values)
@@ -300,19 +304,19 @@ def ngettext(singular: str, plural: str, n: int, /, **values: object) -> str:
 
 def babel_locale() -> Locale:
     """Babel's locale for the language in use (English: the source's)."""
-    return _speaking.get(_SOURCE_VOICE).where or _ENGLISH
+    return _in_use().where or _ENGLISH
 
 
 
 def number(value: float) -> str:
     """``1,234`` in English, ``1.234`` in German, ``1 234`` in Russian."""
-    where = _speaking.get(_SOURCE_VOICE).where
+    where = _in_use().where
     return str(value) if where is None else _decimal(value, where)
 
 
 def money(usd: float) -> str:
     """An amount in US dollars as the language writes it: ``$10.00``, ``10,00 $``."""
-    where = _speaking.get(_SOURCE_VOICE).where
+    where = _in_use().where
     return f"${usd:.2f}" if where is None else _currency(usd, where)
 
 

@@ -195,14 +195,13 @@ class Delivery:
         (its link expired) the copy posted in Discord. Raises ``VideoGone`` (in the member's
         language) when neither is there."""
         channel = await self.channel(channel_id, job.guild_id)
-        limit = upload_limit(channel)
+        limit, model = upload_limit(channel), self._model_name(job)
 
         async def post(path: Path | None) -> Posted:
             with speaking(language):
                 text = _("Job #{job} ({model}) by <@{user}>, shown again by <@{shown_by}>.",
-                         job=job.id, model=self._model_name(job), user=job.user_id,
-                         shown_by=shown_by)
-                extra = {"embed": render_card(job, self._model_name(job)),
+                         job=job.id, model=model, user=job.user_id, shown_by=shown_by)
+                extra = {"embed": render_card(job, model),
                          "view": self.buttons.loop_view(job), "allowed_mentions": _NO_MENTIONS}
                 return await self._post(channel, job, text, path, extra)
 
