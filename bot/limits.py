@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import math
 import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,8 +20,15 @@ from bot.catalog import ModelSpec
 from bot.errors import UserError
 from bot.i18n import _, day_and_month, money, ngettext, number
 from bot.policy import MEMBER_LIMITS, AccountCaps, Policy, PolicyStore
-from bot.store.allowance import ACCOUNT_LOCK, account_spent, guild_spent, member_use
+from bot.store.allowance import (
+    ACCOUNT_LOCK,
+    account_fits,
+    account_spent,
+    guild_purse,
+    member_use,
+)
 from bot.store.database import Database, Tx
+from bot.store.keys import StoredKey
 from bot.text import duration_text, hours_text
 
 # Sums of prices in floats drift by far less than this: a video that costs exactly what is left
@@ -61,6 +69,7 @@ class Standing:
     spent_this_month: float
     day_resets_at: float
     month_resets_at: float
+    key: StoredKey | None = None  # the server's own RunComfy key, as stored
 
     @property
     def budget_left(self) -> float | None:
@@ -105,19 +114,21 @@ class Limits:
             policy = await self.policies.get(guild_id, roles=roles, tx=reader)
             since = min(day, now - policy.cooldown_seconds, now - OPEN_HORIZON)
             use = await member_use(reader, guild_id, user_id, day_start=day, since=since)
-            spent = await guild_spent(reader, guild_id, month_day=month_day, month_start=month)
+            purse = await guild_purse(reader, guild_id, month_day=month_day, month_start=month)
         cooldown = policy.cooldown_seconds
         return Standing(
             policy=policy, today=use.today, active=use.active,
             next_allowed_at=use.last_at + cooldown if use.last_at is not None and cooldown
             else None,
-            spent_this_month=spent, day_resets_at=next_day, month_resets_at=next_month,
+            spent_this_month=purse.spent, day_resets_at=next_day, month_resets_at=next_month,
+            key=purse.key,
         )
 
     async def check(self, who: Who, model: ModelSpec, prompts: Sequence[str],
                     estimate: float | None, *, budgeted: bool = True, account: bool = True,
-                    tx: Tx | None = None) -> None:
-        """Raise ``LimitReached`` with the first rule this request breaks. ``prompts`` are
+                    tx: Tx | None = None) -> Standing:
+        """Raise ``LimitReached`` with the first rule this request breaks, else the standing
+        it was checked against. ``prompts`` are
         every text the model reads as a prompt (none: the blocklist is not checked);
         ``budgeted=False`` for simulated jobs, which never count against the budget;
         ``account=False``: the account's caps are not checked here (the server pays with its
@@ -167,6 +178,7 @@ class Limits:
             self._check_budget(standing, model, estimate)
             if account:
                 await self.check_account(model, estimate, tx=tx)
+        return standing
 
     async def _blocked(self, guild_id: int, policy: Policy, prompts: Sequence[str]) -> str | None:
         lock = self._checking.get(guild_id)
@@ -177,11 +189,15 @@ class Limits:
                 self._checks, policy.blocked_text, *prompts)
 
     async def check_budget(self, guild_id: int, model: ModelSpec, estimate: float | None, *,
-                           account: bool = True, tx: Tx | None = None) -> None:
+                           budgeted: bool = True, account: bool = True,
+                           tx: Tx | None = None) -> Standing:
         """Only the budgets (for a moderator's retry, which no member rule limits)."""
-        self._check_budget(await self.standing(guild_id, 0, tx=tx), model, estimate)
-        if account:
-            await self.check_account(model, estimate, tx=tx)
+        standing = await self.standing(guild_id, 0, tx=tx)
+        if budgeted:
+            self._check_budget(standing, model, estimate)
+            if account:
+                await self.check_account(model, estimate, tx=tx)
+        return standing
 
     async def account_standing(self, *, tx: Tx | None = None) -> tuple[float, float]:
         """What the operator's account spent (or reserved) today and this month."""
@@ -195,26 +211,61 @@ class Limits:
                             tx: Tx | None = None) -> None:
         """The operator's caps on the whole account; the refusal never says whose spending
         reached them."""
-        caps = self.account
-        if not caps.any:
+        if not self.account.any:
             return
+        estimate = self._account_priced(model, estimate)
+        today, this_month = await self.account_standing(tx=tx)
+        refusal = self._account_refusal(today, this_month, estimate)
+        if refusal is not None:
+            raise refusal
+
+    def account_fits(self, model: ModelSpec, estimate: float | None
+                     ) -> tuple[str, tuple[float | str, ...]] | None:
+        """The account's caps as a condition on the statement that writes the job down
+        (``JobStore.add_if``), under ``hold_account``: the sums read and the job added in one
+        round trip while the account's lock is held. ``None``: the account has no caps."""
+        if not self.account.any:
+            return None
+        estimate = self._account_priced(model, estimate)
+        day, month, _, _ = _boundaries(self.clock())
+        return account_fits(day=_iso(day), day_start=day, month=_iso(month), month_start=month,
+                            estimate=estimate, daily=self.account.daily_budget_usd,
+                            monthly=self.account.monthly_budget_usd, slack=CENT_FRACTION)
+
+    async def account_refused(self, model: ModelSpec, estimate: float | None, *,
+                              tx: Tx) -> LimitReached:
+        """Why the account's caps refused a job that ``account_fits`` kept out."""
+        estimate = self._account_priced(model, estimate)
+        today, this_month = await self.account_standing(tx=tx)
+        # The sums may have moved since (a job's cost settled): then the first cap there is.
+        refusal = self._account_refusal(today, this_month, estimate) or \
+            self._account_refusal(math.inf, math.inf, estimate)
+        assert refusal is not None  # the account has a cap
+        return refusal
+
+    @staticmethod
+    def _account_priced(model: ModelSpec, estimate: float | None) -> float:
         if estimate is None:
             raise LimitReached(_("`{command}` has no known price yet, so the bot's own "
                                  "spending limit can't be kept; the bot's operator can set "
                                  "`prices.{command}`.", command=model.command),
                                reason="unpriced")
-        now = self.clock()
+        return estimate
+
+    def _account_refusal(self, today: float, this_month: float,
+                         estimate: float) -> LimitReached | None:
+        caps, now = self.account, self.clock()
         *_starts, next_day, next_month = _boundaries(now)
-        today, this_month = await self.account_standing(tx=tx)
         if caps.daily_budget_usd and estimate - (caps.daily_budget_usd - today) > CENT_FRACTION:
-            raise LimitReached(_("The bot's own spending limit for today is reached; it "
-                                 "resets in {reset}.", reset=hours_text(next_day - now)),
-                               reason="account_day")
+            return LimitReached(_("The bot's own spending limit for today is reached; it "
+                                  "resets in {reset}.", reset=hours_text(next_day - now)),
+                                reason="account_day")
         if caps.monthly_budget_usd and \
                 estimate - (caps.monthly_budget_usd - this_month) > CENT_FRACTION:
-            raise LimitReached(_("The bot's own spending limit for this month is reached; it "
-                                 "resets on {day}.", day=day_and_month(next_month)),
-                               reason="account_month")
+            return LimitReached(_("The bot's own spending limit for this month is reached; "
+                                  "it resets on {day}.", day=day_and_month(next_month)),
+                                reason="account_month")
+        return None
 
     @staticmethod
     def _check_budget(standing: Standing, model: ModelSpec, estimate: float | None) -> None:

@@ -14,8 +14,7 @@ from bot.errors import UserError
 from bot.i18n import N_, _, kept
 from bot.keys import KeyBox, KeyBoxError, key_ending
 from bot.runcomfy import AuthError, InsufficientBalance, RunComfyClient, RunComfyError
-from bot.store.database import Tx
-from bot.store.keys import GuildKeys
+from bot.store.keys import GuildKeys, StoredKey
 from bot.store.settings import Edit, SettingsStore
 
 log = logging.getLogger(__name__)
@@ -75,10 +74,10 @@ class ServerKeys:
             client = self._clients[sealed] = self.operator.with_token(self.box.open(sealed))
         return client
 
-    async def sealed_for(self, guild_id: int, *, tx: Tx | None = None) -> str | None:
-        """The server's key for a new job (``None``: the operator's); ``KeyRefused`` while the
-        server's key is known not to work."""
-        stored = await self.keys.get(guild_id, tx=tx)
+    @staticmethod
+    def sealed_of(stored: StoredKey | None) -> str | None:
+        """The server's key for a new job, from what is stored (``None``: the operator's);
+        ``KeyRefused`` while the server's key is known not to work."""
         if stored is None:
             return None
         if stored.refused_at is not None:

@@ -20,7 +20,7 @@ from bot.errors import UserError
 from bot.i18n import _
 from bot.images import AttachmentLike, ImageInput, facts_of, inspect_attachments
 from bot.jobs import Job, JobState
-from bot.limits import LimitReached, Limits, Who
+from bot.limits import LimitReached, Limits, Standing, Who
 from bot.lineage import Lineage
 from bot.pricing import PriceBook, price_options
 from bot.prompts import prompt_texts
@@ -147,8 +147,7 @@ class JobService:
         body = _precheck(model, options, {n: i.known for n, i in asked.images.items()})
         if asked.check_place is not None:
             asked.check_place()
-        await self._admit(model, body, asked.who,
-                          account=await self._sealed_key(asked.who.guild_id) is None)
+        await self._admit(model, body, asked.who)
         fetched = {name: await image.fetch() if image.fetch else image.known
                    for name, image in asked.images.items()}
         if any(image.fetch for image in asked.images.values()):
@@ -175,18 +174,25 @@ class JobService:
             await self.access.check(guild_id)
 
     async def _admit(self, model: ModelSpec, body: Mapping[str, Any], who: Requester, *,
-                     account: bool, tx: Tx | None = None) -> None:
-        """The guild's rules and the member's allowance; raises ``LimitReached``. Checked
-        before anything is downloaded, and again inside the admission's transaction (the
-        prompts against the blocklist only the first time: their check is the costly one, and
-        the guild's lock is held the second time)."""
-        await self.limits.check(who.who, model, () if tx else prompt_texts(body),
-                                self.prices.estimate(model, body), budgeted=not self.simulated,
-                                account=account, tx=tx)
+                     tx: Tx | None = None) -> str | None:
+        """The guild's rules and the member's allowance, then (outside ``tx``) the account's
+        caps when the operator pays; raises ``LimitReached``. The key the job would be sent
+        with (``None``: the operator's). Checked before anything is downloaded, and again
+        inside the admission's transaction (the prompts against the blocklist only the first
+        time: their check is the costly one, and the guild's lock is held the second time;
+        the account's caps in the statement that writes the job down)."""
+        estimate = self.prices.estimate(model, body)
+        standing = await self.limits.check(who.who, model, () if tx else prompt_texts(body),
+                                           estimate, budgeted=not self.simulated,
+                                           account=False, tx=tx)
+        sealed = self._sealed(standing)
+        if tx is None and sealed is None and not self.simulated:
+            await self.limits.check_account(model, estimate)
+        return sealed
 
-    async def _sealed_key(self, guild_id: int, tx: Tx | None = None) -> str | None:
+    def _sealed(self, standing: Standing) -> str | None:
         """The server's own key for a new job, sealed; ``None``: the operator's."""
-        return None if self.keys is None else await self.keys.sealed_for(guild_id, tx=tx)
+        return None if self.keys is None else self.keys.sealed_of(standing.key)
 
     def _client(self, job: Job) -> RunComfyClient:
         return self.client if self.keys is None else self.keys.client_for(job.runcomfy_key)
@@ -236,22 +242,18 @@ class JobService:
         estimate = self.prices.estimate(model, body)
         async with self.store.db.transaction() as tx:
             await tx.lock_guild(who.guild_id)
-            sealed = await self._sealed_key(who.guild_id, tx)
             if retry_of is None:
-                await self._admit(model, body, who, account=False, tx=tx)
+                sealed = await self._admit(model, body, who, tx=tx)
             else:
                 again = await self.store.retried_as(retry_of, tx=tx)
                 if again is not None:
                     raise UserError(_("Job #{job} was already started again, as job "
                                       "#{again}; it is not started a third time.",
                                       job=retry_of, again=again))
-                if not self.simulated:
-                    await self.limits.check_budget(who.guild_id, model, estimate, tx=tx,
-                                                   account=False)
-            if sealed is None and not self.simulated:  # last: the account's lock held briefly
-                await self.limits.hold_account(tx)
-                await self.limits.check_account(model, estimate, tx=tx)
-            job = await self.store.add(NewJob(
+                sealed = self._sealed(await self.limits.check_budget(
+                    who.guild_id, model, estimate, budgeted=not self.simulated, account=False,
+                    tx=tx))
+            new = NewJob(
                 guild_id=who.guild_id, channel_id=who.channel_id, user_id=who.user_id,
                 model_id=model.id, command=model.command,
                 prompt=prompt if isinstance(prompt, str) else "", body=body,
@@ -260,7 +262,17 @@ class JobService:
                 parent_id=lineage.parent_id if lineage else None,
                 origin=lineage.origin.value if lineage else None,
                 runcomfy_key=sealed,
-            ), tx=tx)
+            )
+            fits = self.limits.account_fits(model, estimate) \
+                if sealed is None and not self.simulated else None
+            if fits is None:
+                job = await self.store.add(new, tx=tx)
+            else:  # last: the account's lock held for one statement and the commit
+                await self.limits.hold_account(tx)
+                added = await self.store.add_if(tx, new, *fits)
+                if added is None:
+                    raise await self.limits.account_refused(model, estimate, tx=tx)
+                job = added
         # The paid call and its recording run as a task of their own, which the caller (an
         # interaction, say) awaits but does not own: a stop never cuts it between sending and
         # recording (``drain``).

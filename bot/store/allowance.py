@@ -1,5 +1,6 @@
 """What a member and a guild have used so far, for the rules checked before a job is paid for
-(``bot.limits``): the member's jobs today, open and latest, and the guild's spending."""
+(``bot.limits``): the member's jobs today, open and latest, the guild's spending (and the key it
+pays with, when its own), and the operator's account's."""
 
 from __future__ import annotations
 
@@ -7,28 +8,34 @@ from dataclasses import dataclass
 
 from bot.store.database import Tx
 from bot.store.jobs import OPEN_STATES_SQL
+from bot.store.keys import KEY_COLUMNS, StoredKey, stored_key
 
 # Finished jobs count as the daily rollup has them (real cost, else the estimate; nothing when
-# failed or cancelled), open ones at their estimate.
-SPENT_SQL = f"""
+# failed or cancelled), open ones at their estimate; and the server's own key, if any.
+PURSE_SQL = f"""
     SELECT (SELECT COALESCE(SUM(cost_usd), 0) FROM usage_daily
             WHERE guild_id = ? AND day >= ? AND simulated = 0)
          + (SELECT COALESCE(SUM(COALESCE(cost_usd, estimated_usd, 0)), 0)
             FROM jobs INDEXED BY jobs_open
             WHERE state IN ({OPEN_STATES_SQL})
-              AND guild_id = ? AND created_at >= ? AND simulated = 0)"""  # noqa: S608
-_OPERATORS_OPEN = f"""FROM jobs INDEXED BY jobs_open
+              AND guild_id = ? AND created_at >= ? AND simulated = 0),
+           {", ".join(f"k.{column}" for column in KEY_COLUMNS.split(", "))}
+    FROM (SELECT 1 AS one) AS guild LEFT JOIN guild_keys AS k ON k.guild_id = ?"""  # noqa: S608
+_OPERATORS_OPEN = f"""FROM jobs INDEXED BY jobs_operators_open
             WHERE state IN ({OPEN_STATES_SQL}) AND created_at >= ? AND simulated = 0
               AND runcomfy_key IS NULL"""
-# Today's and this month's, in one statement: the rollup of finished jobs, and open ones.
+# Today's and this month's, in one statement: the rollup of finished jobs, and open ones, each
+# read once.
 ACCOUNT_SQL = f"""
-    SELECT (SELECT COALESCE(SUM(CASE WHEN day >= ? THEN cost_usd ELSE 0 END), 0)
-            FROM account_daily WHERE day >= ?)
-         + (SELECT COALESCE(SUM(CASE WHEN created_at >= ?
-                                     THEN COALESCE(cost_usd, estimated_usd, 0) ELSE 0 END), 0)
-            {_OPERATORS_OPEN}),
-           (SELECT COALESCE(SUM(cost_usd), 0) FROM account_daily WHERE day >= ?)
-         + (SELECT COALESCE(SUM(COALESCE(cost_usd, estimated_usd, 0)), 0) {_OPERATORS_OPEN})"""  # noqa: S608
+    SELECT made.today + held.today AS today, made.month + held.month AS month
+    FROM (SELECT COALESCE(SUM(CASE WHEN day >= ? THEN cost_usd ELSE 0 END), 0) AS today,
+                 COALESCE(SUM(cost_usd), 0) AS month
+          FROM account_daily WHERE day >= ?) AS made,
+         (SELECT COALESCE(SUM(CASE WHEN created_at >= ?
+                                   THEN COALESCE(cost_usd, estimated_usd, 0) ELSE 0 END), 0)
+                 AS today,
+                 COALESCE(SUM(COALESCE(cost_usd, estimated_usd, 0)), 0) AS month
+          {_OPERATORS_OPEN}) AS held"""  # noqa: S608
 # The advisory lock every admission takes, after its guild's, when the account has caps: no
 # guild id is 0.
 ACCOUNT_LOCK = 0
@@ -58,11 +65,35 @@ async def member_use(reader: Tx, guild_id: int, user_id: int, *, day_start: floa
                      None if row[2] is None else float(row[2]))
 
 
-async def guild_spent(reader: Tx, guild_id: int, *, month_day: str, month_start: float) -> float:
-    """USD the guild spent (or has reserved) since the month began (``month_day``: its
-    ISO date, ``month_start``: its unix time)."""
-    row = await reader.fetchrow(SPENT_SQL, guild_id, month_day, guild_id, month_start)
-    return float(row[0]) if row else 0.0
+@dataclass(frozen=True)
+class Purse:
+    spent: float  # USD spent (or reserved) since the month began
+    key: StoredKey | None  # the server's own RunComfy key, as stored
+
+
+async def guild_purse(reader: Tx, guild_id: int, *, month_day: str, month_start: float) -> Purse:
+    """What the guild spent (or has reserved) since the month began (``month_day``: its ISO
+    date, ``month_start``: its unix time), and the key it pays with, if its own: read with
+    its spending, which the admission reads anyway, so that a server's key costs no round
+    trip of its own."""
+    row = await reader.fetchrow(PURSE_SQL, guild_id, month_day, guild_id, month_start,
+                                guild_id)
+    assert row is not None  # one row, always
+    return Purse(float(row[0]), stored_key(row, 1))
+
+
+def account_fits(*, day: str, day_start: float, month: str, month_start: float,
+                 estimate: float, daily: float, monthly: float, slack: float
+                 ) -> tuple[str, tuple[float | str, ...]]:
+    """A condition (SQL and its values) that holds while ``estimate`` more fits under the
+    account's ``daily`` and ``monthly`` caps (0: none), give or take ``slack``: for the
+    statement that writes the job down, so that the sums are read, and the job added, at once
+    under the account's lock."""
+    caps = [(column, cap) for column, cap in (("today", daily), ("month", monthly)) if cap]
+    where = " AND ".join(f"? - (? - {column}) <= ?" for column, _ in caps) or "1 = 1"
+    values = [value for _, cap in caps for value in (estimate, cap, slack)]
+    return (f"EXISTS (SELECT 1 FROM ({ACCOUNT_SQL}) AS spent WHERE {where})",  # noqa: S608
+            (day, month, day_start, month_start, *values))
 
 
 async def account_spent(reader: Tx, *, day: str, day_start: float, month: str,
@@ -70,6 +101,5 @@ async def account_spent(reader: Tx, *, day: str, day_start: float, month: str,
     """USD spent (or reserved) on the operator's account by every server today and this
     month (ISO dates, and their unix times): jobs on a server's own key are not the
     operator's."""
-    row = await reader.fetchrow(ACCOUNT_SQL, day, month, day_start, month_start, month,
-                                month_start)
+    row = await reader.fetchrow(ACCOUNT_SQL, day, month, day_start, month_start)
     return (float(row[0]), float(row[1])) if row else (0.0, 0.0)

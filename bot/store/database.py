@@ -3,7 +3,8 @@ PostgreSQL (``DATABASE_URL``), with the same schema, migrations and behaviour.
 
 Every unit of work that must hold together is ``async with db.transaction() as tx``: one
 transaction on a connection that no other coroutine uses until it commits or rolls back.
-``db.read()`` lends a connection for statements that only read. SQL is written once, with
+``db.read()`` lends a connection for statements that only read, ``db.report()`` one for a
+report's (planned for their values). SQL is written once, with
 ``?`` placeholders; the PostgreSQL backend numbers them.
 """
 
@@ -96,6 +97,11 @@ class Database(ABC):
     @abstractmethod
     def read(self) -> AbstractAsyncContextManager[Tx]:
         """A connection for reads; each statement sees what was committed when it ran."""
+
+    def report(self) -> AbstractAsyncContextManager[Tx]:
+        """A connection for a report's reads, each statement planned for its values (where
+        the backend would otherwise plan a statement once for any: PostgreSQL)."""
+        return self.read()
 
     @abstractmethod
     async def close(self) -> None: ...

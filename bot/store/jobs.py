@@ -8,7 +8,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -82,20 +82,31 @@ class JobStore:
         self.leases = 0  # open jobs this process holds, as of its last claim (the metrics)
 
     async def add(self, new: NewJob, *, tx: Tx | None = None) -> Job:
+        sql, params = self._insert(new, "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                                        " ?, ?, ?, ?, ?)")
+        rows = await (tx.fetch(sql, *params) if tx else self.db.write(sql, *params))
+        return Job.from_row(rows[0])
+
+    async def add_if(self, tx: Tx, new: NewJob, condition: str,
+                     values: Sequence[Any]) -> Job | None:
+        """Add the job only if ``condition`` (SQL, with its ``values``) holds when the
+        statement runs; ``None`` when it does not."""
+        sql, params = self._insert(new, "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                                        f" ?, ?, ?, ?, ? WHERE {condition}")
+        return _job(await tx.fetchrow(sql, *params, *values))
+
+    def _insert(self, new: NewJob, source: str) -> tuple[str, tuple[Any, ...]]:
         now = self.clock()
         sql = ("INSERT INTO jobs (guild_id, channel_id, user_id, model_id, command, prompt, body,"
                " state, estimated_usd, seconds, audio, resolution, simulated, retry_of,"
                " parent_id, origin, lease_owner, lease_until, created_at, updated_at,"
-               " runcomfy_key)"
-               " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-               " RETURNING *")
-        params = (new.guild_id, new.channel_id, new.user_id, new.model_id, new.command,
-                  new.prompt, json.dumps(new.body), JobState.ACCEPTED.value, new.estimated_usd,
-                  new.seconds, None if new.audio is None else int(new.audio), new.resolution,
-                  int(new.simulated), new.retry_of, new.parent_id, new.origin, self.owner,
-                  now + self.lease_seconds, now, now, new.runcomfy_key)
-        rows = await (tx.fetch(sql, *params) if tx else self.db.write(sql, *params))
-        return Job.from_row(rows[0])
+               f" runcomfy_key) {source} RETURNING *")
+        return sql, (new.guild_id, new.channel_id, new.user_id, new.model_id, new.command,
+                     new.prompt, json.dumps(new.body), JobState.ACCEPTED.value,
+                     new.estimated_usd, new.seconds,
+                     None if new.audio is None else int(new.audio), new.resolution,
+                     int(new.simulated), new.retry_of, new.parent_id, new.origin, self.owner,
+                     now + self.lease_seconds, now, now, new.runcomfy_key)
 
     async def get(self, job_id: int, *, tx: Tx | None = None) -> Job | None:
         async with self.db.reading(tx) as reader:

@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bot.store.database import Database, Tx
+from bot.store.database import Database, Row, Tx
+
+KEY_COLUMNS = "sealed, ending, set_at, refused_at"
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,15 @@ class StoredKey:
     refused_at: float | None
 
 
+def stored_key(row: Row, first: int = 0) -> StoredKey | None:
+    """The key in ``KEY_COLUMNS`` of ``row`` from column ``first`` on (``None`` when absent)."""
+    sealed, ending, set_at, refused_at = (row[first + i] for i in range(4))
+    if sealed is None:
+        return None
+    return StoredKey(str(sealed), str(ending), float(set_at),
+                     None if refused_at is None else float(refused_at))
+
+
 class GuildKeys:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -24,10 +35,9 @@ class GuildKeys:
     async def get(self, guild_id: int, *, tx: Tx | None = None) -> StoredKey | None:
         async with self.db.reading(tx) as reader:
             row = await reader.fetchrow(
-                "SELECT sealed, ending, set_at, refused_at FROM guild_keys WHERE guild_id = ?",
+                f"SELECT {KEY_COLUMNS} FROM guild_keys WHERE guild_id = ?",  # noqa: S608
                 guild_id)
-        return None if row is None else StoredKey(str(row[0]), str(row[1]), float(row[2]),
-                                                  None if row[3] is None else float(row[3]))
+        return None if row is None else stored_key(row)
 
     async def put(self, tx: Tx, guild_id: int, sealed: str, ending: str, at: float) -> None:
         await tx.execute(
@@ -37,10 +47,9 @@ class GuildKeys:
             guild_id, sealed, ending, at)
 
     async def delete(self, tx: Tx, guild_id: int) -> StoredKey | None:
-        row = await tx.fetchrow("DELETE FROM guild_keys WHERE guild_id = ?"
-                                " RETURNING sealed, ending, set_at, refused_at", guild_id)
-        return None if row is None else StoredKey(str(row[0]), str(row[1]), float(row[2]),
-                                                  None if row[3] is None else float(row[3]))
+        row = await tx.fetchrow("DELETE FROM guild_keys WHERE guild_id = ?"  # noqa: S608
+                                f" RETURNING {KEY_COLUMNS}", guild_id)
+        return None if row is None else stored_key(row)
 
     async def refused(self, guild_id: int, sealed: str, at: float) -> bool:
         """Mark the key refused by RunComfy; True the first time (when the server is told)."""

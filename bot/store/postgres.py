@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
-import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, cast
 
@@ -28,10 +27,6 @@ from bot.store.database import (
 )
 
 POOL_MIN, POOL_MAX = 1, 10
-# asyncpg prepares every statement, and after five runs PostgreSQL plans a prepared statement
-# once for any values; the reports' plans for their actual values run twice as fast
-# (bench/README.md). A URL's own ``?plan_cache_mode=...`` wins.
-SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 MIGRATION_LOCK = 0x52435642  # "RCVB": not a Discord snowflake, so no guild's lock
 _PLACEHOLDER_OR_QUOTED = re.compile(r"'(?:[^']|'')*'|\?")
 _INDEXED_BY = re.compile(r"\s+INDEXED BY \w+", re.IGNORECASE)
@@ -85,6 +80,21 @@ class PostgresDatabase(Database):
                 tx.end()
 
     @contextlib.asynccontextmanager
+    async def report(self) -> AsyncIterator[Tx]:
+        """asyncpg prepares every statement, and after five runs PostgreSQL may plan a prepared
+        statement once for any values: fine for the bot's own statements (planning them anew
+        each time costs more than they take), but the reports' plans for their actual values
+        run in 0.4 x the time (bench/README.md). One snapshot for all of the report."""
+        async with self._pool.acquire() as conn, conn.transaction(
+                isolation="repeatable_read", readonly=True):
+            await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+            tx = _PostgresTx(conn)
+            try:
+                yield tx
+            finally:
+                tx.end()
+
+    @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:
         async with self._pool.acquire() as conn:
             tx = _PostgresTx(conn)
@@ -112,10 +122,8 @@ class PostgresDatabase(Database):
 async def open_postgres(url: str, *, migrate: bool,
                         clock: Callable[[], float]) -> PostgresDatabase:
     try:
-        given = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
-        pool = await asyncpg.create_pool(
-            url, min_size=POOL_MIN, max_size=POOL_MAX, reset=_keep_session,
-            server_settings={k: v for k, v in SERVER_SETTINGS.items() if k not in given})
+        pool = await asyncpg.create_pool(url, min_size=POOL_MIN, max_size=POOL_MAX,
+                                         reset=_keep_session)
     except (OSError, asyncpg.PostgresError, ValueError) as exc:
         raise DatabaseError(f"{redact(url)}: {exc}") from None
     try:

@@ -44,7 +44,7 @@ async def usage_rows(db: Database, guild_id: int, first: date, last: date, group
         params.append(user_id)
     key = _KEYS[group_by]
     order = "key" if group_by == "day" else "SUM(cost_usd) DESC, key"
-    async with db.read() as reader:
+    async with db.report() as reader:
         lines = [_line(row) for row in await reader.fetch(
             f"SELECT {key} AS key, {_SUMS} FROM usage_daily WHERE {where}"  # noqa: S608
             f" GROUP BY {key} ORDER BY {order}", *params)]

@@ -392,3 +392,45 @@ async def test_the_account_cap_counts_every_server_and_names_none(guilds: Guilds
     with pytest.raises(LimitReached) as unpriced:
         await limits.check(member(), guilds.model(), (), None)
     assert "no known price" in str(unpriced.value)
+
+
+async def test_the_statement_that_adds_a_job_keeps_the_account_caps_as_check_account_does(
+        guilds: Guilds) -> None:
+    """The admission reads the account's sums in the statement that writes the job down
+    (``account_fits``, under the account's lock): it lets through and keeps out exactly what
+    ``check_account`` does, to the cent, and says which cap kept it out."""
+    limits = Limits(guilds.db, guilds.policies, guilds.clock,
+                    AccountCaps(daily_budget_usd=5.0, monthly_budget_usd=9.0))
+    guilds.clock.now = START - 86_400
+    await guilds.job(JobState.DELIVERED, guild=OTHER_GUILD, cost=3.0)
+    guilds.clock.now = START
+    await guilds.job(JobState.DELIVERED, cost=1.5, estimate=2.1)
+    await guilds.job(JobState.RUNNING, guild=OTHER_GUILD, estimate=2.1)
+    model = guilds.model()
+
+    async def add(estimate: float) -> tuple[Job | None, str | None]:
+        new = NewJob(guild_id=GUILD, channel_id=CHANNEL, user_id=ALICE, model_id=model.id,
+                     command=model.command, prompt="", body={}, estimated_usd=estimate)
+        async with guilds.db.transaction() as tx:
+            await limits.hold_account(tx)
+            fits = limits.account_fits(model, estimate)
+            assert fits is not None
+            added = await guilds.store.add_if(tx, new, *fits)
+            refused = None if added else str(await limits.account_refused(model, estimate,
+                                                                          tx=tx))
+        return added, refused
+
+    assert (await add(5.0 - 3.6 + 1e-7))[0] is not None  # what is left, give or take a cent's
+    assert await limits.account_standing() == pytest.approx((5.0, 8.0))
+    added, refused = await add(0.01)
+    assert added is None
+    assert refused == ("The bot's own spending limit for today is reached; it resets in "
+                       "2 h 45 min.")
+    guilds.clock.now = TOMORROW
+    assert await add(1.01) == (None, "The bot's own spending limit for this month is reached; "
+                                     "it resets on 1 March.")
+    assert (await add(1.0))[0] is not None
+    assert len(await guilds.db.fetch("SELECT id FROM jobs")) == 5
+    with pytest.raises(LimitReached, match="no known price"):
+        limits.account_fits(model, None)
+    assert Limits(guilds.db, guilds.policies, guilds.clock).account_fits(model, 1.0) is None

@@ -8,9 +8,10 @@ from __future__ import annotations
 import pytest
 
 from bot.jobs import JobState
-from bot.store.allowance import MemberUse, guild_spent, member_use
+from bot.store.allowance import MemberUse, Purse, guild_purse, member_use
 from bot.store.database import Database
 from bot.store.jobs import JobStore, NewJob
+from bot.store.keys import GuildKeys, StoredKey
 from tests.clocks import SetClock
 
 S = JobState
@@ -62,7 +63,8 @@ async def use(db: Database, user: int = ALICE, guild: int = GUILD, *,
 
 async def spent(db: Database, guild: int = GUILD) -> float:
     async with db.read() as reader:
-        return await guild_spent(reader, guild, month_day="2026-01-01", month_start=MONTH)
+        return (await guild_purse(reader, guild, month_day="2026-01-01",
+                                  month_start=MONTH)).spent
 
 
 async def test_a_member_with_no_jobs(db: Database) -> None:
@@ -154,8 +156,23 @@ async def test_the_admission_sees_the_job_it_just_recorded(db: Database, clock: 
     store = JobStore(db, clock)
     async with db.transaction() as tx:
         await store.add(NewJob(GUILD, 10, ALICE, "m/x", "kling-3-0-4k", "a", {}, 2.5), tx=tx)
-        assert await guild_spent(tx, GUILD, month_day="2026-01-01", month_start=MONTH) == 2.5
+        purse = await guild_purse(tx, GUILD, month_day="2026-01-01", month_start=MONTH)
+        assert purse.spent == 2.5
         assert await member_use(tx, GUILD, ALICE, day_start=DAY, since=DAY) == MemberUse(
             1, 1, clock.now)
         assert await spent(db) == 0.0
     assert await spent(db) == 2.5
+
+
+async def test_the_purse_carries_the_servers_own_key_and_no_other(db: Database) -> None:
+    """The key a server pays with is read with its spending (no round trip of its own)."""
+    keys = GuildKeys(db)
+    async with db.transaction() as tx:
+        await keys.put(tx, GUILD, "sealed-bytes", "abcd", 5.0)
+    await keys.refused(GUILD, "sealed-bytes", 6.0)
+    async with db.read() as reader:
+        mine = await guild_purse(reader, GUILD, month_day="2026-01-01", month_start=MONTH)
+        other = await guild_purse(reader, OTHER_GUILD, month_day="2026-01-01",
+                                  month_start=MONTH)
+    assert mine == Purse(0.0, StoredKey("sealed-bytes", "abcd", 5.0, 6.0))
+    assert other == Purse(0.0, None)

@@ -131,14 +131,21 @@ async def test_a_sqlite_reader_cannot_write(tmp_path: Path) -> None:
     await db.close()
 
 
-async def test_postgres_plans_each_statement_for_its_values_unless_the_url_says(
+async def test_postgres_plans_a_reports_statements_for_their_values_and_the_bots_once(
         postgres: PostgresServer) -> None:
-    """Custom plans (the reports run twice as fast with them); the operator's URL wins."""
+    """The reports run twice as fast planned for their values; the bot's own statements, run
+    at every command, are planned once (PostgreSQL's own choice); a URL's setting holds for
+    them."""
     url = await new_postgres_database(postgres)
-    for given, expected in (("", "force_custom_plan"), ("?plan_cache_mode=auto", "auto")):
+    for given, expected in (("", "auto"), ("?plan_cache_mode=force_generic_plan",
+                                           "force_generic_plan")):
         db = await open_database(url + given)
-        row = await db.fetchrow("SHOW plan_cache_mode")
-        assert row is not None and row[0] == expected
+        async with db.read() as reader:
+            assert await reader.fetchval("SHOW plan_cache_mode") == expected
+        async with db.report() as reader:
+            assert await reader.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
+        async with db.read() as reader:  # the report's setting ended with it
+            assert await reader.fetchval("SHOW plan_cache_mode") == expected
         await db.close()
 
 
