@@ -1,10 +1,11 @@
 """Admission with the public bot's rules against today's admission, in the same run, on SQLite
 and on PostgreSQL (target: p50 and p99 <= 1.2 x the reference's).
 
-Admission is ``JobService.start``: one transaction that takes the guild's lock (and, with
-account caps, the account's: ``Limits.hold``), checks the member's limits, the server's budget
-and the account's caps (``Limits.check``), writes the job down, then submits it to RunComfy
-and records its request id. Timed per admission, from the call to the job recorded as queued.
+Admission is ``JobService.start``: one transaction that takes the guild's lock, checks the
+member's limits and the server's budget (``Limits.check``), writes the job down (with account
+caps, on the operator's key: only if the account's caps hold, read in that statement after
+the account's lock, ``Limits.account_fits``), then submits it to RunComfy and records its
+request id. Timed per admission, from the call to the job recorded as queued.
 Three variants, as the bot puts them together (``bot.discord.client``):
 
 - **reference**, today's admission: the config's default ``[limits]`` only (``Policy()``), no
@@ -36,9 +37,9 @@ and ``--open`` jobs still open (50). Workloads, each measured for every variant:
 - **16 at once**: rounds of 16 admissions started together, from 16 servers.
 
 Then where the time goes: every admission's time split into its steps (``Timed*`` below: the
-transaction's start, the locks, the member's and server's standing, the account's, the job's
-row, the commit, the submit, the key opened), and the account's sums alone (today's and this
-month's) with their plan.
+transaction's start, the member's and server's standing, the job's row with the account's
+lock and sums, the commit, the submit, the key opened), and the account's sums alone
+(today's and this month's) with their plan.
 
     .venv/bin/python -m bench.admission [--quick] [--backend both] [--entry start]
 """
@@ -48,6 +49,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import random
 import statistics
 import time
@@ -107,7 +109,7 @@ BATCH = 1000  # rows an INSERT: 14,000 parameters, under SQLite's and PostgreSQL
 # The account's spending by day, from the rollup, as the store keeps it (the migration's own).
 ACCOUNT_DAILY_SQL = ("INSERT INTO account_daily (day, cost_usd) SELECT day, SUM(cost_usd)"
                      " FROM usage_daily WHERE simulated = 0 GROUP BY day")
-STEPS = ("begin", "locks", "member+server", "account", "job row", "commit", "submit", "key",
+STEPS = ("begin", "member+server", "account", "job row", "commit", "submit", "key",
          "other", "statements")
 REFERENCE = "reference"
 
@@ -185,11 +187,6 @@ class TimedDatabase(Database):
 
 
 class TimedLimits(Limits):
-    async def hold_account(self, tx: Tx) -> None:
-        started = time.perf_counter()
-        await super().hold_account(tx)
-        note("locks", time.perf_counter() - started)
-
     async def standing(self, guild_id: int, user_id: int, *,
                        roles: frozenset[int] = frozenset(), tx: Tx | None = None) -> Standing:
         started = time.perf_counter()
@@ -394,9 +391,15 @@ class Bench:
         self.store = store
         self.entry = entry
         self.admitted = 0
+        self.full_collections = 0  # Python's full collections while admissions were timed
 
     async def round(self, variant: Variant, workload: Workload, into: Measure | None) -> None:
+        """One round of ``variant``'s admissions, then off the clock their jobs' ends and a
+        full collection: Python's few full collections of a run (17 to 19 ms each, two a run on
+        one backend) would otherwise fall in whichever variant's rounds the allocations
+        happen to bring them to, the same ones run after run, and be that variant's p99."""
         done: list[Job] = []
+        full = gc.get_stats()[2]["collections"]
         for _ in range(0, workload.per_round, workload.at_once):
             whos = [variant.next_who() for _ in range(workload.at_once)]
             results = await asyncio.gather(*(variant.admit(who, self.entry) for who in whos))
@@ -405,6 +408,7 @@ class Bench:
                     into.latencies.append(took)
                     into.steps.append(steps)
                 done.append(job)
+        self.full_collections += gc.get_stats()[2]["collections"] - full
         self.admitted += len(done)
         for job in done:  # off the clock: the job ends as a delivered video
             await moved(self.store.move(job.id, JobState.FETCHED, video_url="https://x/v.mp4",
@@ -413,6 +417,7 @@ class Bench:
             await moved(self.store.move(job.id, JobState.DELIVERING))
             await moved(self.store.move(job.id, JobState.DELIVERED, result_message_id=job.id,
                                         delivered_as="file"))
+        gc.collect()
 
     async def workload(self, workload: Workload, pids: set[int]) -> Outcome:
         for variant in self.variants:  # warm-up, off the record
@@ -511,6 +516,7 @@ class Run:
     outcomes: list[Outcome] = field(default_factory=list)
     sums: list[Sums] = field(default_factory=list)
     opened: dict[str, int] = field(default_factory=dict)  # keys opened, by backend
+    full_collections: int = 0  # while admissions were timed
 
 
 async def on_backend(backend: Backend, where: Places, url: str, arguments: argparse.Namespace,
@@ -540,6 +546,7 @@ async def on_backend(backend: Backend, where: Places, url: str, arguments: argpa
             run.sums.append(await account_sums(backend, db, variants[1].service.limits,
                                                arguments.repeats))
             run.opened[backend] = box.opened
+            run.full_collections += bench.full_collections
             return bench.admitted
     finally:
         await db.close()
@@ -574,11 +581,11 @@ def report(run: Run, entry: str) -> bool:
             print(f"{outcome.backend:<11} {outcome.workload:<11} {name:<10} {p50:>9.2f}"
                   f" {p99:>9.2f}  {'met' if ok else 'NOT MET'}")
     print("\nWhere the time goes: mean ms per admission, by step (begin: a connection, the"
-          " writer's lock, BEGIN; locks: Limits.hold_account; member+server: Limits.standing,"
+          " writer's lock, BEGIN; member+server: Limits.standing,"
           " the server's key read with its spending; account: Limits.account_standing, a"
-          " refusal's only; job row: the job written down, the account's sums read in the same"
-          " statement; submit: the moves and RunComfy's answer; key: KeyBox.open; other: the"
-          " rest); and the statements in its transaction")
+          " refusal's only; job row: the job written down, the account's lock taken and its"
+          " sums read in the same statement; submit: the moves and RunComfy's answer; key:"
+          " KeyBox.open; other: the rest); and the statements in its transaction")
     print(f"{'backend':<11} {'workload':<11} {'variant':<10} {'total':>6}"
           + "".join(f" {step:>13}" for step in STEPS))
     for outcome in run.outcomes:
@@ -630,7 +637,9 @@ async def main(arguments: argparse.Namespace, where: Places) -> None:
           f" finished jobs a day over {HISTORY_DAYS} days, {arguments.open} open;"
           f" {arguments.rounds} rounds of each variant per workload ({per_round} admissions"
           f" one after the other, or {arguments.at_once} at once), A B C C B A; jobs admitted"
-          f" {admitted:,}, submits RunComfy received {submitted:,}")
+          f" {admitted:,}, submits RunComfy received {submitted:,}; Python's full collections"
+          f" while admissions were timed: {run.full_collections} (one ends each round, off the"
+          " clock)")
     met = report(run, arguments.entry)
     if submitted != admitted:
         raise SystemExit("RunComfy did not receive one submit per admitted job")

@@ -21,7 +21,6 @@ from bot.errors import UserError
 from bot.i18n import _, day_and_month, money, ngettext, number
 from bot.policy import MEMBER_LIMITS, AccountCaps, Policy, PolicyStore
 from bot.store.allowance import (
-    ACCOUNT_LOCK,
     account_fits,
     account_spent,
     guild_purse,
@@ -97,12 +96,6 @@ class Limits:
         self._checks = ThreadPoolExecutor(BLOCKLIST_THREADS, thread_name_prefix="blocklist")
         self._checking: weakref.WeakValueDictionary[int, asyncio.Lock] = \
             weakref.WeakValueDictionary()
-
-    async def hold_account(self, tx: Tx) -> None:
-        """The account-wide lock an admission on the operator's account holds, always after
-        its guild's, until it has written its job down, when the account has caps."""
-        if self.account.any:
-            await tx.lock_guild(ACCOUNT_LOCK)
 
     async def standing(self, guild_id: int, user_id: int, *,
                        roles: frozenset[int] = frozenset(), tx: Tx | None = None) -> Standing:
@@ -222,14 +215,17 @@ class Limits:
     def account_fits(self, model: ModelSpec, estimate: float | None
                      ) -> tuple[str, tuple[float | str, ...]] | None:
         """The account's caps as a condition on the statement that writes the job down
-        (``JobStore.add_if``), under ``hold_account``: the sums read and the job added in one
-        round trip while the account's lock is held. ``None``: the account has no caps."""
+        (``JobStore.add_if``): the account's lock taken (on PostgreSQL), its sums read and the
+        job added in one round trip, so that admissions on the operator's key, which take
+        their turns with the account, each hold it for that statement and the commit only.
+        ``None``: the account has no caps."""
         if not self.account.any:
             return None
         estimate = self._account_priced(model, estimate)
         day, month, _, _ = _boundaries(self.clock())
-        return account_fits(day=_iso(day), day_start=day, month=_iso(month), month_start=month,
-                            estimate=estimate, daily=self.account.daily_budget_usd,
+        return account_fits(self.db.dialect, day=_iso(day), day_start=day, month=_iso(month),
+                            month_start=month, estimate=estimate,
+                            daily=self.account.daily_budget_usd,
                             monthly=self.account.monthly_budget_usd, slack=CENT_FRACTION)
 
     async def account_refused(self, model: ModelSpec, estimate: float | None, *,

@@ -267,8 +267,7 @@ class JobService:
                 if sealed is None and not self.simulated else None
             if fits is None:
                 job = await self.store.add(new, tx=tx)
-            else:  # last: the account's lock held for one statement and the commit
-                await self.limits.hold_account(tx)
+            else:  # last: the account held for one statement and the commit
                 added = await self.store.add_if(tx, new, *fits)
                 if added is None:
                     raise await self.limits.account_refused(model, estimate, tx=tx)

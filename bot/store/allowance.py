@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.store.database import Tx
+from bot.store.database import Dialect, Tx
 from bot.store.jobs import OPEN_STATES_SQL
 from bot.store.keys import KEY_COLUMNS, StoredKey, stored_key
 
@@ -36,9 +36,15 @@ ACCOUNT_SQL = f"""
                  AS today,
                  COALESCE(SUM(COALESCE(cost_usd, estimated_usd, 0)), 0) AS month
           {_OPERATORS_OPEN}) AS held"""  # noqa: S608
-# The advisory lock every admission takes, after its guild's, when the account has caps: no
-# guild id is 0.
+# The advisory lock every admission on the operator's key takes when the account has caps (no
+# guild id is 0), on PostgreSQL, in ``account_spent_locked`` (migration 0009: ``ACCOUNT_SQL``
+# after the lock, each with a snapshot of its own, in one round trip); SQLite's one writer is
+# held already.
 ACCOUNT_LOCK = 0
+ACCOUNT_SOURCES: dict[Dialect, str] = {
+    "sqlite": f"({ACCOUNT_SQL})",
+    "postgresql": "account_spent_locked(?, ?, ?, ?, ?)",
+}
 MEMBER_SQL = f"""
     SELECT SUM(CASE WHEN created_at >= ? AND state NOT IN ('failed', 'cancelled')
                     THEN 1 ELSE 0 END),
@@ -82,18 +88,19 @@ async def guild_purse(reader: Tx, guild_id: int, *, month_day: str, month_start:
     return Purse(float(row[0]), stored_key(row, 1))
 
 
-def account_fits(*, day: str, day_start: float, month: str, month_start: float,
-                 estimate: float, daily: float, monthly: float, slack: float
-                 ) -> tuple[str, tuple[float | str, ...]]:
+def account_fits(dialect: Dialect, *, day: str, day_start: float, month: str,
+                 month_start: float, estimate: float, daily: float, monthly: float,
+                 slack: float) -> tuple[str, tuple[float | str, ...]]:
     """A condition (SQL and its values) that holds while ``estimate`` more fits under the
-    account's ``daily`` and ``monthly`` caps (0: none), give or take ``slack``: for the
-    statement that writes the job down, so that the sums are read, and the job added, at once
-    under the account's lock."""
+    account's ``daily`` and ``monthly`` caps (0: none), give or take ``slack``, for the
+    statement that writes the job down: the account held, its sums read and the job added at
+    once."""
     caps = [(column, cap) for column, cap in (("today", daily), ("month", monthly)) if cap]
     where = " AND ".join(f"? - (? - {column}) <= ?" for column, _ in caps) or "1 = 1"
     values = [value for _, cap in caps for value in (estimate, cap, slack)]
-    return (f"EXISTS (SELECT 1 FROM ({ACCOUNT_SQL}) AS spent WHERE {where})",  # noqa: S608
-            (day, month, day_start, month_start, *values))
+    lock = (ACCOUNT_LOCK,) if dialect == "postgresql" else ()
+    return (f"EXISTS (SELECT 1 FROM {ACCOUNT_SOURCES[dialect]} AS spent WHERE {where})",  # noqa: S608
+            (day, month, day_start, month_start, *lock, *values))
 
 
 async def account_spent(reader: Tx, *, day: str, day_start: float, month: str,

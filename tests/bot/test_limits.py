@@ -396,8 +396,8 @@ async def test_the_account_cap_counts_every_server_and_names_none(guilds: Guilds
 
 async def test_the_statement_that_adds_a_job_keeps_the_account_caps_as_check_account_does(
         guilds: Guilds) -> None:
-    """The admission reads the account's sums in the statement that writes the job down
-    (``account_fits``, under the account's lock): it lets through and keeps out exactly what
+    """The admission takes the account's lock and reads its sums in the statement that writes
+    the job down (``account_fits``): it lets through and keeps out exactly what
     ``check_account`` does, to the cent, and says which cap kept it out."""
     limits = Limits(guilds.db, guilds.policies, guilds.clock,
                     AccountCaps(daily_budget_usd=5.0, monthly_budget_usd=9.0))
@@ -412,7 +412,6 @@ async def test_the_statement_that_adds_a_job_keeps_the_account_caps_as_check_acc
         new = NewJob(guild_id=GUILD, channel_id=CHANNEL, user_id=ALICE, model_id=model.id,
                      command=model.command, prompt="", body={}, estimated_usd=estimate)
         async with guilds.db.transaction() as tx:
-            await limits.hold_account(tx)
             fits = limits.account_fits(model, estimate)
             assert fits is not None
             added = await guilds.store.add_if(tx, new, *fits)
