@@ -20,12 +20,7 @@ from bot.catalog import ModelSpec
 from bot.errors import UserError
 from bot.i18n import _, day_and_month, money, ngettext, number
 from bot.policy import MEMBER_LIMITS, AccountCaps, Policy, PolicyStore
-from bot.store.allowance import (
-    account_fits,
-    account_spent,
-    guild_purse,
-    member_use,
-)
+from bot.store.allowance import account_fits, account_spent, guild_purse, member_use
 from bot.store.database import Database, Tx
 from bot.store.keys import StoredKey
 from bot.text import duration_text, hours_text
@@ -118,14 +113,13 @@ class Limits:
         )
 
     async def check(self, who: Who, model: ModelSpec, prompts: Sequence[str],
-                    estimate: float | None, *, budgeted: bool = True, account: bool = True,
+                    estimate: float | None, *, budgeted: bool = True,
                     tx: Tx | None = None) -> Standing:
-        """Raise ``LimitReached`` with the first rule this request breaks, else the standing
-        it was checked against. ``prompts`` are
-        every text the model reads as a prompt (none: the blocklist is not checked);
-        ``budgeted=False`` for simulated jobs, which never count against the budget;
-        ``account=False``: the account's caps are not checked here (the server pays with its
-        own key, or the admission checks them last, under the account's lock)."""
+        """Raise ``LimitReached`` with the first of the server's rules this request breaks,
+        else the standing it was checked against (with the key the server pays with: the
+        account's caps apply only to the operator's, ``check_account``). ``prompts`` are every
+        text the model reads as a prompt (none: the blocklist is not checked);
+        ``budgeted=False`` for simulated jobs, which never count against the budget."""
         standing = await self.standing(who.guild_id, who.user_id, roles=who.role_ids, tx=tx)
         policy = standing.policy
         now = self.clock()
@@ -169,8 +163,6 @@ class Limits:
                 reset=hours_text(standing.day_resets_at - now)), reason="daily_quota")
         if budgeted:
             self._check_budget(standing, model, estimate)
-            if account:
-                await self.check_account(model, estimate, tx=tx)
         return standing
 
     async def _blocked(self, guild_id: int, policy: Policy, prompts: Sequence[str]) -> str | None:
@@ -182,14 +174,11 @@ class Limits:
                 self._checks, policy.blocked_text, *prompts)
 
     async def check_budget(self, guild_id: int, model: ModelSpec, estimate: float | None, *,
-                           budgeted: bool = True, account: bool = True,
-                           tx: Tx | None = None) -> Standing:
-        """Only the budgets (for a moderator's retry, which no member rule limits)."""
+                           budgeted: bool = True, tx: Tx | None = None) -> Standing:
+        """Only the server's budget (for a moderator's retry, which no member rule limits)."""
         standing = await self.standing(guild_id, 0, tx=tx)
         if budgeted:
             self._check_budget(standing, model, estimate)
-            if account:
-                await self.check_account(model, estimate, tx=tx)
         return standing
 
     async def account_standing(self, *, tx: Tx | None = None) -> tuple[float, float]:

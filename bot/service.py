@@ -183,8 +183,7 @@ class JobService:
         the account's caps in the statement that writes the job down)."""
         estimate = self.prices.estimate(model, body)
         standing = await self.limits.check(who.who, model, () if tx else prompt_texts(body),
-                                           estimate, budgeted=not self.simulated,
-                                           account=False, tx=tx)
+                                           estimate, budgeted=not self.simulated, tx=tx)
         sealed = self._sealed(standing)
         if tx is None and sealed is None and not self.simulated:
             await self.limits.check_account(model, estimate)
@@ -251,8 +250,7 @@ class JobService:
                                       "#{again}; it is not started a third time.",
                                       job=retry_of, again=again))
                 sealed = self._sealed(await self.limits.check_budget(
-                    who.guild_id, model, estimate, budgeted=not self.simulated, account=False,
-                    tx=tx))
+                    who.guild_id, model, estimate, budgeted=not self.simulated, tx=tx))
             new = NewJob(
                 guild_id=who.guild_id, channel_id=who.channel_id, user_id=who.user_id,
                 model_id=model.id, command=model.command,

@@ -379,18 +379,19 @@ async def test_the_account_cap_counts_every_server_and_names_none(guilds: Guilds
     today, month = await limits.account_standing()
     assert today == pytest.approx(3.6)
     assert month == pytest.approx(6.6)
-    await limits.check(member(), guilds.model(), (), 1.4)
+    await limits.check_account(guilds.model(), 1.4)
     with pytest.raises(LimitReached) as daily:
-        await limits.check(member(), guilds.model(), (), 1.5)
+        await limits.check_account(guilds.model(), 1.5)
     assert str(daily.value) == ("The bot's own spending limit for today is reached; it resets "
                                 "in 2 h 45 min.")
+    await limits.check(member(), guilds.model(), (), 1.5)  # the server's own rules let it be
     guilds.clock.now = TOMORROW
     with pytest.raises(LimitReached) as monthly:
-        await limits.check_budget(GUILD, guilds.model(), 2.5)
+        await limits.check_account(guilds.model(), 2.5)
     assert str(monthly.value) == ("The bot's own spending limit for this month is reached; it "
                                   "resets on 1 March.")
     with pytest.raises(LimitReached) as unpriced:
-        await limits.check(member(), guilds.model(), (), None)
+        await limits.check_account(guilds.model(), None)
     assert "no known price" in str(unpriced.value)
 
 
