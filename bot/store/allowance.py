@@ -92,11 +92,11 @@ def account_fits(dialect: Dialect, *, day: str, day_start: float, month: str,
                  month_start: float, estimate: float, daily: float, monthly: float,
                  slack: float) -> tuple[str, tuple[float | str, ...]]:
     """A condition (SQL and its values) that holds while ``estimate`` more fits under the
-    account's ``daily`` and ``monthly`` caps (0: none), give or take ``slack``, for the
-    statement that writes the job down: the account held, its sums read and the job added at
-    once."""
+    account's ``daily`` and ``monthly`` caps (0: none; one at least), give or take ``slack``,
+    for the statement that writes the job down: the account held, its sums read and the job
+    added at once."""
     caps = [(column, cap) for column, cap in (("today", daily), ("month", monthly)) if cap]
-    where = " AND ".join(f"? - (? - {column}) <= ?" for column, _ in caps) or "1 = 1"
+    where = " AND ".join(f"? - (? - {column}) <= ?" for column, _ in caps)
     values = [value for _, cap in caps for value in (estimate, cap, slack)]
     lock = (ACCOUNT_LOCK,) if dialect == "postgresql" else ()
     return (f"EXISTS (SELECT 1 FROM {ACCOUNT_SOURCES[dialect]} AS spent WHERE {where})",  # noqa: S608
