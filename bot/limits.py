@@ -122,26 +122,8 @@ class Limits:
         ``budgeted=False`` for simulated jobs, which never count against the budget."""
         standing = await self.standing(who.guild_id, who.user_id, roles=who.role_ids, tx=tx)
         policy = standing.policy
+        await self._check_rules(who, model, prompts, policy)
         now = self.clock()
-        if who.user_id in policy.blocked_users:
-            raise LimitReached(_("You are not allowed to make videos on this server."),
-                               reason="blocked_member")
-        if policy.allowed_channels and not who.channel_ids & set(policy.allowed_channels):
-            where = ", ".join(f"<#{c}>" for c in policy.allowed_channels)
-            raise LimitReached(_("Videos can't be made in this channel; use {channels}.",
-                                 channels=where), reason="channel")
-        if policy.allowed_roles and not who.role_ids & set(policy.allowed_roles):
-            roles = ", ".join(f"<@&{r}>" for r in policy.allowed_roles)
-            raise LimitReached(_("Making videos needs one of these roles: {roles}.",
-                                 roles=roles), reason="role")
-        if not policy.model_enabled(model.command):
-            raise LimitReached(_("`{command}` is turned off on this server.",
-                                 command=model.command), reason="model_off")
-        if prompts and policy.prompt_blocklist:  # bounded, and off the event loop
-            blocked = await self._blocked(who.guild_id, policy, prompts)
-            if blocked is not None:
-                raise LimitReached(_("Your prompt contains “{blocked}”, which is not allowed "
-                                     "here.", blocked=blocked), reason="blocklist")
         if standing.next_allowed_at is not None and standing.next_allowed_at > now:
             raise LimitReached(_(
                 "Please wait {wait} before your next video (cooldown {cooldown}{set_by}).",
@@ -164,6 +146,35 @@ class Limits:
         if budgeted:
             self._check_budget(standing, model, estimate)
         return standing
+
+    async def check_rules(self, who: Who, model: ModelSpec, prompts: Sequence[str]) -> None:
+        """Only the rules that count nothing (who may ask, where, for which model, with which
+        words): what a request that downloads nothing before its admission needs checked
+        first, the blocklist off the event loop; the admission checks them all again."""
+        policy = await self.policies.get(who.guild_id, roles=who.role_ids)
+        await self._check_rules(who, model, prompts, policy)
+
+    async def _check_rules(self, who: Who, model: ModelSpec, prompts: Sequence[str],
+                           policy: Policy) -> None:
+        if who.user_id in policy.blocked_users:
+            raise LimitReached(_("You are not allowed to make videos on this server."),
+                               reason="blocked_member")
+        if policy.allowed_channels and not who.channel_ids & set(policy.allowed_channels):
+            where = ", ".join(f"<#{c}>" for c in policy.allowed_channels)
+            raise LimitReached(_("Videos can't be made in this channel; use {channels}.",
+                                 channels=where), reason="channel")
+        if policy.allowed_roles and not who.role_ids & set(policy.allowed_roles):
+            roles = ", ".join(f"<@&{r}>" for r in policy.allowed_roles)
+            raise LimitReached(_("Making videos needs one of these roles: {roles}.",
+                                 roles=roles), reason="role")
+        if not policy.model_enabled(model.command):
+            raise LimitReached(_("`{command}` is turned off on this server.",
+                                 command=model.command), reason="model_off")
+        if prompts and policy.prompt_blocklist:  # bounded, and off the event loop
+            blocked = await self._blocked(who.guild_id, policy, prompts)
+            if blocked is not None:
+                raise LimitReached(_("Your prompt contains “{blocked}”, which is not allowed "
+                                     "here.", blocked=blocked), reason="blocklist")
 
     async def _blocked(self, guild_id: int, policy: Policy, prompts: Sequence[str]) -> str | None:
         lock = self._checking.get(guild_id)

@@ -136,18 +136,23 @@ class JobService:
 
     async def _request(self, asked: JobRequest) -> Job:
         """The way in for every entry point, in this order: whether the server may spend at
-        all; the options and what is known of
-        the images without I/O; the entry point's own check of where the video goes; the
-        guild's rules (``_admit``); the images (fetched, their metadata checked, published);
-        their own bytes where the metadata is not enough; then the job (``start``: the rules
-        again, in the transaction that records it, and the paid call). An image published
-        for a job that is refused before it is written down is withdrawn."""
+        all; the options and what is known of the images without I/O; the entry point's own
+        check of where the video goes; the guild's rules (``_admit``; when nothing is fetched,
+        published or settled first, only those that count nothing: the admission counts the
+        rest); the images (fetched, their metadata checked, published); their own bytes where
+        the metadata is not enough; then the job (``start``: the rules again, in the
+        transaction that records it, and the paid call). An image published for a job that is
+        refused before it is written down is withdrawn."""
         model, options = asked.model, asked.options
         await self._check_access(asked.who.guild_id)
         body = _precheck(model, options, {n: i.known for n, i in asked.images.items()})
         if asked.check_place is not None:
             asked.check_place()
-        await self._admit(model, body, asked.who)
+        if asked.settle is not None or any(image.fetch or image.publish
+                                           for image in asked.images.values()):
+            await self._admit(model, body, asked.who)  # every rule, before any download
+        else:  # nothing fetched before the admission, which counts the rest
+            await self.limits.check_rules(asked.who.who, model, prompt_texts(body))
         fetched = {name: await image.fetch() if image.fetch else image.known
                    for name, image in asked.images.items()}
         if any(image.fetch for image in asked.images.values()):
