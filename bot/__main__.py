@@ -24,17 +24,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.catalog import CatalogError, load_catalog
-from bot.check import render, run_check
 from bot.config import ConfigError, Settings, check_default_model, load_secrets, load_settings
 from bot.discord import startup
 from bot.discord.client import VideoBot
-from bot.discord.message_texts import listed_texts
 from bot.i18n import add_language, template, update_catalogs
 from bot.keys import KeyBox, KeyBoxError, new_secret_key
 from bot.logs import setup_logging
 from bot.store.access import ApprovedServers
 from bot.store.connect import is_postgres_url, open_database
-from bot.store.copy import copy_store
 from bot.store.database import DatabaseError, redact
 
 
@@ -70,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "messages":
         return messages(args.add)
     if args.command == "check":
+        from bot.check import render, run_check  # each command's own modules: for it only
+
         lines = asyncio.run(run_check(args.config, os.environ, offline=args.offline,
                                       simulate=args.simulate))
         print(render(lines))
@@ -99,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def messages(add: str | None) -> int:
     """Write the texts to translate and update every catalog; one line per language."""
+    from bot.discord.message_texts import listed_texts
+
     entries = asyncio.run(listed_texts(Settings(), load_catalog()))
     catalog = template(entries)
     if add:
@@ -199,6 +200,8 @@ def migrate_db(config: Path | None, target: str | None) -> int:
 
 
 async def _copy(source_path: Path, target_url: str) -> dict[str, int]:
+    from bot.store.copy import copy_store
+
     if not await asyncio.to_thread(source_path.exists):
         raise DatabaseError(f"{source_path}: no such database file")
     source = await open_database(source_path)

@@ -61,10 +61,12 @@ def test_the_domains_tests_need_no_discord() -> None:
 def test_the_bot_loads_only_what_its_configuration_uses() -> None:
     """What ``python -m bot`` imports before it knows its configuration: not the simulator and
     its web server (``--simulate``), the endpoints' server (``[ops] listen``), PyAV (a video to
-    fit or extend), matplotlib (a chart), cryptography (``BOT_SECRET_KEY``) or asyncpg (a
-    PostgreSQL store): each is loaded when first used."""
+    fit or extend), matplotlib (a chart), cryptography (``BOT_SECRET_KEY``), asyncpg (a
+    PostgreSQL store) or the other commands' modules (``check``, ``migrate-db``,
+    ``messages``): each is loaded when first used."""
     optional = ("bot.simulator", "aiohttp.web", "bot.discord.ops", "av", "matplotlib",
-                "cryptography", "asyncpg")
+                "cryptography", "asyncpg", "bot.check", "bot.store.copy",
+                "bot.discord.message_texts")
     loaded = subprocess.run(
         [sys.executable, "-c", "import sys, bot.__main__, cogs; print(' '.join(sys.modules))"],
         cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()

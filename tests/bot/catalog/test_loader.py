@@ -167,6 +167,12 @@ def test_operator_prices_override_the_catalog(catalog: Catalog) -> None:
     [
         ({"command": "Bad Name"}, r"acme\.json: command: Value error, must be 1-32"),
         ({"kind": "video-to-video"}, r"acme\.json: kind: Input should be"),
+        ({"id": "Acme/Motion"}, r"acme\.json: id: Value error, must be a RunComfy model id"),
+        ({"id": "acme"}, r"acme\.json: id: Value error, must be a RunComfy model id"),
+        ({"fields": [{"name": "image_url", "type": "image", "image": {"min_aspect": "2:0"}}]},
+         r"fields\[0\] \(image_url\)\.image\.min_aspect: Value error, must be a ratio"),
+        ({"fields": [{"name": "image_url", "type": "image", "image": {"max_aspect": "5:2\n"}}]},
+         r"\.image\.max_aspect: Value error, must be a ratio"),
         ({"main_image": "prompt"}, r"acme\.json: .*'prompt' is not an image field"),
         ({"price": {"unit": "minute"}}, r"acme\.json: price\.unit: Input should be"),
         ({"fields": [{"name": "prompt", "type": "text"}]},
