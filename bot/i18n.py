@@ -69,15 +69,18 @@ class Entry:
 
 
 class Catalogs:
-    """Every language's translations, compiled once; looked up by Discord's locale."""
+    """Every language's translations, looked up by Discord's locale; a catalog given as its
+    ``.po`` file is read and compiled the first time its language is spoken (a process that
+    never speaks Korean never holds Korean's words)."""
 
-    def __init__(self, translations: Mapping[str, Translations]) -> None:
+    def __init__(self, translations: Mapping[str, Translations | Path]) -> None:
         self._translations = dict(translations)
 
     @classmethod
     def load(cls, directory: Path = LOCALES_DIR) -> Catalogs:
-        """Read and compile every ``<language>/LC_MESSAGES/bot.po`` under ``directory``."""
-        return cls({name: compiled(catalog) for name, catalog in read_catalogs(directory)})
+        """Every ``<language>/LC_MESSAGES/bot.po`` under ``directory``, compiled when first
+        asked for."""
+        return cls({path.parent.parent.name: path for path in catalog_files(directory)})
 
     @property
     def languages(self) -> list[str]:
@@ -86,7 +89,13 @@ class Catalogs:
 
     def translations(self, locale: str) -> NullTranslations:
         """What serves ``locale``: its catalog, else the English source as written."""
-        return self._translations.get(catalog_name(locale)) or NullTranslations()
+        name = catalog_name(locale)
+        found = self._translations.get(name)
+        if isinstance(found, Path):
+            with found.open("rb") as file:
+                found = self._translations[name] = compiled(
+                    read_po(file, locale=name, domain=DOMAIN))
+        return found or NullTranslations()
 
     def pgettext(self, locale: str, context: str, message: str) -> str | None:
         """``message`` (used where ``context`` says) in ``locale``; ``None`` when the
@@ -95,9 +104,13 @@ class Catalogs:
         return None if translated == message else translated
 
 
+def catalog_files(directory: Path = LOCALES_DIR) -> list[Path]:
+    return sorted(directory.glob(f"*/LC_MESSAGES/{DOMAIN}.po"))
+
+
 def read_catalogs(directory: Path = LOCALES_DIR) -> Iterator[tuple[str, Catalog]]:
     """Each language's catalog as written (``.po``), by its name."""
-    for path in sorted(directory.glob(f"*/LC_MESSAGES/{DOMAIN}.po")):
+    for path in catalog_files(directory):
         name = path.parent.parent.name
         with path.open("rb") as file:
             yield name, read_po(file, locale=name, domain=DOMAIN)

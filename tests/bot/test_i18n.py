@@ -118,3 +118,17 @@ def test_a_new_language_starts_from_the_template_and_follows_it(tmp_path: Path) 
     [(_, catalog)] = list(read_catalogs(tmp_path))
     assert keys(catalog) == {(COMMAND_NAME, "quota"), (COMMAND_NAME, "jobs")}
     assert Catalogs.load(tmp_path).pgettext("it", COMMAND_NAME, "quota") == "quota_it"
+
+
+def test_a_language_is_read_when_it_is_first_spoken(tmp_path: Path) -> None:
+    """A process holds the words of the languages it speaks: a catalog is read and compiled
+    when its language is first asked for (so its file, as it is then), once."""
+    first = template([Entry("quota", COMMAND_NAME)])
+    path = add_language("it", first, tmp_path)
+    catalogs = Catalogs.load(tmp_path)
+    assert catalogs.languages == ["en", "it"]
+    path.write_text(path.read_text().replace('msgid "quota"\nmsgstr ""',
+                                             'msgid "quota"\nmsgstr "quota_it"'))
+    assert catalogs.pgettext("it", COMMAND_NAME, "quota") == "quota_it"
+    path.unlink()
+    assert catalogs.pgettext("it", COMMAND_NAME, "quota") == "quota_it"
