@@ -37,13 +37,13 @@ ACCOUNT_SQL = f"""
                  COALESCE(SUM(COALESCE(cost_usd, estimated_usd, 0)), 0) AS month
           {_OPERATORS_OPEN}) AS held"""  # noqa: S608
 # The advisory lock every admission on the operator's key takes when the account has caps (no
-# guild id is 0), on PostgreSQL, in ``account_spent_locked`` (migration 0009: ``ACCOUNT_SQL``
-# after the lock, each with a snapshot of its own, in one round trip); SQLite's one writer is
-# held already.
+# guild id is 0), on PostgreSQL, in ``account_spent_locked`` (migration 0010: ``ACCOUNT_SQL``
+# after the lock, each with a snapshot of its own, in one round trip; the lock shared while
+# the account is far from its caps, exclusive near them); SQLite's one writer is held already.
 ACCOUNT_LOCK = 0
 ACCOUNT_SOURCES: dict[Dialect, str] = {
     "sqlite": f"({ACCOUNT_SQL})",
-    "postgresql": "account_spent_locked(?, ?, ?, ?, ?)",
+    "postgresql": "account_spent_locked(?, ?, ?, ?, ?, ?, ?, ?)",
 }
 MEMBER_SQL = f"""
     SELECT SUM(CASE WHEN created_at >= ? AND state NOT IN ('failed', 'cancelled')
@@ -98,7 +98,7 @@ def account_fits(dialect: Dialect, *, day: str, day_start: float, month: str,
     caps = [(column, cap) for column, cap in (("today", daily), ("month", monthly)) if cap]
     where = " AND ".join(f"? - (? - {column}) <= ?" for column, _ in caps)
     values = [value for _, cap in caps for value in (estimate, cap, slack)]
-    lock = (ACCOUNT_LOCK,) if dialect == "postgresql" else ()
+    lock = (ACCOUNT_LOCK, estimate, daily, monthly) if dialect == "postgresql" else ()
     return (f"EXISTS (SELECT 1 FROM {ACCOUNT_SOURCES[dialect]} AS spent WHERE {where})",  # noqa: S608
             (day, month, day_start, month_start, *lock, *values))
 

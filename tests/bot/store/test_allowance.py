@@ -8,15 +8,11 @@ from __future__ import annotations
 import pytest
 
 from bot.jobs import JobState
-from bot.store.allowance import ACCOUNT_SQL, MemberUse, Purse, guild_purse, member_use
-from bot.store.connect import open_database
+from bot.store.allowance import MemberUse, Purse, guild_purse, member_use
 from bot.store.database import Database
 from bot.store.jobs import JobStore, NewJob
 from bot.store.keys import GuildKeys, StoredKey
-from bot.store.postgres import to_postgres
 from tests.clocks import SetClock
-from tests.conftest import new_postgres_database
-from tests.postgres_server import PostgresServer
 
 S = JobState
 MONTH = 1_767_225_600.0  # 2026-01-01 00:00 UTC
@@ -181,16 +177,3 @@ async def test_the_purse_carries_the_servers_own_key_and_no_other(db: Database) 
     assert mine == Purse(0.0, StoredKey("sealed-bytes", "abcd", 5.0, 6.0))
     assert other == Purse(0.0, None)
 
-
-async def test_postgresqls_locked_account_sums_are_account_sql_word_for_word(
-        postgres: PostgresServer) -> None:
-    """Migration 0009's function runs ``ACCOUNT_SQL`` after the account's lock; the two must
-    not drift apart (a change of the sums needs a migration that replaces the function)."""
-    db = await open_database(await new_postgres_database(postgres))
-    source = await db.fetchrow(
-        "SELECT prosrc FROM pg_proc WHERE proname = 'account_spent_locked'")
-    await db.close()
-    assert source is not None
-    expected = (f"#variable_conflict use_column BEGIN PERFORM pg_advisory_xact_lock($5);"
-                f" RETURN QUERY {to_postgres(ACCOUNT_SQL)}; END")
-    assert " ".join(str(source[0]).split()) == " ".join(expected.split())
