@@ -20,18 +20,18 @@ import functools
 import time
 import unicodedata
 from collections.abc import Iterable, Sequence
-from typing import Protocol
-
-import regex
-from regex._main import Pattern
+from typing import TYPE_CHECKING, Protocol
 
 from bot.errors import UserError
 from bot.i18n import _
 
+if TYPE_CHECKING:
+    import regex
+    from regex._main import Pattern
+
 MAX_RULES = 50
 PATTERN_MAX = 200
 CHECK_SECONDS = 0.05  # for all of one request's prompt texts against all of a server's rules
-_WORD = regex.compile(r"\w+")
 
 
 class Rule(Protocol):
@@ -47,6 +47,8 @@ class Rule(Protocol):
 def compiled(pattern: str, is_regex: bool) -> Pattern[str]:
     """A rule's pattern compiled (a word matches as a whole word, in any case); a
     ``UserError`` naming it when it is not a valid regular expression."""
+    import regex  # here and in ``normalise``: a server without rules never loads it
+
     source = pattern if is_regex else rf"(?<!\w){regex.escape(normalise(pattern))}(?!\w)"
     try:
         return regex.compile(source, regex.IGNORECASE | regex.V1)
@@ -79,9 +81,11 @@ def first_blocked(rules: Sequence[Rule], texts: Iterable[str],
 
 def normalise(text: str) -> str:
     """``text`` as it reads: see the module's docstring."""
+    import regex
+
     text = unicodedata.normalize("NFKC", text)
     text = "".join(c for c in text if unicodedata.category(c) != "Cf").casefold()
-    return _WORD.sub(_unmix, text)
+    return regex.sub(r"\w+", _unmix, text)
 
 
 def _unmix(word: regex.Match[str]) -> str:

@@ -18,13 +18,10 @@ import contextlib
 import enum
 import logging
 import math
-import multiprocessing
 import os
 import signal
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +29,8 @@ from typing import TYPE_CHECKING
 from bot.frames import UnreadableVideo
 
 if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
     import av
 
 log = logging.getLogger(__name__)
@@ -343,6 +342,9 @@ class Fitter:
             await self._stop(self._pool)
 
     async def _run(self, source: Path, target: Path, limit_bytes: int) -> FitOutcome:
+        import multiprocessing  # here: a bot that never fits a video starts no workers
+        from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
+
         if self._pool is None:
             self._pool = ProcessPoolExecutor(self.workers, multiprocessing.get_context("spawn"),
                                              initializer=_start_worker)

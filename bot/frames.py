@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PIL import Image
-
 from bot.errors import UserError
 from bot.i18n import _
 
 if TYPE_CHECKING:
     import av
+    from PIL import Image
 
 TAIL_SECONDS = 2.0  # seek this far before the end: the last keyframe is usually within it
 
@@ -45,6 +44,7 @@ def last_frame(video: Path) -> Image.Image:
     thread. Raises ``UnreadableVideo``."""
     import av  # here: a bot that never extends a video does not load FFmpeg's libraries
     import av.error
+    from PIL import Image  # nor Pillow
 
     try:
         with av.open(str(video)) as container:

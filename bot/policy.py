@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import (
     BaseModel,
@@ -22,13 +22,15 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from regex._main import Pattern
 
 from bot.blocklist import MAX_RULES, PATTERN_MAX, compiled, first_blocked
 from bot.errors import UserError
 from bot.i18n import LANGUAGES, _
 from bot.store.database import Database, Tx
 from bot.store.settings import Change, Edit, SettingsStore
+
+if TYPE_CHECKING:
+    from regex._main import Pattern
 
 
 class BlockRule(BaseModel):

@@ -4,12 +4,12 @@ texts it is asked for, listed from the command tree (``python -m bot messages``)
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
-import regex
 from discord import app_commands
 from discord.app_commands import TranslationContextLocation as Location
 
@@ -26,9 +26,10 @@ from bot.i18n import (
     catalog_name,
 )
 
+if TYPE_CHECKING:
+    from regex._main import Pattern
+
 log = logging.getLogger(__name__)
-# Discord's rule for slash command and option names (lowercase where the script has case).
-NAME = regex.compile(r"^[-_\p{L}\p{N}\p{sc=Deva}\p{sc=Thai}]{1,32}$")
 LONGEST = {COMMAND_NAME: 32, OPTION_NAME: 32, MENU_NAME: 32, CHOICE_NAME: 100,
            COMMAND_DESCRIPTION: 100, OPTION_DESCRIPTION: 100}
 _CONTEXTS = {Location.command_name: COMMAND_NAME, Location.group_name: COMMAND_NAME,
@@ -41,8 +42,17 @@ _CONTEXTS = {Location.command_name: COMMAND_NAME, Location.group_name: COMMAND_N
 AnyCommand = app_commands.Command[Any, ..., Any] | app_commands.Group | app_commands.ContextMenu
 
 
+@functools.cache
+def name_rule() -> Pattern[str]:
+    """Discord's rule for slash command and option names (lowercase where the script has
+    case), compiled when first needed: only the process that syncs the commands checks them."""
+    import regex
+
+    return regex.compile(r"^[-_\p{L}\p{N}\p{sc=Deva}\p{sc=Thai}]{1,32}$")
+
+
 def valid_name(text: str) -> bool:
-    return text == text.lower() and NAME.fullmatch(text) is not None
+    return text == text.lower() and name_rule().fullmatch(text) is not None
 
 
 def allowed(where: str, text: str) -> bool:

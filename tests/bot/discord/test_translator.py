@@ -14,7 +14,7 @@ from bot.catalog import CatalogError, load_catalog
 from bot.catalog.loader import BUILTIN_DIR, load_model_file
 from bot.config import Settings
 from bot.discord.message_texts import listed_texts
-from bot.discord.translator import NAME, CommandTranslator
+from bot.discord.translator import CommandTranslator, name_rule
 from bot.i18n import Catalogs, compiled, read_template
 from cogs.generate import model_command
 from tests.discord_world import World
@@ -63,13 +63,13 @@ async def test_every_synced_name_and_description_is_localised_as_discord_takes_i
                                   if catalogs.pgettext(locale, where, command["name"])}
         for locale, name in names.items():
             if command["type"] == 1:
-                assert name == name.lower() and NAME.fullmatch(name), (locale, name)
+                assert name == name.lower() and name_rule().fullmatch(name), (locale, name)
             assert 1 <= len(name) <= 32
         for locale, text in (command.get("description_localizations") or {}).items():
             assert 1 <= len(text) <= 100, (locale, text)
         for option in options_of(command):
             for locale, name in (option.get("name_localizations") or {}).items():
-                assert name == name.lower() and NAME.fullmatch(name), (locale, name)
+                assert name == name.lower() and name_rule().fullmatch(name), (locale, name)
             for text in (option.get("description_localizations") or {}).values():
                 assert 1 <= len(text) <= 100
             for choice in option.get("choices", []):
