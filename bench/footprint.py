@@ -50,7 +50,7 @@ from bench.remote import TOKEN, RunsByDuration, each_in_a_process, simulator_pro
 from bot.catalog import load_catalog
 from bot.discord.ops import LAG_EVERY, Ops
 from bot.discord.poll_loop import PollLoop
-from bot.jobs import Job, JobState
+from bot.jobs import Job, JobState, OpenJob
 from bot.metrics import Metrics
 from bot.poller import News, Poller, PollSettings, PollStrategy
 from bot.runcomfy import RunComfyClient
@@ -98,8 +98,8 @@ class NoChannels:
     def update(self, job: Job, news: News | None = None) -> None:
         return None
 
-    def shows_stale(self, job: Job) -> bool:
-        return True
+    def shows_stale(self, job: Job | OpenJob) -> bool:
+        return False
 
     async def stop(self) -> None:
         return None
@@ -299,10 +299,11 @@ async def measure(variant: str, jobs: int, seconds: float, ramp: float) -> Footp
                                                    number=2000) / 2000 * 1e6
                 keeper.cancel()
                 if on is not None:
-                    if job is not None:
+                    whole = None if job is None else await store.get(job.id)
+                    if whole is not None:
                         await on.unit_cpu(hooked[0] - first_hooked[0],
                                           hooked[1] - first_hooked[1], out.scrapes,
-                                          out.seconds, job, out)
+                                          out.seconds, whole, out)
                     on.scraper.cancel()
                     await on.ops.stop()
             await db.close()

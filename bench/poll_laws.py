@@ -37,7 +37,7 @@ from aiohttp import web
 
 from bench.harness import percentile
 from bot.catalog import load_catalog
-from bot.jobs import TERMINAL, Job, JobState
+from bot.jobs import TERMINAL, Job, JobState, OpenJob
 from bot.limits import Limits
 from bot.policy import Policy, PolicyStore
 from bot.poller import News, Poller, PollSettings
@@ -123,7 +123,7 @@ class Delivering:
         elif job.state in TERMINAL:
             self.ended.add(job.id)
 
-    def shows_stale(self, job: Job) -> bool:
+    def shows_stale(self, job: Job | OpenJob) -> bool:
         return job.state is JobState.FETCHED and job.id not in self.seen
 
     async def stop(self) -> None:

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bot.jobs import Job, RunKind
+from bot.jobs import Job, OpenJob, RunKind
 
 RUNS_KEPT = 40  # per kind of job: the most recent
 MIN_RUNS = 3  # fewer runs than this: no estimate
@@ -94,8 +94,7 @@ class RunTimes:
         if start is not None and job.finished_at is not None:
             self._add(RunKind.of(job), job.finished_at - start)
 
-    def estimate(self, job: Job) -> Estimate | None:
-        kind = RunKind.of(job)
+    def estimate(self, kind: RunKind) -> Estimate | None:
         if kind not in self._estimates:
             self._estimates[kind] = self._fit(self._runs.get(kind, ()))
         return self._estimates[kind]
@@ -126,7 +125,7 @@ class QueuePace:
         self._seen: dict[int, tuple[int, float]] = {}  # job -> (position, when)
         self._pace: dict[str, float] = {}  # model -> places per second
 
-    def observe(self, job: Job, position: int | None, now: float) -> None:
+    def observe(self, job: OpenJob, position: int | None, now: float) -> None:
         if position is None:
             self._seen.pop(job.id, None)
             return
@@ -135,8 +134,9 @@ class QueuePace:
             self._seen[job.id] = (position, now)
         elif position < before[0] and now > before[1]:
             pace = (before[0] - position) / (now - before[1])
-            old = self._pace.get(job.model_id)
-            self._pace[job.model_id] = pace if old is None else (
+            model = job.kind.model_id
+            old = self._pace.get(model)
+            self._pace[model] = pace if old is None else (
                 RATE_WEIGHT * pace + (1 - RATE_WEIGHT) * old)
             self._seen[job.id] = (position, now)
 
@@ -148,7 +148,7 @@ class QueuePace:
         """How many queued jobs' positions are kept."""
         return len(self._seen)
 
-    def start_in(self, job: Job, position: int) -> float | None:
+    def start_in(self, job: OpenJob, position: int) -> float | None:
         """Seconds until a job at ``position`` (0: next) likely starts."""
-        pace = self._pace.get(job.model_id)
+        pace = self._pace.get(job.kind.model_id)
         return None if not pace else (position + 1) / pace

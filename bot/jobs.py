@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -142,4 +143,44 @@ class RunKind:
 
     @classmethod
     def of(cls, job: Job) -> RunKind:
-        return cls(job.model_id, job.seconds, job.resolution)
+        return run_kind(job.model_id, job.seconds, job.resolution)
+
+
+@functools.lru_cache(maxsize=1024)
+def run_kind(model_id: str, seconds: float | None, resolution: str | None) -> RunKind:
+    """The kind, one object for all its jobs."""
+    return RunKind(model_id, seconds, resolution)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenJob:
+    """An open job as the poller follows it: what polling it needs, and no more (its prompt,
+    body, card and the rest stay in the store, read when it must be shown)."""
+
+    id: int
+    guild_id: int
+    kind: RunKind
+    state: JobState
+    request_id: str | None
+    submitted_at: float | None
+    started_at: float | None
+    queue_position: int | None
+    eta_at: float | None
+    runcomfy_key: str | None = field(default=None, repr=False)  # as on ``Job``
+
+    COLUMNS = ("id, guild_id, model_id, seconds, resolution, state, request_id, submitted_at,"
+               " started_at, queue_position, eta_at, runcomfy_key")
+
+    @classmethod
+    def from_row(cls, row: Any) -> OpenJob:
+        """A row of ``COLUMNS``."""
+        (job_id, guild_id, model_id, seconds, resolution, state, request_id, submitted_at,
+         started_at, queue_position, eta_at, runcomfy_key) = row
+        return cls(job_id, guild_id, run_kind(model_id, seconds, resolution), JobState(state),
+                   request_id, submitted_at, started_at, queue_position, eta_at, runcomfy_key)
+
+    @classmethod
+    def of(cls, job: Job) -> OpenJob:
+        return cls(job.id, job.guild_id, RunKind.of(job), job.state, job.request_id,
+                   job.submitted_at, job.started_at, job.queue_position, job.eta_at,
+                   job.runcomfy_key)

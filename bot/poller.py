@@ -18,12 +18,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 from bot.catalog import DEFAULT_OUTPUT_KEY, Catalog
 from bot.eta import MIN_RUNS, RUNS_KEPT, Estimate, QueuePace, RunTimes
 from bot.i18n import N_, _, said
-from bot.jobs import WAITING, Job, JobState
+from bot.jobs import WAITING, Job, JobState, OpenJob
 from bot.runcomfy import (
     AuthError,
     InsufficientBalance,
@@ -64,6 +64,7 @@ FAR_IN_QUEUE = 3  # intervals: a queued job likely to start later than this is p
 SEEN_START = 2.0
 PollStrategy = Literal["planned", "economy", "fixed"]
 News = Callable[[], str]  # what to tell a job's requester, said when it is told
+Held = TypeVar("Held", Job, OpenJob)  # a job whole, or as the poller follows it
 
 
 class Channels(Protocol):
@@ -73,8 +74,9 @@ class Channels(Protocol):
         """Bring the job's channel up to date with it (and tell the requester ``news``, made
         in the channel's language when it is told)."""
 
-    def shows_stale(self, job: Job) -> bool:
-        """Whether the job's card shows something else than ``job``."""
+    def shows_stale(self, job: Job | OpenJob) -> bool:
+        """Whether the job's card shows something else than ``job`` (its state, place in line
+        and likely time: what polls change)."""
 
     async def stop(self) -> None:
         """Stop every channel's work."""
@@ -253,7 +255,7 @@ class Poller:
         self.settings = settings
         self.clock = clock
         self.monotonic = monotonic or _monotonic
-        self._waiting: dict[int, Job] = {}  # as of the last look at the database
+        self._waiting: dict[int, OpenJob] = {}  # as of the last look at the database
         self._due: dict[int, float] = {}  # job -> when to poll it next (monotonic)
         # job -> the law its polls are planned on, and whether from its submit (``_whole``)
         self._laws: dict[int, tuple[Estimate, bool]] = {}
@@ -283,7 +285,7 @@ class Poller:
 
     def notify(self, job: Job) -> None:
         """A job changed outside the poller (started, cancelled): follow it, update its card."""
-        self._follow(job, first_poll=self.monotonic() + self._phase(job, 0.5))
+        self._follow(job, first_poll=self.monotonic() + self._phase(job.id, 0.5))
         self.channels.update(job)
 
     async def recover(self) -> None:
@@ -297,7 +299,7 @@ class Poller:
             if job.card_message_id is None or job.state not in WAITING:
                 self.channels.update(job)
 
-    async def _settle_interrupted(self, job: Job) -> Job:
+    async def _settle_interrupted(self, job: Held) -> Job | Held:
         """A job a crash (of this process, or of the one that held it) left before or in the
         middle of its submit: never sent again."""
         if job.state is JobState.ACCEPTED:
@@ -344,21 +346,22 @@ class Poller:
         self._refresh_at = now + self.settings.interval
         jobs, taken = await self.store.claim()
         self._waiting = {}
-        for job in jobs:
-            if job.id in taken:  # its process stopped holding it (gone, or its shards moved)
-                job = await self._settle_interrupted(job)
-            self._follow(job, first_poll=now + self._phase(job))
+        for found in jobs:
+            # Taken: its process stopped holding it (gone, or its shards moved).
+            job = await self._settle_interrupted(found) if found.id in taken else found
+            self._follow(job, first_poll=now + self._phase(job.id))
             if job.state in (JobState.FETCHED, JobState.DELIVERING):
-                self.channels.update(job)
+                await self._show(job.id)
         for job_id in [j for j in self._due if j not in self._waiting]:
             self._forget(job_id)
 
-    def _follow(self, job: Job, first_poll: float) -> None:
+    def _follow(self, job: Job | OpenJob, first_poll: float) -> None:
         if job.state in WAITING:
-            self._waiting[job.id] = job
+            followed = job if isinstance(job, OpenJob) else OpenJob.of(job)
+            self._waiting[job.id] = followed
             if job.id not in self._due:  # polled from its submit: when its plan says
-                self._due[job.id] = first_poll if self._whole(job) is None else (
-                    self.monotonic() + self._gap(job))
+                self._due[job.id] = first_poll if self._whole(followed) is None else (
+                    self.monotonic() + self._gap(followed))
         else:
             self._forget(job.id)
 
@@ -369,12 +372,12 @@ class Poller:
         self._laws.pop(job_id, None)
         self.pace.forget(job_id)
 
-    def _phase(self, job: Job, after: float = 0.0) -> float:
+    def _phase(self, job_id: int, after: float = 0.0) -> float:
         """When to poll a job first, in seconds from now: jobs asked for together are spread
         over an interval, so that their polls (and their deliveries) do not come in bursts."""
-        return (after + (job.id % PHASES) / PHASES) * self.settings.interval
+        return (after + (job_id % PHASES) / PHASES) * self.settings.interval
 
-    def _gap(self, job: Job) -> float:
+    def _gap(self, job: OpenJob) -> float:
         """Seconds until the job's next poll. ``fixed``: one interval. ``planned`` (and
         ``economy``, on half the calls): a running job whose kind has a learned run time is
         polled on its plan (``poll_plan``: seldom where its kind's runs seldom end, often where
@@ -395,7 +398,7 @@ class Poller:
             late = start is not None and start > FAR_IN_QUEUE * interval
             return interval * (2 if late or strategy == "economy" else 1)
         pinned = self._laws.get(job.id)
-        estimate = pinned[0] if pinned else self.runs.estimate(job)
+        estimate = pinned[0] if pinned else self.runs.estimate(job.kind)
         if estimate is None or job.started_at is None:
             return interval
         # The law as the job started, all its run: runs learned meanwhile are those that
@@ -403,7 +406,7 @@ class Poller:
         self._laws[job.id] = (estimate, False)
         return running_gap(strategy, interval, estimate, self.clock() - job.started_at)
 
-    def _whole(self, job: Job) -> Estimate | None:
+    def _whole(self, job: OpenJob) -> Estimate | None:
         """The law of the job's turnaround (submit to finished) if it is polled from its
         submit by its result alone: when its strategy's budget on that law is under
         ``SEEN_START`` calls and no status saw it start. Kept for the job, as a run's law is."""
@@ -413,7 +416,7 @@ class Poller:
         strategy = self.settings.strategy
         if strategy == "fixed" or job.started_at is not None or job.submitted_at is None:
             return None
-        law = self.turnarounds.estimate(job)
+        law = self.turnarounds.estimate(job.kind)
         if law is None or budget(strategy, fixed_calls(self.settings.interval, law),
                                  whole=True) >= SEEN_START:
             return None
@@ -426,16 +429,16 @@ class Poller:
         self.turnarounds.learn(job)
         self.pace.forget(job.id)
 
-    def _eta_running(self, job: Job, started: float) -> float | None:
-        estimate = self.runs.estimate(job)
+    def _eta_running(self, job: OpenJob, started: float) -> float | None:
+        estimate = self.runs.estimate(job.kind)
         return None if estimate is None else started + estimate.median
 
-    def _eta_queued(self, job: Job, position: int | None, now: float) -> float | None:
+    def _eta_queued(self, job: OpenJob, position: int | None, now: float) -> float | None:
         self.pace.observe(job, position, now)
         start_in = None if position is None else self.pace.start_in(job, position)
         return None if start_in is None else now + start_in
 
-    async def _poll(self, job: Job) -> None:
+    async def _poll(self, job: OpenJob) -> None:
         """Queued: the status (it has the queue position). Running, or polled from its submit
         (``_whole``): the result, which is the current state until the video is there (a
         queued job's news, then, is only that it runs), and then the video: one call, not
@@ -467,8 +470,9 @@ class Poller:
                 log.warning("job %d: poll failed (%s); will try again", job.id,
                             type(exc).__name__)
             return
+        changed: Job | None = None  # the job as this poll left it, when it wrote it down
         if result is not None and result.outcome not in (Outcome.QUEUED, Outcome.RUNNING):
-            job = await self._now(job, await self._finish(job, result))
+            changed = await self._now(job, await self._finish(job, result))
         elif overdue:
             await self._time_out(job)
             return
@@ -478,36 +482,47 @@ class Poller:
             now = self.clock()
             self.pace.forget(job.id)
             seen_start = True
-            job = await self._now(job, await self.store.move(
+            changed = await self._now(job, await self.store.move(
                 job.id, JobState.RUNNING, only_from={JobState.QUEUED}, queue_position=None,
                 started_at=now, eta_at=self._eta_running(job, now)))
         elif status is not None:
             eta = self._eta_queued(job, status.queue_position, self.clock())
             if job.queue_position != status.queue_position or (job.eta_at is None) != (
                     eta is None):
-                job = await self._now(job, await self.store.note(
+                changed = await self._now(job, await self.store.note(
                     job.id, only_in={JobState.QUEUED}, queue_position=status.queue_position,
                     eta_at=eta))
-        self._follow(job, first_poll=self.monotonic() + self.settings.interval)
-        if seen_start and job.state is JobState.RUNNING and job.id in self._due:
-            self._due[job.id] = self.monotonic() + self._gap(job)  # its plan, from its start
-        if self.channels.shows_stale(job):
-            self.channels.update(job)
+        self._follow(job if changed is None else changed,
+                     first_poll=self.monotonic() + self.settings.interval)
+        if changed is None:  # nothing new; its card may lag behind (an edit held back)
+            if self.channels.shows_stale(job):
+                await self._show(job.id)
+            return
+        if seen_start and changed.state is JobState.RUNNING and job.id in self._due:
+            self._due[job.id] = self.monotonic() + self._gap(self._waiting[job.id])  # its plan
+        if self.channels.shows_stale(changed):
+            self.channels.update(changed)
 
-    def _client(self, job: Job) -> RunComfyClient:
+    async def _show(self, job_id: int) -> None:
+        """Bring the job's channel up to date with the job, whole, as the store has it."""
+        whole = await self.store.get(job_id)
+        if whole is not None:
+            self.channels.update(whole)
+
+    def _client(self, job: Job | OpenJob) -> RunComfyClient:
         return self.client if self.keys is None else self.keys.client_for(job.runcomfy_key)
 
-    async def _now(self, polled: Job, changed: Job | None) -> Job:
+    async def _now(self, polled: OpenJob, changed: Job | None) -> Job | None:
         """The job as it is now: as this poll changed it, or (when something else moved it
         meanwhile: a cancel, another process) as the store has it."""
         if changed is not None:
             return changed
-        return await self.store.get(polled.id) or polled
+        return await self.store.get(polled.id)
 
-    async def _finish(self, job: Job, result: Result) -> Job | None:
+    async def _finish(self, job: OpenJob, result: Result) -> Job | None:
         outcome = result.outcome
         if outcome is Outcome.SUCCEEDED:
-            model = self.catalog.by_id(job.model_id)  # None: removed while this job ran
+            model = self.catalog.by_id(job.kind.model_id)  # None: removed while this job ran
             urls = result.urls(DEFAULT_OUTPUT_KEY if model is None else model.output_key)
             if not urls:
                 return await self._end(job, JobState.FAILED,
@@ -525,7 +540,7 @@ class Poller:
             return await self._end(job, JobState.CANCELLED, None)
         return None
 
-    async def _time_out(self, job: Job) -> None:
+    async def _time_out(self, job: OpenJob) -> None:
         minutes = self.settings.timeout_seconds / 60
         unit = "minute" if minutes == 1 else "minutes"
         ended = await self._end(job, JobState.TIMED_OUT,
@@ -534,7 +549,7 @@ class Poller:
             with contextlib.suppress(RunComfyError):
                 await self._client(job).cancel(job.request_id)  # spare the charge if queued
 
-    async def _end(self, job: Job, state: JobState, reason: str | None) -> Job | None:
+    async def _end(self, job: Job | OpenJob, state: JobState, reason: str | None) -> Job | None:
         ended = await self.store.move(job.id, state, only_from={job.state}, error=reason,
                                       finished_at=self.clock(), queue_position=None)
         if ended is None:

@@ -15,7 +15,7 @@ import discord
 
 from bot.discord.delivery import CannotPost, ChannelGone, Delivery
 from bot.i18n import _, speak
-from bot.jobs import Job, JobState
+from bot.jobs import Job, JobState, OpenJob
 from bot.poller import News
 from bot.store.jobs import JobStore
 from bot.store.notices import NoticeStore
@@ -52,7 +52,7 @@ class ChannelWork:
             self._news[job.id] = news
         self._enqueue(job)
 
-    def shows_stale(self, job: Job) -> bool:
+    def shows_stale(self, job: Job | OpenJob) -> bool:
         """Whether the job's card shows something else than ``job``."""
         return self._card_of(job) != self._shown.get(job.id, ((), 0.0))[0]
 
@@ -222,5 +222,6 @@ class ChannelWork:
             await self.notices.add(job.guild_id, job.user_id, text)
 
     @staticmethod
-    def _card_of(job: Job) -> tuple[object, ...]:
-        return (job.state, job.queue_position, job.cost_usd, job.eta_at)
+    def _card_of(job: Job | OpenJob) -> tuple[object, ...]:
+        """What of the card moves while the job is open (its cost comes with a new state)."""
+        return (job.state, job.queue_position, job.eta_at)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.jobs import OPEN, Job, JobState, RunKind, sources
+from bot.jobs import OPEN, Job, JobState, OpenJob, RunKind, run_kind, sources
 from bot.shards import Shards
 from bot.store.database import Database, Row, Tx
 
@@ -182,15 +182,31 @@ class JobStore:
             " ORDER BY id")
 
     async def claim_open(self) -> list[Job]:
-        """This process's open jobs, oldest first (see ``claim``)."""
-        return (await self.claim())[0]
+        """This process's open jobs, whole, oldest first (see ``claim``)."""
+        await self._lease()
+        jobs = await self._many(
+            f"SELECT * FROM jobs INDEXED BY jobs_open WHERE state IN ({OPEN_STATES_SQL})"  # noqa: S608
+            " AND lease_owner = ? ORDER BY id", self.owner)
+        self.leases = len(jobs)
+        return jobs
 
-    async def claim(self) -> tuple[list[Job], set[int]]:
-        """This process's open jobs, oldest first, after renewing its leases (half-way
-        through, or lapsed: nobody took them meanwhile) and taking the jobs of its guilds that
-        nobody holds (their lease ran out, or was released); and the ids of those it took (a
-        job this process admits is its own from the start, so a taken job caught mid-submit
-        was interrupted elsewhere, or in an earlier life)."""
+    async def claim(self) -> tuple[list[OpenJob], set[int]]:
+        """This process's open jobs, oldest first, as the poller follows them (``OpenJob``),
+        after renewing its leases (half-way through, or lapsed: nobody took them meanwhile)
+        and taking the jobs of its guilds that nobody holds (their lease ran out, or was
+        released); and the ids of those it took (a job this process admits is its own from
+        the start, so a taken job caught mid-submit was interrupted elsewhere, or in an
+        earlier life)."""
+        taken = await self._lease()
+        rows = await self.db.fetch(
+            f"SELECT {OpenJob.COLUMNS} FROM jobs INDEXED BY jobs_open"  # noqa: S608
+            f" WHERE state IN ({OPEN_STATES_SQL}) AND lease_owner = ? ORDER BY id", self.owner)
+        self.leases = len(rows)
+        return [OpenJob.from_row(row) for row in rows], taken
+
+    async def _lease(self) -> set[int]:
+        """Renew this process's leases and take its guilds' jobs that nobody holds (see
+        ``claim``); the ids of those it took."""
         now = self.clock()
         until = now + self.lease_seconds
         await self.db.write(
@@ -207,11 +223,7 @@ class JobStore:
             f" WHERE state IN ({OPEN_STATES_SQL}) AND (lease_owner IS NULL"
             " OR (lease_owner <> ? AND lease_until < ?))"
             f" AND {mine} RETURNING id", *params)
-        jobs = await self._many(
-            f"SELECT * FROM jobs INDEXED BY jobs_open WHERE state IN ({OPEN_STATES_SQL})"  # noqa: S608
-            " AND lease_owner = ? ORDER BY id", self.owner)
-        self.leases = len(jobs)
-        return jobs, {int(row[0]) for row in taken}
+        return {int(row[0]) for row in taken}
 
     async def release(self) -> int:
         """Give up this process's leases now (a graceful stop): another process, or the next
@@ -235,7 +247,7 @@ class JobStore:
             "    ORDER BY finished_at DESC) AS recency FROM jobs"
             f"  WHERE created_at >= ? AND state = 'delivered' AND {start} IS NOT NULL"
             ") AS recent WHERE recency <= ? ORDER BY finished_at", since, per_kind)
-        return [(RunKind(str(row[0]), None if row[1] is None else float(row[1]), row[2]),
+        return [(run_kind(str(row[0]), None if row[1] is None else float(row[1]), row[2]),
                  float(row[3])) for row in rows]
 
     async def for_user(self, guild_id: int, user_id: int, *, states: Collection[JobState] = (),

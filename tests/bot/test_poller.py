@@ -25,7 +25,7 @@ import pytest
 from bench import poll_laws
 from bot.catalog import Catalog, ModelSpec
 from bot.eta import Estimate, RunTimes
-from bot.jobs import Job, JobState
+from bot.jobs import Job, JobState, OpenJob
 from bot.limits import Limits
 from bot.policy import Policy, PolicyStore
 from bot.poller import (
@@ -80,9 +80,9 @@ class Update:
     news: str | None
 
 
-def card_of(job: Job) -> Card:
-    """What a job's card would show."""
-    return (job.state, job.queue_position, job.eta_at, job.video_url, job.error)
+def card_of(job: Job | OpenJob) -> Card:
+    """What of a job's card polls change (its video and error come with a new state)."""
+    return (job.state, job.queue_position, job.eta_at)
 
 
 class SeenChannels:
@@ -103,7 +103,7 @@ class SeenChannels:
                 job.id not in self._posting):
             self._posting[job.id] = asyncio.create_task(self._post(job.id))
 
-    def shows_stale(self, job: Job) -> bool:
+    def shows_stale(self, job: Job | OpenJob) -> bool:
         return self._shown.get(job.id) != card_of(job)
 
     async def stop(self) -> None:

@@ -1,10 +1,11 @@
-"""What the job store remembers for the poller: how long each model's last jobs ran."""
+"""What the job store remembers for the poller: how long each model's last jobs ran, and the
+open jobs as the poller follows them."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from bot.jobs import JobState
+from bot.jobs import JobState, OpenJob, RunKind
 from bot.store.connect import open_database
 from bot.store.jobs import JobStore, NewJob
 
@@ -65,3 +66,29 @@ async def test_each_database_tags_its_message_nonces_for_good(
     other = await open_database(tmp_path / "another.sqlite3")
     assert await JobStore(other).nonce_tag() != tag
     await other.close()
+
+
+async def test_the_poller_follows_each_open_job_as_it_is_stored(
+        database_target: Path | str) -> None:
+    """``claim`` gives this process's open jobs with what polling needs of them, as read from
+    the whole rows (``claim_open``)."""
+    db = await open_database(database_target)
+    clock = Clock()
+    store = JobStore(db, clock=clock)
+    for index, seconds in enumerate((5.0, None)):
+        job = await store.add(NewJob(
+            guild_id=1 << 22, channel_id=2, user_id=3, model_id="kling/v2", command="kling",
+            prompt="p", body={"prompt": "p"}, estimated_usd=None, seconds=seconds,
+            resolution="1080p", runcomfy_key="sealed" if index else None))
+        await store.move(job.id, JobState.SUBMITTING)
+        await store.move(job.id, JobState.QUEUED, request_id=f"r{index}",
+                         submitted_at=clock.now)
+    await store.note(job.id, queue_position=2, eta_at=clock.now + 30)
+    followed, taken = await store.claim()
+    assert followed == [OpenJob.of(job) for job in await store.claim_open()]
+    assert [(j.state, j.request_id, j.queue_position, j.kind.seconds) for j in followed] == [
+        (JobState.QUEUED, "r0", None, 5.0), (JobState.QUEUED, "r1", 2, None)]
+    whole = await store.get(followed[0].id)
+    assert whole is not None and followed[0].kind is RunKind.of(whole)  # one object a kind
+    assert taken == set()  # its own from the start
+    await db.close()
