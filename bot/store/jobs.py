@@ -19,11 +19,20 @@ from bot.store.database import Database, Row, Tx
 
 log = logging.getLogger(__name__)
 NONCE_TAG_KEY = "nonce_tag"
-_UPDATABLE = frozenset({
+_UPDATABLE = (
     "request_id", "queue_position", "card_message_id", "card_sending_at", "result_message_id",
     "delivered_as", "video_url", "error", "cost_usd", "submitted_at", "started_at",
     "finished_at", "eta_at",
-})
+)
+# Every change of a job (a move, or facts noted) is this one statement: the state kept unless
+# one is given, each field set only when flagged, and the job changed only while in one of the
+# states listed (each listed at least once). PostgreSQL's connections each prepare every
+# statement they run, and one that returns a whole job holds ~14 KiB in each (bench/README.md).
+CHANGE_SQL = (
+    "UPDATE jobs SET state = COALESCE(?, state), "  # noqa: S608 - no input in it
+    + "".join(f"{name} = CASE WHEN ? THEN ? ELSE {name} END, " for name in _UPDATABLE)
+    + f"updated_at = ? WHERE id = ? AND state IN ({', '.join('?' * len(JobState))})"
+    " RETURNING *")
 # The open states (bot.jobs.OPEN) in the order of the partial index's own definition, which
 # SQLite needs to use it.
 OPEN_STATES_SQL = ", ".join(f"'{state}'" for state in JobState if state in OPEN)
@@ -126,18 +135,14 @@ class JobStore:
             if not set(only_from) <= allowed:
                 raise ValueError(f"no move from {sorted(set(only_from) - allowed)} to {to}")
             allowed = frozenset(only_from)
-        assignments, values = self._assignments(fields)
-        states = sorted(allowed)
-        marks = ", ".join("?" * len(states))
-        sql = (f"UPDATE jobs SET state = ?, {assignments}"  # noqa: S608 - names are whitelisted
-               f" WHERE id = ? AND state IN ({marks}) RETURNING *")
-        params = (to.value, *values, job_id, *states)
+        params = self._change(job_id, to, allowed, fields)
         if not to.is_terminal:
-            rows = await (tx.fetch(sql, *params) if tx else self.db.write(sql, *params))
+            rows = await (tx.fetch(CHANGE_SQL, *params) if tx
+                          else self.db.write(CHANGE_SQL, *params))
             moved = _job(rows[0] if rows else None)
         else:
             async with self.db.writing(tx) as unit:
-                moved = _job(await unit.fetchrow(sql, *params))
+                moved = _job(await unit.fetchrow(CHANGE_SQL, *params))
                 if moved is not None:
                     line = usage_of(moved)
                     await unit.execute(USAGE_SQL, *line)
@@ -166,12 +171,7 @@ class JobStore:
                    **fields: Any) -> Job | None:
         """Record facts that are not a state change (queue position, card message); with
         ``only_in``, only while the job is in one of those states (``None`` otherwise)."""
-        assignments, values = self._assignments(fields)
-        states = sorted(only_in or ())
-        where = f" AND state IN ({', '.join('?' * len(states))})" if states else ""
-        rows = await self.db.write(
-            f"UPDATE jobs SET {assignments} WHERE id = ?{where} RETURNING *",  # noqa: S608
-            *values, job_id, *states)
+        rows = await self.db.write(CHANGE_SQL, *self._change(job_id, None, only_in, fields))
         return _job(rows[0] if rows else None)
 
     async def open_jobs(self) -> list[Job]:
@@ -287,12 +287,18 @@ class JobStore:
         await self.db.write("INSERT INTO meta (key, value) VALUES (?, ?)"
                             " ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value)
 
-    def _assignments(self, fields: dict[str, Any]) -> tuple[str, list[Any]]:
-        unknown = set(fields) - _UPDATABLE
+    def _change(self, job_id: int, to: JobState | None, only_in: Collection[JobState] | None,
+                fields: dict[str, Any]) -> list[Any]:
+        """``CHANGE_SQL``'s parameters: move to ``to`` (``None``: stay), set ``fields``, only
+        while in one of ``only_in`` (empty or ``None``: any state)."""
+        unknown = set(fields) - set(_UPDATABLE)
         if unknown:
             raise ValueError(f"not an updatable job field: {', '.join(sorted(unknown))}")
-        names = [*fields, "updated_at"]
-        return ", ".join(f"{n} = ?" for n in names), [*fields.values(), self.clock()]
+        params: list[Any] = [None if to is None else to.value]
+        for name in _UPDATABLE:
+            params += (name in fields, fields.get(name))
+        states = sorted(only_in or JobState)
+        return [*params, self.clock(), job_id, *(states * len(JobState))[:len(JobState)]]
 
     async def _many(self, sql: str, *params: Any) -> list[Job]:
         return [Job.from_row(row) for row in await self.db.fetch(sql, *params)]

@@ -1,5 +1,5 @@
-"""What the job store remembers for the poller: how long each model's last jobs ran, and the
-open jobs as the poller follows them."""
+"""What the job store remembers for the poller: how long each model's last jobs ran, what a
+change writes, and the open jobs as the poller follows them."""
 
 from __future__ import annotations
 
@@ -66,6 +66,34 @@ async def test_each_database_tags_its_message_nonces_for_good(
     other = await open_database(tmp_path / "another.sqlite3")
     assert await JobStore(other).nonce_tag() != tag
     await other.close()
+
+
+async def test_a_change_writes_what_it_names_and_nothing_else(
+        database_target: Path | str) -> None:
+    """Every move and note is one statement: fields it does not name are kept, one named
+    with ``None`` is cleared, and it happens only from the states it allows."""
+    db = await open_database(database_target)
+    clock = Clock()
+    store = JobStore(db, clock=clock)
+    job = await store.add(NewJob(guild_id=1, channel_id=2, user_id=3, model_id="a",
+                                 command="wan-2-2", prompt="a lake", body={}, estimated_usd=0.5))
+    await store.move(job.id, JobState.SUBMITTING)
+    queued = await store.move(job.id, JobState.QUEUED, request_id="r1", submitted_at=clock.now)
+    assert queued is not None and queued.request_id == "r1" and queued.prompt == "a lake"
+    clock.now += 5
+    noted = await store.note(job.id, only_in={JobState.QUEUED}, queue_position=4, eta_at=9.0)
+    assert noted is not None and (noted.queue_position, noted.eta_at) == (4, 9.0)
+    assert noted.request_id == "r1" and noted.updated_at == clock.now
+    assert await store.move(job.id, JobState.FETCHED, only_from={JobState.RUNNING}) is None
+    running = await store.move(job.id, JobState.RUNNING, queue_position=None, started_at=7.0)
+    assert running is not None and running.queue_position is None
+    assert (running.eta_at, running.submitted_at, running.started_at) == (9.0, 1_767_225_600.0,
+                                                                          7.0)
+    assert await store.note(job.id, only_in={JobState.QUEUED}, queue_position=1) is None
+    carded = await store.note(job.id, card_message_id=1 << 40)  # in any state
+    assert carded is not None and carded.card_message_id == 1 << 40
+    assert carded.state is JobState.RUNNING
+    await db.close()
 
 
 async def test_the_poller_follows_each_open_job_as_it_is_stored(
