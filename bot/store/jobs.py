@@ -26,8 +26,9 @@ _UPDATABLE = (
 )
 # Every change of a job (a move, or facts noted) is this one statement: the state kept unless
 # one is given, each field set only when flagged, and the job changed only while in one of the
-# states listed (each listed at least once). PostgreSQL's connections each prepare every
-# statement they run, and one that returns a whole job holds ~14 KiB in each (bench/README.md).
+# states listed (the list padded with NULLs, which match no state). PostgreSQL's connections
+# each prepare every statement they run, and one that returns a whole job holds ~14 KiB in each
+# (bench/README.md).
 CHANGE_SQL = (
     "UPDATE jobs SET state = COALESCE(?, state), "  # noqa: S608 - no input in it
     + "".join(f"{name} = CASE WHEN ? THEN ? ELSE {name} END, " for name in _UPDATABLE)
@@ -171,7 +172,8 @@ class JobStore:
                    **fields: Any) -> Job | None:
         """Record facts that are not a state change (queue position, card message); with
         ``only_in``, only while the job is in one of those states (``None`` otherwise)."""
-        rows = await self.db.write(CHANGE_SQL, *self._change(job_id, None, only_in, fields))
+        rows = await self.db.write(CHANGE_SQL,
+                                   *self._change(job_id, None, only_in or None, fields))
         return _job(rows[0] if rows else None)
 
     async def open_jobs(self) -> list[Job]:
@@ -290,15 +292,16 @@ class JobStore:
     def _change(self, job_id: int, to: JobState | None, only_in: Collection[JobState] | None,
                 fields: dict[str, Any]) -> list[Any]:
         """``CHANGE_SQL``'s parameters: move to ``to`` (``None``: stay), set ``fields``, only
-        while in one of ``only_in`` (empty or ``None``: any state)."""
+        while in one of ``only_in`` (``None``: any state; empty: none, as a move no state may
+        make)."""
         unknown = set(fields) - set(_UPDATABLE)
         if unknown:
             raise ValueError(f"not an updatable job field: {', '.join(sorted(unknown))}")
         params: list[Any] = [None if to is None else to.value]
         for name in _UPDATABLE:
             params += (name in fields, fields.get(name))
-        states = sorted(only_in or JobState)
-        return [*params, self.clock(), job_id, *(states * len(JobState))[:len(JobState)]]
+        states = [state.value for state in (JobState if only_in is None else only_in)]
+        return [*params, self.clock(), job_id, *states, *[None] * (len(JobState) - len(states))]
 
     async def _many(self, sql: str, *params: Any) -> list[Job]:
         return [Job.from_row(row) for row in await self.db.fetch(sql, *params)]

@@ -71,7 +71,7 @@ async def test_each_database_tags_its_message_nonces_for_good(
 async def test_a_change_writes_what_it_names_and_nothing_else(
         database_target: Path | str) -> None:
     """Every move and note is one statement: fields it does not name are kept, one named
-    with ``None`` is cleared, and it happens only from the states it allows."""
+    with ``None`` is cleared, and it happens only from the states it allows (none: never)."""
     db = await open_database(database_target)
     clock = Clock()
     store = JobStore(db, clock=clock)
@@ -85,6 +85,8 @@ async def test_a_change_writes_what_it_names_and_nothing_else(
     assert noted is not None and (noted.queue_position, noted.eta_at) == (4, 9.0)
     assert noted.request_id == "r1" and noted.updated_at == clock.now
     assert await store.move(job.id, JobState.FETCHED, only_from={JobState.RUNNING}) is None
+    assert await store.move(job.id, JobState.ACCEPTED) is None  # no state moves to it
+    assert await store.move(job.id, JobState.FAILED, only_from=set()) is None
     running = await store.move(job.id, JobState.RUNNING, queue_position=None, started_at=7.0)
     assert running is not None and running.queue_position is None
     assert (running.eta_at, running.submitted_at, running.started_at) == (9.0, 1_767_225_600.0,
@@ -93,6 +95,7 @@ async def test_a_change_writes_what_it_names_and_nothing_else(
     carded = await store.note(job.id, card_message_id=1 << 40)  # in any state
     assert carded is not None and carded.card_message_id == 1 << 40
     assert carded.state is JobState.RUNNING
+    assert (await store.note(job.id, only_in=set(), eta_at=8.0) or job).eta_at == 8.0  # any
     await db.close()
 
 
