@@ -57,12 +57,16 @@ class ChannelWork:
         return self._card_of(job) != self._shown.get(job.id, ((), 0.0))[0]
 
     async def stop(self) -> None:
+        """Stop every channel's work; what waits in a channel is taken up by its next worker
+        (the next ``update`` there starts one)."""
         workers = list(self._workers.values())
         for worker in workers:
             worker.cancel()
         for worker in workers:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
+        # One cancelled before it began never ran, nor its ``finally``: no longer its channel's.
+        self._workers = {channel: w for channel, w in self._workers.items() if not w.done()}
 
     def _enqueue(self, job: Job) -> None:
         self._queues.setdefault(job.channel_id, {})[job.id] = None

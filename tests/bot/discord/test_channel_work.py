@@ -126,3 +126,22 @@ async def test_a_video_whose_channel_was_deleted_reaches_its_requester(world: Wo
     else:
         assert world.messages(dm_channel) == []
         assert [(n.content, n.ephemeral) for n in answer.followups] == [(told, True)]
+
+
+async def test_a_card_waiting_its_turn_when_the_polls_stopped_follows_its_job_after(
+        world: World) -> None:
+    """The poller stopped (and with it every channel's work) while a card's update waited its
+    turn in its channel, before that channel's worker began: once it starts again, the card
+    still follows its job, and its video is posted."""
+    world.sim.plan_next(Plan(run_seconds=30), Plan(run_seconds=30), Plan(run_seconds=30))
+    other = world.guild.create_text_channel("other")
+    for prompt, channel in (("one", world.channel), ("two", world.channel), ("three", other)):
+        await start(world, prompt, channel)  # two RunComfy workers: the third waits
+    await world.run_polls(1)
+    assert world.card(3, other).embeds[0].title == "Kling 2.1 Pro · Queued (#1 in line)"
+    world.bot.parts.poller.channels.update(await world.job(3))
+    await world.bot.parts.poller.stop()
+    await world.bot.parts.poller.recover()
+    await world.run_until(lambda: (world.card(3, other).embeds[0].title or "").endswith(
+        "Generating"))
+    await world.run_until(lambda: bool(world.videos(other)))
