@@ -76,7 +76,7 @@ class Channels(Protocol):
 
     def shows_stale(self, job: Job | OpenJob) -> bool:
         """Whether the job's card shows something else than ``job`` (its state, place in line
-        and likely time: what polls change)."""
+        and likely time: what polls change) and no update under way will read it afresh."""
 
     async def stop(self) -> None:
         """Stop every channel's work."""
