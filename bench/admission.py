@@ -60,7 +60,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.remote import TOKEN, simulator_process
+from bench.remote import PAUSE_MS, TOKEN, simulator_process
 from bench.report_usage import DAY_SQL, ROLLUP_SQL
 from bench.store_lifecycle import (
     Backend,
@@ -633,13 +633,16 @@ async def main(arguments: argparse.Namespace, where: Places) -> None:
         for backend in backends_of(arguments.backend):
             admitted += await on_backend(backend, where, sim.url, arguments, workloads, run)
         submitted = len(await sim.jobs())
+        pauses = await sim.pauses()
     print(f"\n{arguments.guilds:,} servers (half with their own key), {arguments.per_day:,}"
           f" finished jobs a day over {HISTORY_DAYS} days, {arguments.open} open;"
           f" {arguments.rounds} rounds of each variant per workload ({per_round} admissions"
           f" one after the other, or {arguments.at_once} at once), A B C C B A; jobs admitted"
           f" {admitted:,}, submits RunComfy received {submitted:,}; Python's full collections"
           f" while admissions were timed: {run.full_collections} (one ends each round, off the"
-          " clock)")
+          " clock); the simulator's own collections of"
+          f" {PAUSE_MS:.0f} ms or more: {len(pauses)}"
+          + (f" (longest {max(pauses):.0f} ms)" if pauses else ""))
     met = report(run, arguments.entry)
     if submitted != admitted:
         raise SystemExit("RunComfy did not receive one submit per admitted job")

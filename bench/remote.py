@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import math
 import multiprocessing
 import random
@@ -26,6 +27,7 @@ from bot.simulator import Plan, Simulator, SimulatorConfig
 from bot.simulator.queue import SimJob
 
 TOKEN = "bench-token"  # noqa: S105 - the simulator's, not a secret
+PAUSE_MS = 5.0
 
 
 class SharedClock:
@@ -118,6 +120,13 @@ class RemoteSimulator:
         jobs: list[SimulatedJob] = await asyncio.to_thread(self._conn.recv)
         return jobs
 
+    async def pauses(self) -> list[float]:
+        """How long each of the simulator's garbage collections of ``PAUSE_MS`` or more took
+        (ms): while it collects, it answers no one."""
+        self._conn.send("pauses")
+        pauses: list[float] = await asyncio.to_thread(self._conn.recv)
+        return pauses
+
 
 @contextlib.asynccontextmanager
 async def simulator_process(config: dict[str, Any], plans: list[Plan] | None = None,
@@ -164,10 +173,27 @@ async def _serve_until_stopped(config: dict[str, Any], plans: list[Plan],
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
+    pauses = _pauses()
     conn.send(runner.addresses[0][1])
-    while await asyncio.to_thread(conn.recv) == "report":
-        conn.send(_report(simulator))
+    while (asked := await asyncio.to_thread(conn.recv)) in ("report", "pauses"):
+        conn.send(_report(simulator) if asked == "report" else pauses)
     await runner.cleanup()
+
+
+def _pauses() -> list[float]:
+    """The durations of this process's garbage collections of ``PAUSE_MS`` or more, from now
+    on (ms)."""
+    pauses: list[float] = []
+    started = [0.0]
+
+    def timed(phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        elif (took := (time.perf_counter() - started[0]) * 1000) >= PAUSE_MS:
+            pauses.append(took)
+
+    gc.callbacks.append(timed)
+    return pauses
 
 
 def _report(simulator: Simulator) -> list[SimulatedJob]:
