@@ -109,6 +109,7 @@ BATCH = 1000  # rows an INSERT: 14,000 parameters, under SQLite's and PostgreSQL
 # The account's spending by day, from the rollup, as the store keeps it (the migration's own).
 ACCOUNT_DAILY_SQL = ("INSERT INTO account_daily (day, cost_usd) SELECT day, SUM(cost_usd)"
                      " FROM usage_daily WHERE simulated = 0 GROUP BY day")
+STALLED = 1.5
 STEPS = ("begin", "member+server", "account", "job row", "commit", "submit", "key",
          "other", "statements")
 REFERENCE = "reference"
@@ -346,6 +347,7 @@ class Measure:
 
     latencies: list[float] = field(default_factory=list)  # ms
     steps: list[dict[str, float]] = field(default_factory=list)
+    slowest: list[float] = field(default_factory=list)  # each round's slowest admission (ms)
 
     def mean(self, step: str) -> float:
         return statistics.fmean(s.get(step, 0.0) for s in self.steps) if self.steps else 0.0
@@ -400,6 +402,7 @@ class Bench:
         happen to bring them to, the same ones run after run, and be that variant's p99."""
         done: list[Job] = []
         full = gc.get_stats()[2]["collections"]
+        slowest = 0.0
         for _ in range(0, workload.per_round, workload.at_once):
             whos = [variant.next_who() for _ in range(workload.at_once)]
             results = await asyncio.gather(*(variant.admit(who, self.entry) for who in whos))
@@ -407,7 +410,10 @@ class Bench:
                 if into is not None:
                     into.latencies.append(took)
                     into.steps.append(steps)
+                slowest = max(slowest, took)
                 done.append(job)
+        if into is not None:
+            into.slowest.append(slowest)
         self.full_collections += gc.get_stats()[2]["collections"] - full
         self.admitted += len(done)
         for job in done:  # off the clock: the job ends as a delivered video
@@ -580,6 +586,14 @@ def report(run: Run, entry: str) -> bool:
             met &= ok
             print(f"{outcome.backend:<11} {outcome.workload:<11} {name:<10} {p50:>9.2f}"
                   f" {p99:>9.2f}  {'met' if ok else 'NOT MET'}")
+    print(f"\nStalled rounds (a round whose slowest admission took over {STALLED} x the"
+          " workload's median round's slowest, every variant's rounds together): what sets a"
+          " p99 when one round of 16 at once is more than 1 % of the admissions")
+    for outcome in run.outcomes:
+        typical = statistics.median(t for m in outcome.measures.values() for t in m.slowest)
+        print(f"{outcome.backend:<11} {outcome.workload:<11} " + "; ".join(
+            f"{name} {sum(t > STALLED * typical for t in measure.slowest)} of"
+            f" {len(measure.slowest)}" for name, measure in outcome.measures.items()))
     print("\nWhere the time goes: mean ms per admission, by step (begin: a connection, the"
           " writer's lock, BEGIN; member+server: Limits.standing,"
           " the server's key read with its spending; account: Limits.account_standing, a"
