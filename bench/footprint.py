@@ -95,7 +95,7 @@ class Footprint:
 class NoChannels:
     """The poller's channels, doing nothing: only the poller is measured here."""
 
-    def update(self, job: Job, news: News | None = None) -> None:
+    def update(self, job: Job | OpenJob, news: News | None = None) -> None:
         return None
 
     def shows_stale(self, job: Job | OpenJob) -> bool:

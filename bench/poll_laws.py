@@ -114,7 +114,7 @@ class Delivering:
         self.ended: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def update(self, job: Job, news: News | None = None) -> None:
+    def update(self, job: Job | OpenJob, news: News | None = None) -> None:
         if job.state is JobState.FETCHED and job.id not in self.seen:
             self.seen[job.id] = self.clock.now
             task = asyncio.create_task(self._post(job.id))

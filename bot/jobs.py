@@ -159,6 +159,7 @@ class OpenJob:
 
     id: int
     guild_id: int
+    channel_id: int
     kind: RunKind
     state: JobState
     request_id: str | None
@@ -168,19 +169,20 @@ class OpenJob:
     eta_at: float | None
     runcomfy_key: str | None = field(default=None, repr=False)  # as on ``Job``
 
-    COLUMNS = ("id, guild_id, model_id, seconds, resolution, state, request_id, submitted_at,"
-               " started_at, queue_position, eta_at, runcomfy_key")
+    COLUMNS = ("id, guild_id, channel_id, model_id, seconds, resolution, state, request_id,"
+               " submitted_at, started_at, queue_position, eta_at, runcomfy_key")
 
     @classmethod
     def from_row(cls, row: Any) -> OpenJob:
         """A row of ``COLUMNS``."""
-        (job_id, guild_id, model_id, seconds, resolution, state, request_id, submitted_at,
-         started_at, queue_position, eta_at, runcomfy_key) = row
-        return cls(job_id, guild_id, run_kind(model_id, seconds, resolution), JobState(state),
-                   request_id, submitted_at, started_at, queue_position, eta_at, runcomfy_key)
+        (job_id, guild_id, channel_id, model_id, seconds, resolution, state, request_id,
+         submitted_at, started_at, queue_position, eta_at, runcomfy_key) = row
+        return cls(job_id, guild_id, channel_id, run_kind(model_id, seconds, resolution),
+                   JobState(state), request_id, submitted_at, started_at, queue_position, eta_at,
+                   runcomfy_key)
 
     @classmethod
     def of(cls, job: Job) -> OpenJob:
-        return cls(job.id, job.guild_id, RunKind.of(job), job.state, job.request_id,
+        return cls(job.id, job.guild_id, job.channel_id, RunKind.of(job), job.state, job.request_id,
                    job.submitted_at, job.started_at, job.queue_position, job.eta_at,
                    job.runcomfy_key)

@@ -70,9 +70,9 @@ Held = TypeVar("Held", Job, OpenJob)  # a job whole, or as the poller follows it
 class Channels(Protocol):
     """Where jobs are shown: the channels their cards and videos are posted in."""
 
-    def update(self, job: Job, news: News | None = None) -> None:
-        """Bring the job's channel up to date with it (and tell the requester ``news``, made
-        in the channel's language when it is told)."""
+    def update(self, job: Job | OpenJob, news: News | None = None) -> None:
+        """Bring the job's channel up to date with the job as the store has it (and tell the
+        requester ``news``, made in the channel's language when it is told)."""
 
     def shows_stale(self, job: Job | OpenJob) -> bool:
         """Whether the job's card shows something else than ``job`` (its state, place in line
@@ -351,7 +351,7 @@ class Poller:
             job = await self._settle_interrupted(found) if found.id in taken else found
             self._follow(job, first_poll=now + self._phase(job.id))
             if job.state in (JobState.FETCHED, JobState.DELIVERING):
-                await self._show(job.id)
+                self.channels.update(job)
         for job_id in [j for j in self._due if j not in self._waiting]:
             self._forget(job_id)
 
@@ -496,18 +496,12 @@ class Poller:
                      first_poll=self.monotonic() + self.settings.interval)
         if changed is None:  # nothing new; its card may lag behind (an edit held back)
             if self.channels.shows_stale(job):
-                await self._show(job.id)
+                self.channels.update(job)
             return
         if seen_start and changed.state is JobState.RUNNING and job.id in self._due:
             self._due[job.id] = self.monotonic() + self._gap(self._waiting[job.id])  # its plan
         if self.channels.shows_stale(changed):
             self.channels.update(changed)
-
-    async def _show(self, job_id: int) -> None:
-        """Bring the job's channel up to date with the job, whole, as the store has it."""
-        whole = await self.store.get(job_id)
-        if whole is not None:
-            self.channels.update(whole)
 
     def _client(self, job: Job | OpenJob) -> RunComfyClient:
         return self.client if self.keys is None else self.keys.client_for(job.runcomfy_key)

@@ -40,15 +40,15 @@ class ChannelWork:
         self.retry_seconds = retry_seconds
         self.card_edit_interval = card_edit_interval
         self._queues: dict[int, dict[int, None]] = {}  # channel -> ordered set of job ids
-        self._queued: set[int] = set()  # job ids in those that a running worker will reach
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._shown: dict[int, tuple[tuple[object, ...], float]] = {}  # job -> (card, when)
         self._news: dict[int, News] = {}  # job -> what to tell the requester once
         self._upload_failures: dict[int, int] = {}
         self._retry_at: dict[int, float] = {}
 
-    def update(self, job: Job, news: News | None = None) -> None:
-        """Bring the job's channel up to date with it (and tell the requester ``news``)."""
+    def update(self, job: Job | OpenJob, news: News | None = None) -> None:
+        """Bring the job's channel up to date with the job as the store has it (and tell the
+        requester ``news``)."""
         if news:
             self._news[job.id] = news
         self._enqueue(job)
@@ -56,8 +56,9 @@ class ChannelWork:
     def shows_stale(self, job: Job | OpenJob) -> bool:
         """Whether the job's card shows something else than ``job``, and nothing is under way
         to change that (a job waiting its turn in its channel is read afresh then)."""
-        return job.id not in self._queued and (
-            self._card_of(job) != self._shown.get(job.id, ((), 0.0))[0])
+        waiting = job.channel_id in self._workers and job.id in self._queues.get(
+            job.channel_id, {})
+        return not waiting and self._card_of(job) != self._shown.get(job.id, ((), 0.0))[0]
 
     async def stop(self) -> None:
         """Stop every channel's work; what waits in a channel is taken up by its next worker
@@ -70,11 +71,9 @@ class ChannelWork:
                 await worker
         # One cancelled before it began never ran, nor its ``finally``: no longer its channel's.
         self._workers = {channel: w for channel, w in self._workers.items() if not w.done()}
-        self._queued.clear()  # until their channel's next worker: stale again, so shown
 
-    def _enqueue(self, job: Job) -> None:
+    def _enqueue(self, job: Job | OpenJob) -> None:
         self._queues.setdefault(job.channel_id, {})[job.id] = None
-        self._queued.add(job.id)
         if job.channel_id not in self._workers:
             self._workers[job.channel_id] = asyncio.create_task(
                 self._work(job.channel_id), name=f"channel-{job.channel_id}")
@@ -85,7 +84,6 @@ class ChannelWork:
             while queue := self._queues.get(channel_id):
                 job_id = next(iter(queue))
                 del queue[job_id]
-                self._queued.discard(job_id)
                 try:
                     await self._reconcile(job_id)
                 except Exception:
@@ -127,8 +125,7 @@ class ChannelWork:
         settled and every channel idle)."""
         return {"shown": len(self._shown), "news": len(self._news),
                 "upload_failures": len(self._upload_failures), "retry_at": len(self._retry_at),
-                "queues": len(self._queues), "queued": len(self._queued),
-                "workers": len(self._workers)}
+                "queues": len(self._queues), "workers": len(self._workers)}
 
     async def _show(self, job: Job) -> Job:
         """Post or update the job's card, and tell the requester the news, if any."""

@@ -76,7 +76,7 @@ class Clock:
 
 @dataclass(frozen=True)
 class Update:
-    job: Job
+    job: Job | OpenJob
     news: str | None
 
 
@@ -96,7 +96,7 @@ class SeenChannels:
         self._shown: dict[int, Card] = {}
         self._posting: dict[int, asyncio.Task[None]] = {}
 
-    def update(self, job: Job, news: News | None = None) -> None:
+    def update(self, job: Job | OpenJob, news: News | None = None) -> None:
         self.updates.append(Update(job, None if news is None else news()))
         self._shown[job.id] = card_of(job)
         if self.store is not None and job.state is JobState.FETCHED and (
@@ -130,7 +130,10 @@ class SeenChannels:
         return [u.news for u in self.of(job_id) if u.news is not None]
 
     def last(self, job_id: int) -> Job:
-        return self.of(job_id)[-1].job
+        """The job as the poller last handed it over: whole, since a change made it."""
+        job = self.of(job_id)[-1].job
+        assert isinstance(job, Job), job
+        return job
 
 
 @dataclass
