@@ -2,11 +2,11 @@
 bounded labels (models, states, reasons, endpoints; never a guild or a user).
 
 The domain reports through the hooks its parts are given (``JobStore.on_move``,
-``RunComfyClient.observe``, ``JobService.refused``); the gauges read at scrape time (waiting
-jobs, shards, leases) get their functions from whoever owns the values (``Gauge.set_function``).
-What Discord's side counts where no handle on a ``Metrics`` reaches (card edits, Discord's 429s,
-one line where they happen: ``bot.discord.ops``) goes to the process's own counters below, which
-every ``Metrics`` registers."""
+``RunComfyClient.observe``, ``JobService.refused``), Discord's side through ``Delivery``'s
+(card edits) and a handler on discord.py's logger (its 429s, ``bot.discord.counted``); the
+gauges read at scrape time (waiting jobs, shards, leases) get their functions from whoever owns
+the values (``Gauge.set_function``). A process makes a ``Metrics`` only when it serves them
+(``[ops] listen``): without, none of this, nor ``prometheus_client``, is loaded."""
 
 from __future__ import annotations
 
@@ -18,20 +18,8 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
 DELIVERY_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300)
 
-# The process's own (in no registry until a Metrics registers them: two bots in one test share
-# these, as they share discord.py's logger).
 CARD_EDIT_OUTCOMES = ("ok", "not_found", "forbidden", "rate_limited", "error", "cancelled")
-CARD_EDITS = Counter("rcvb_card_edits", f"Edits of job cards, by outcome "
-                     f"({', '.join(CARD_EDIT_OUTCOMES)})", ["outcome"], registry=None)
-DISCORD_RATE_LIMITS = Counter("rcvb_discord_rate_limits", "429s from Discord's HTTP API: "
-                              "retried (discord.py waited) or raised (the wait was too long)",
-                              ["outcome"], registry=None)
-DISCORD_GLOBAL_RATE_LIMITS = Counter("rcvb_discord_global_rate_limits", "Of those 429s, the "
-                                     "ones for the bot's global limit", registry=None)
-for _outcome in CARD_EDIT_OUTCOMES:  # exported at 0 from the start: rate() sees the first
-    CARD_EDITS.labels(_outcome)
-for _outcome in ("retried", "raised"):
-    DISCORD_RATE_LIMITS.labels(_outcome)
+RATE_LIMIT_OUTCOMES = ("retried", "raised")
 
 
 class Metrics:
@@ -59,8 +47,18 @@ class Metrics:
         self.shards = Gauge("rcvb_shards", "Shards this process serves", registry=r)
         self.leases = Gauge("rcvb_leases", "Open jobs this process holds the lease of (as of "
                             "its last claim, once a poll interval)", registry=r)
-        for shared in (CARD_EDITS, DISCORD_RATE_LIMITS, DISCORD_GLOBAL_RATE_LIMITS):
-            r.register(shared)
+        self.card_edits = Counter("rcvb_card_edits", f"Edits of job cards, by outcome "
+                                  f"({', '.join(CARD_EDIT_OUTCOMES)})", ["outcome"], registry=r)
+        self.discord_rate_limits = Counter(
+            "rcvb_discord_rate_limits", "429s from Discord's HTTP API: retried (discord.py "
+            "waited) or raised (the wait was too long)", ["outcome"], registry=r)
+        self.discord_global_rate_limits = Counter(
+            "rcvb_discord_global_rate_limits", "Of those 429s, the ones for the bot's global "
+            "limit", registry=r)
+        for outcome in CARD_EDIT_OUTCOMES:  # exported at 0 from the start: rate() sees the first
+            self.card_edits.labels(outcome)
+        for outcome in RATE_LIMIT_OUTCOMES:
+            self.discord_rate_limits.labels(outcome)
 
     def job_moved(self, job: Job) -> None:
         self.jobs.labels(job.command, job.state.value).inc()
@@ -76,6 +74,9 @@ class Metrics:
 
     def refusal(self, reason: str) -> None:
         self.refused.labels(reason).inc()
+
+    def card_edited(self, outcome: str) -> None:
+        self.card_edits.labels(outcome).inc()
 
     def text(self) -> bytes:
         """The exposition format, for ``/metrics``."""

@@ -60,15 +60,16 @@ def test_the_domains_tests_need_no_discord() -> None:
 
 def test_the_bot_loads_only_what_its_configuration_uses() -> None:
     """What ``python -m bot`` imports before it knows its configuration: not the simulator and
-    its web server (``--simulate``), the endpoints' server (``[ops] listen``), PyAV (a video to
-    fit or extend), Pillow (an image to read or a frame to encode) and the fitting's worker
-    processes, the regex engine (a server's blocklist, the names of commands to sync),
-    matplotlib (a chart), cryptography (``BOT_SECRET_KEY``), asyncpg (a PostgreSQL store) or
-    the other commands' modules (``check``, ``migrate-db``, ``messages``): each is loaded when
-    first used."""
-    optional = ("bot.simulator", "aiohttp.web", "bot.discord.ops", "av", "PIL",
-                "multiprocessing", "regex", "matplotlib", "cryptography", "asyncpg",
-                "bot.check", "bot.store.copy", "bot.discord.message_texts")
+    its web server (``--simulate``), the endpoints' server and the metrics they serve
+    (``[ops] listen``), PyAV (a video to fit or extend), Pillow (an image to read or a frame to
+    encode) and the fitting's worker processes, the regex engine (a server's blocklist, the
+    names of commands to sync), matplotlib (a chart), cryptography (``BOT_SECRET_KEY``),
+    asyncpg (a PostgreSQL store) or the other commands' modules (``check``, ``migrate-db``,
+    ``messages``): each is loaded when first used."""
+    optional = ("bot.simulator", "aiohttp.web", "bot.discord.ops", "bot.metrics",
+                "prometheus_client", "av", "PIL", "multiprocessing", "regex", "matplotlib",
+                "cryptography", "asyncpg", "bot.check", "bot.store.copy",
+                "bot.discord.message_texts")
     loaded = subprocess.run(
         [sys.executable, "-c", "import sys, bot.__main__, cogs; print(' '.join(sys.modules))"],
         cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()

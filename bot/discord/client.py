@@ -31,7 +31,6 @@ from bot.i18n import catalogs
 from bot.jobs import Job
 from bot.keys import KeyBox, KeyBoxError
 from bot.limits import Limits
-from bot.metrics import Metrics
 from bot.policy import PolicyStore
 from bot.poller import Poller, PollSettings
 from bot.pricing import PriceBook
@@ -49,6 +48,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from bot.discord.ops import Ops
+    from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 EXTENSIONS = ("cogs.errors", "cogs.generate", "cogs.jobs", "cogs.animate", "cogs.settings",
@@ -125,7 +125,7 @@ class VideoBot(commands.AutoShardedBot):
         self._released = False
         self._fitter: Fitter | None = None
         self._ops: Ops | None = None
-        self.metrics = Metrics()
+        self.metrics: Metrics | None = None  # only while it serves them (``[ops] listen``)
         self.catalogs = catalogs()  # the message catalogs, compiled once per process
 
     @property
@@ -211,12 +211,17 @@ class VideoBot(commands.AutoShardedBot):
         access = Access(s.access.servers, s.access.approved, ApprovedServers(db), keys.has_key)
         jobs = JobService(self.catalog, store, runcomfy, limits, prices, poller.notify,
                           clock=self.clock, simulated=self.simulated, access=access, keys=keys)
-        store.on_move = self.metrics.job_moved
-        runcomfy.observe = self.metrics.runcomfy_call
-        jobs.refused = self.metrics.refusal
-        self.metrics.waiting.set_function(lambda: poller.kept()["waiting"])
-        self.metrics.shards.set_function(lambda: len(self.shards))
-        self.metrics.leases.set_function(lambda: store.leases)
+        if s.ops.listen and self.run_jobs:
+            from bot.metrics import Metrics  # prometheus_client: only for a process serving it
+
+            self.metrics = metrics = Metrics()
+            store.on_move = metrics.job_moved
+            runcomfy.observe = metrics.runcomfy_call
+            jobs.refused = metrics.refusal
+            delivery.on_card_edit = metrics.card_edited
+            metrics.waiting.set_function(lambda: poller.kept()["waiting"])
+            metrics.shards.set_function(lambda: len(self.shards))
+            metrics.leases.set_function(lambda: store.leases)
         self._parts = Parts(db, store, runcomfy, jobs, poller, PollLoop(poller), delivery,
                             policies, limits, notices, prices, videos, ErrorReporter(notices),
                             keys)
@@ -230,7 +235,7 @@ class VideoBot(commands.AutoShardedBot):
             if self.shards_served is None or self.shards_served.syncs_commands:
                 await self.sync_commands()
             await self._parts.poll_loop.start()
-            if s.ops.listen:
+            if s.ops.listen and self.metrics is not None:
                 from bot.discord.ops import Ops  # its HTTP server, only when asked for
 
                 self._ops = Ops(s.ops.listen, self.metrics, self._connected, db,

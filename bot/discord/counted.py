@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import discord
 
-from bot.metrics import CARD_EDITS, DISCORD_GLOBAL_RATE_LIMITS, DISCORD_RATE_LIMITS
+if TYPE_CHECKING:  # loaded only by a process that serves its metrics
+    from bot.metrics import Metrics
 
 EDIT_OUTCOMES = {403: "forbidden", 404: "not_found", 429: "rate_limited"}
 # discord.http's log lines for a 429 (its templates, before formatting): retried or raised.
@@ -20,8 +22,8 @@ GLOBAL = "Global rate limit has been hit."
 
 
 @contextlib.contextmanager
-def card_edit() -> Iterator[None]:
-    """Count the card edit made inside by its outcome (``rcvb_card_edits``)."""
+def card_edit(count: Callable[[str], None] | None) -> Iterator[None]:
+    """Tell ``count`` the outcome of the card edit made inside (``rcvb_card_edits``)."""
     outcome = "cancelled"
     try:
         yield
@@ -36,21 +38,21 @@ def card_edit() -> Iterator[None]:
         outcome = "error"
         raise
     finally:
-        CARD_EDITS.labels(outcome).inc()
+        if count is not None:
+            count(outcome)
 
 
 class RateLimits(logging.Handler):
     """Counts the 429s discord.py's HTTP client logs (``rcvb_discord_rate_limits``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: Metrics) -> None:
         super().__init__(logging.WARNING)
+        self.metrics = metrics
 
     def emit(self, record: logging.LogRecord) -> None:
         template = record.msg if isinstance(record.msg, str) else ""
         if template.startswith(RATE_LIMITED):
-            DISCORD_RATE_LIMITS.labels("raised" if GAVE_UP in template else "retried").inc()
+            self.metrics.discord_rate_limits.labels(
+                "raised" if GAVE_UP in template else "retried").inc()
         elif template.startswith(GLOBAL):
-            DISCORD_GLOBAL_RATE_LIMITS.inc()
-
-
-RATE_LIMIT_COUNTER = RateLimits()  # one a process, as the counters it adds to
+            self.metrics.discord_global_rate_limits.inc()

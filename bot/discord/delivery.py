@@ -74,6 +74,7 @@ class Delivery:
         self.fitter = fitter
         self.nonce_tag = nonce_tag
         self._model_name = model_name
+        self.on_card_edit: Callable[[str], None] | None = None  # told each edit's outcome
 
     async def channel(self, channel_id: int,
                       guild_id: int | None = None) -> discord.abc.Messageable:
@@ -133,7 +134,8 @@ class Delivery:
         if not isinstance(channel, discord.TextChannel | discord.Thread | discord.VoiceChannel):
             return
         message = channel.get_partial_message(job.card_message_id)
-        with _discord_errors(), contextlib.suppress(discord.NotFound), card_edit():  # gone: fine
+        counted = card_edit(self.on_card_edit)
+        with _discord_errors(), contextlib.suppress(discord.NotFound), counted:  # gone: fine
             await message.edit(embed=render_card(job, self._model_name(job), note),
                                view=self.buttons.card_view(job), allowed_mentions=_NO_MENTIONS)
 

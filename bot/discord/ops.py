@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from bot.discord.counted import RATE_LIMIT_COUNTER
+from bot.discord.counted import RateLimits
 from bot.discord.poll_loop import PollLoop
 from bot.metrics import Metrics
 from bot.store.database import Database
@@ -36,6 +36,7 @@ class Ops:
         self.host, self.port = host, int(port)
         self._runner: web.AppRunner | None = None
         self._sampler: asyncio.Task[None] | None = None
+        self._rate_limits = RateLimits(metrics)
 
     async def start(self) -> None:
         app = web.Application()
@@ -46,12 +47,12 @@ class Ops:
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()
         self._sampler = asyncio.create_task(self._sample_lag(), name="loop-lag")
-        logging.getLogger("discord.http").addHandler(RATE_LIMIT_COUNTER)  # once, however many
+        logging.getLogger("discord.http").addHandler(self._rate_limits)
         log.info("ops endpoints on http://%s:%d (/healthz, /readyz, /metrics)", self.host,
                  self.port)
 
     async def stop(self) -> None:
-        logging.getLogger("discord.http").removeHandler(RATE_LIMIT_COUNTER)
+        logging.getLogger("discord.http").removeHandler(self._rate_limits)
         if self._sampler is not None:
             self._sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
