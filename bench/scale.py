@@ -19,7 +19,9 @@ waits 5 s between the shards of one process). RSS is ``VmRSS`` 3 s after ready (
 answered a probe ``/kling-2-1`` sent after its last GUILD_CREATE: the command's path is warm)
 and 20 s after the last job was answered (aiohttp closes idle connections after 15 s). Per
 guild: (full - base) / guilds of the process; per pending job: (after the jobs - full at
-ready) / jobs the process admitted.
+ready) / jobs the process admitted, and the same from half the jobs to all of them (RSS
+settled as at the end, 20 s after the first half's last answer): what one more job costs,
+without what the first burst warmed up once.
 
     .venv/bin/python -m bench.scale                       # 100,000 guilds, 4 processes
     .venv/bin/python -m bench.scale --guilds 10000 --processes 2   # about 2 minutes
@@ -28,9 +30,10 @@ ready) / jobs the process admitted.
 ``--collect``: then a full ``gc.collect()`` in every process (``bench/probe``) and its RSS.
 ``--diagnose``: one bot process at a time with ``bench/probe/sitecustomize.py`` and
 ``-X importtime``: (a) what ``sys.modules`` holds at ready on SQLite and on PostgreSQL that a
-running bot does not need, with its import time, RSS and importer; (b) tracemalloc between 1
-and ``--pending`` pending jobs, as held and after a full collection; (c) cProfile of the event
-loop's thread while admitting, then with the jobs pending.
+running bot does not need, with its import time, RSS and importer; (b) tracemalloc between
+``--pending`` pending jobs (which warm the process up) and twice as many, as held and after a
+full collection; (c) cProfile of the event loop's thread while admitting, then with the jobs
+pending.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ import tempfile
 import time
 import tracemalloc
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -130,6 +133,8 @@ class Run:
     ack: list[float] = field(default_factory=list)
     jobs: list[int] = field(default_factory=list)  # admitted per process, in all
     rss_jobs: list[float] = field(default_factory=list)
+    jobs_half: list[int] = field(default_factory=list)  # admitted per process by the midpoint
+    rss_half: list[float] = field(default_factory=list)  # settled there, as rss_jobs
     rss_collected: list[float] = field(default_factory=list)  # --collect: then gc.collect()
     idle_cpu: list[float] = field(default_factory=list)  # % of a core with the jobs pending
 
@@ -225,14 +230,28 @@ async def load(program: Program, discord: StandIn, places: list[Place], bots: li
     run.admit_parts[BOTS] = sum(run.admit_cpu)
     run.asked, run.admitted = stretch, sum(map(admitted, runs))
     run.ack = [r.ack_seconds for r in runs if r.ack_seconds is not None]
-    rest = await ask(discord, places, stretch, total - stretch, args.fill_rate, image,
+    process_of = {shard: n for n, ids in enumerate(layout) for shard in ids}
+
+    def per_process(handles: list[InteractionHandle]) -> list[int]:
+        jobs = [0] * len(bots)
+        for handle in handles:
+            jobs[process_of[handle.shard_id]] += admitted(handle)
+        return jobs
+
+    # Settled at the midpoint and at the end: the growth between them is what one more
+    # pending job costs, without what the first burst warmed up once (pools, buffers).
+    half = max(total // 2, stretch)
+    rest = await ask(discord, places, stretch, half - stretch, args.fill_rate, image,
                      program.name)
     await discord.wait_for(lambda: all(r.content for r in rest), patience,
                            what="an answer to every command", interval=0.1)
-    process_of = {shard: n for n, ids in enumerate(layout) for shard in ids}
-    run.jobs = [0] * len(bots)
-    for handle in runs + rest:
-        run.jobs[process_of[handle.shard_id]] += admitted(handle)
+    await asyncio.sleep(AFTER_JOBS)
+    run.jobs_half = per_process(runs + rest)
+    run.rss_half = [memory_mb(pid, "VmRSS") for pid in pids]
+    rest += await ask(discord, places, half, total - half, args.fill_rate, image, program.name)
+    await discord.wait_for(lambda: all(r.content for r in rest), patience,
+                           what="an answer to every command", interval=0.1)
+    run.jobs = per_process(runs + rest)
     await asyncio.sleep(AFTER_JOBS)
     run.rss_jobs = [memory_mb(pid, "VmRSS") for pid in pids]
     if args.collect:  # a full collection in each process (the probe), and its RSS then
@@ -320,6 +339,7 @@ class Figures:
     base: list[float]  # MB per process
     per_guild: list[float]  # KiB per process
     per_job: list[float]  # KiB per process
+    per_more_job: list[float]  # KiB per process, from the midpoint's jobs to all of them
     cpu_per_command: float  # ms, all processes
     cpu_share: float  # % of a core, all processes, during the stretch
 
@@ -331,6 +351,10 @@ class Figures:
                 full.rss_ready, base.rss_ready, full.guilds, base.guilds, strict=True)],
             per_job=[kib(after - ready) / max(jobs, 1) for after, ready, jobs in zip(
                 full.rss_jobs, full.rss_ready, full.jobs, strict=True)],
+            per_more_job=[kib(after - half) / max(jobs - at_half, 1)
+                          for after, half, jobs, at_half in zip(
+                              full.rss_jobs, full.rss_half, full.jobs, full.jobs_half,
+                              strict=True)],
             cpu_per_command=sum(full.admit_cpu) * 1e3 / max(full.admitted, 1),
             cpu_share=sum(full.admit_cpu) / max(full.admit_wall, 1e-9) * 100)
 
@@ -399,6 +423,9 @@ def report(args: argparse.Namespace, world: World, runs: dict[tuple[str, str], R
     rows.append(("RSS per pending job (KiB)",
                  [fmt(bot.per_job), fmt(ref.per_job), f"{job:.2f}x",
                   f"<= {TARGETS['job']}x ({verdict(job <= TARGETS['job'])})"]))
+    more = statistics.mean(bot.per_more_job) / statistics.mean(ref.per_more_job)
+    rows.append(("... from half the jobs to all (KiB)",
+                 [fmt(bot.per_more_job), fmt(ref.per_more_job), f"{more:.2f}x", ""]))
     if b.rss_collected and m.rss_collected:
         after = [[kib(c - r) / max(j, 1) for c, r, j in zip(run.rss_collected, run.rss_ready,
                                                             run.jobs, strict=True)]
@@ -533,9 +560,12 @@ async def signal_and_wait(bot: BotProcess, how: signal.Signals, marker: Path,
 
 async def diagnose_run(name: str, discord: StandIn, world: World, server: PostgresServer,
                        workdir: Path, postgres: bool, frames: int,
-                       work: Callable[[BotProcess, Path], object]) -> tuple[str, Path]:
-    """One bot process (1 shard) with the probe and ``-X importtime``; ``work`` then runs;
-    the process's stderr and its probe folder."""
+                       work: Callable[[BotProcess, Path], object],
+                       warm: Callable[[BotProcess], Awaitable[None]] | None = None,
+                       ) -> tuple[str, Path]:
+    """One bot process (1 shard) with the probe and ``-X importtime``; ``warm`` runs before
+    the probe's first snapshot, ``work`` after it; the process's stderr and its probe
+    folder."""
     out = workdir / f"probe-{name}"
     out.mkdir(parents=True, exist_ok=True)
     extra = {"PYTHONPATH": f"{PROBE_DIR}:{PROBE_DIR.parents[1]}", "BENCH_PROBE_DIR": str(out),
@@ -549,6 +579,8 @@ async def diagnose_run(name: str, discord: StandIn, world: World, server: Postgr
         bots, _ = await start(program, discord, world, launch, [(0,)], [sim], database, 120.0,
                               extra)
         bot = bots[0]
+        if warm is not None:
+            await warm(bot)
         await signal_and_wait(bot, signal.SIGUSR1, out / "done-1")
         result = work(bot, out)
         if asyncio.iscoroutine(result):
@@ -592,10 +624,12 @@ def print_modules(title: str, stderr: str, modules: list[str], postgres: bool) -
 
 
 def memory_diff(out: Path, jobs: int) -> None:
-    """What grew from the snapshot with 1 pending job to the one with ``jobs`` more: as the
-    process held it, and after a full collection of its garbage."""
+    """What grew from the snapshot with ``jobs`` pending jobs (which warmed the process: its
+    pools, buffers, statements) to the one with ``jobs`` more: as the process held it, and
+    after a full collection of its garbage."""
     rss = [[int(v) for v in (out / f"rss-{k}.txt").read_text().split()] for k in (1, 2)]
-    print(f"\n(b) {jobs} pending jobs over 1, in the process with tracemalloc on (25 frames, "
+    print(f"\n(b) {jobs} more pending jobs over {jobs + 1}, in the process with tracemalloc on "
+          f"(25 frames, "
           f"its own overhead included): VmRSS {(rss[1][0] - rss[0][0]) / jobs:.1f} KiB a job "
           f"as held; after a full gc.collect(), {rss[1][0] - rss[1][2]:+,} KiB less")
     for suffix, title in (("", "as the process held it"),
@@ -719,17 +753,20 @@ async def diagnose(args: argparse.Namespace) -> None:
             postgres_server() as server:
         workdir = args.logs or Path(folder)
         async with StandIn(shards=1) as discord:
-            world = build(discord, 1, Shape(), 1, 1, jobs + round(args.rate * args.admit_seconds)
-                          * 2 + 2, 1)
+            world = build(discord, 1, Shape(), 1, 1, 2 * jobs + round(args.rate
+                          * args.admit_seconds) * 2 + 2, 1)
             places = world.places[0]
             used = [0]
 
-            async def fill(bot: BotProcess, out: Path) -> None:
+            async def pending(_: BotProcess) -> None:
                 handles = await ask(discord, places, used[0], jobs, args.fill_rate, image, "diag")
                 used[0] += jobs
                 await discord.wait_for(lambda: all(h.content for h in handles), 300.0,
                                        what="every answer", interval=0.1)
                 await asyncio.sleep(AFTER_JOBS)
+
+            async def fill(bot: BotProcess, out: Path) -> None:
+                await pending(bot)
                 await signal_and_wait(bot, signal.SIGUSR1, out / "done-2", 600.0)
 
             profiled: dict[str, float] = {}
@@ -769,7 +806,7 @@ async def diagnose(args: argparse.Namespace) -> None:
             print_profile(out, int(profiled["count"]), profiled["cpu"],
                           profiled["transactions"], profiled["idle"])
             _, out = await diagnose_run("memory", discord, world, server, workdir, True, 25,
-                                        fill)
+                                        fill, pending)
             memory_diff(out, jobs)
 
 
