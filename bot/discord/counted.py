@@ -1,6 +1,6 @@
-"""What Discord's side does that no handle on the metrics reaches, counted: card edits
-(``card_edit``, around the edit) and Discord's 429s (discord.py has no hook for them: its HTTP
-client logs each one, and a handler on that logger counts the records)."""
+"""What Discord's side counts for the metrics: card edits (``card_edit``, around the edit,
+tells a hook the outcome) and Discord's 429s (discord.py has no hook for them: its HTTP client
+logs each one, and a handler on that logger counts the records)."""
 
 from __future__ import annotations
 
