@@ -396,12 +396,30 @@ class Fitter:
 
 
 def _start_worker() -> None:
-    """A worker's set-up: below the bot in priority (``SCHED_IDLE`` where there is one, which
-    the threads FFmpeg starts later inherit: the worker runs only on CPU nothing else wants;
-    else ``WORKER_NICENESS``); Ctrl-C is for the bot to handle."""
+    """A worker's set-up: it ends with the bot, however the bot ended (``_end_with_parent``);
+    below the bot in priority (``SCHED_IDLE`` where there is one, which the threads FFmpeg
+    starts later inherit: the worker runs only on CPU nothing else wants; else
+    ``WORKER_NICENESS``); Ctrl-C is for the bot to handle."""
+    import multiprocessing
+    import threading
+
+    parent = multiprocessing.parent_process()
+    if parent is not None:  # started before the priority drops: it keeps the bot's
+        threading.Thread(target=_end_with_parent, args=(parent.sentinel,), daemon=True,
+                         name="end-with-parent").start()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(AttributeError, OSError):  # Linux only
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
         return
     with contextlib.suppress(AttributeError, OSError):  # no os.nice on Windows
         os.nice(WORKER_NICENESS)
+
+
+def _end_with_parent(sentinel: int) -> None:
+    """Ends the worker once the bot is gone. A bot killed outright (SIGKILL, the OOM killer)
+    shuts no pool down, and its worker, which holds its own ends of the pool's pipes, would
+    otherwise wait for work forever."""
+    from multiprocessing.connection import wait
+
+    wait([sentinel])
+    os._exit(1)

@@ -1,9 +1,11 @@
 """The real bot process and the Discord stand-in, whose uploads are refused over the guild's
 limit as Discord's are: a server without boosts gets the large video fitted to 10 MiB, a
-server boosted to 100 MiB gets the original's very bytes."""
+server boosted to 100 MiB gets the original's very bytes. The bot killed outright leaves no
+fitting worker behind."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,9 +19,31 @@ from tests.discord_stand_in.model import Message
 from tests.images import image_bytes
 
 PNG = image_bytes("png", 640, 480)
+GONE_WITHIN = 10.0  # seconds for the bot's children to end once it was killed
 MIB = 1024 * 1024
 PATIENCE = 90.0
 Start = Callable[..., Awaitable[RunningSimulator]]
+
+
+def children_of(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (``/proc``, Linux)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                after_name = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(after_name[1]) == pid:
+                    found.add(int(entry.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    """``pid`` exists and is not a zombie waiting for a parent to reap it."""
+    try:
+        fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] != "Z"
 
 
 async def test_each_server_gets_the_best_file_its_limit_takes(
@@ -63,3 +87,10 @@ async def test_each_server_gets_the_best_file_its_limit_takes(
              if "Fitting the video to this server's upload limit" in str(r.json)]
     assert [r.path.split("/")[2] for r in noted] == [str(places["Plain"][0].id)]
     assert stand_in.unhandled == stand_in.failures == []
+    # Killed outright, the bot shuts no pool down: its fitting worker ends by itself.
+    assert bot.pid is not None
+    workers = children_of(bot.pid)
+    assert workers
+    await bot.kill()
+    await stand_in.wait_for(lambda: not any(map(running, workers)), GONE_WITHIN,
+                            what="the bot's fitting worker ended")
