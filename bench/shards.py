@@ -69,6 +69,7 @@ from tests.discord_stand_in import (
 )
 from tests.discord_stand_in.interactions import find_command
 from tests.postgres_server import PostgresServer, postgres_server
+from tests.processes import stat_fields, tree
 
 SHARDS = 2
 PATIENCE = 300.0  # seconds of real time for a layout to be ready, or its videos posted
@@ -86,33 +87,10 @@ BUSY = 0.1  # cores other processes may keep busy before the figures are called 
 # ---- the machine: CPU time and memory of processes ----------------------------------------------
 
 
-def _stat(pid: int) -> list[str] | None:
-    """The fields of ``/proc/<pid>/stat`` from the third (state) on."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return None
-    return text.rsplit(")", 1)[1].split()
-
-
 def cpu_seconds(pid: int) -> float:
     """User and system CPU of a process and of its children it has waited for."""
-    fields = _stat(pid)
+    fields = stat_fields(pid)
     return 0.0 if fields is None else sum(int(f) for f in fields[11:15]) / CLOCK_TICKS
-
-
-def tree(root: int) -> list[int]:
-    """``root`` and every process under it."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
 
 
 def tree_cpu_seconds(root: int) -> float:

@@ -5,7 +5,6 @@ fitting worker behind."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,33 +16,13 @@ from tests.conftest import TOKEN, RunningSimulator
 from tests.discord_stand_in import Launcher, StandIn, bot_environment
 from tests.discord_stand_in.model import Message
 from tests.images import image_bytes
+from tests.processes import running, tree
 
 PNG = image_bytes("png", 640, 480)
 GONE_WITHIN = 10.0  # seconds for the bot's children to end once it was killed
 MIB = 1024 * 1024
 PATIENCE = 90.0
 Start = Callable[..., Awaitable[RunningSimulator]]
-
-
-def children_of(pid: int) -> set[int]:
-    """The processes whose parent is ``pid`` (``/proc``, Linux)."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                after_name = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(after_name[1]) == pid:
-                    found.add(int(entry.name))
-    return found
-
-
-def running(pid: int) -> bool:
-    """``pid`` exists and is not a zombie waiting for a parent to reap it."""
-    try:
-        fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return False
-    return fields[0] != "Z"
 
 
 async def test_each_server_gets_the_best_file_its_limit_takes(
@@ -89,7 +68,7 @@ async def test_each_server_gets_the_best_file_its_limit_takes(
     assert stand_in.unhandled == stand_in.failures == []
     # Killed outright, the bot shuts no pool down: its fitting worker ends by itself.
     assert bot.pid is not None
-    workers = children_of(bot.pid)
+    workers = tree(bot.pid)[1:]
     assert workers
     await bot.kill()
     await stand_in.wait_for(lambda: not any(map(running, workers)), GONE_WITHIN,

@@ -49,7 +49,6 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from bot.discord.ops import Ops
-    from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 EXTENSIONS = ("cogs.errors", "cogs.generate", "cogs.jobs", "cogs.animate", "cogs.settings",
@@ -126,7 +125,6 @@ class VideoBot(commands.AutoShardedBot):
         self._released = False
         self._fitter: Fitter | None = None
         self._ops: Ops | None = None
-        self.metrics: Metrics | None = None  # only while it serves them (``[ops] listen``)
         self.catalogs = catalogs()  # the message catalogs, compiled once per process
 
     @property
@@ -222,10 +220,14 @@ class VideoBot(commands.AutoShardedBot):
         access = Access(s.access.servers, s.access.approved, ApprovedServers(db), keys.has_key)
         jobs = JobService(self.catalog, store, runcomfy, limits, prices, poller.notify,
                           clock=self.clock, simulated=self.simulated, access=access, keys=keys)
+        poll_loop = PollLoop(poller)
         if s.ops.listen and self.run_jobs:
-            from bot.metrics import Metrics  # prometheus_client: only for a process serving it
+            # Its HTTP server and the metrics (prometheus_client): only for a process serving
+            # them; started once the bot is set up.
+            from bot.discord.ops import Ops
+            from bot.metrics import Metrics
 
-            self.metrics = metrics = Metrics()
+            metrics = Metrics()
             store.on_move = metrics.job_moved
             runcomfy.observe = metrics.runcomfy_call
             jobs.refused = metrics.refusal
@@ -233,9 +235,9 @@ class VideoBot(commands.AutoShardedBot):
             metrics.waiting.set_function(lambda: poller.kept()["waiting"])
             metrics.shards.set_function(lambda: len(self.shards))
             metrics.leases.set_function(lambda: store.leases)
-        self._parts = Parts(db, store, runcomfy, jobs, poller, PollLoop(poller), delivery,
-                            policies, limits, notices, prices, videos, ErrorReporter(notices),
-                            keys)
+            self._ops = Ops(s.ops.listen, metrics, self._connected, db, poll_loop)
+        self._parts = Parts(db, store, runcomfy, jobs, poller, poll_loop, delivery, policies,
+                            limits, notices, prices, videos, ErrorReporter(notices), keys)
         if self.run_jobs:
             await self._read_prices()
         self.add_dynamic_items(self.buttons.item)  # they work across restarts
@@ -246,11 +248,7 @@ class VideoBot(commands.AutoShardedBot):
             if self.shards_served is None or self.shards_served.syncs_commands:
                 await self.sync_commands()
             await self._parts.poll_loop.start()
-            if s.ops.listen and self.metrics is not None:
-                from bot.discord.ops import Ops  # its HTTP server, only when asked for
-
-                self._ops = Ops(s.ops.listen, self.metrics, self._connected, db,
-                                self._parts.poll_loop)
+            if self._ops is not None:
                 await self._ops.start()
 
     async def _read_prices(self) -> None:
