@@ -12,6 +12,8 @@ import pytest
 SCRIPT = """
 import gc
 
+from bot.memory import give_back
+
 def rss_kib():
     with open("/proc/self/status") as status:
         return next(int(l.split()[1]) for l in status if l.startswith("VmRSS:"))
