@@ -32,7 +32,6 @@ from bot.i18n import catalogs
 from bot.jobs import Job
 from bot.keys import KeyBox, KeyBoxError
 from bot.limits import Limits
-from bot.memory import GIVE_BACK_SECONDS, give_back
 from bot.policy import PolicyStore
 from bot.poller import Poller, PollSettings
 from bot.pricing import PriceBook
@@ -122,7 +121,6 @@ class VideoBot(commands.AutoShardedBot):
         self._simulator: web.AppRunner | None = None
         self._first_prices: asyncio.Task[None] | None = None
         self._daily_prices = tasks.loop(hours=24)(self._refresh_prices_daily)
-        self._giving_back = tasks.loop(seconds=GIVE_BACK_SECONDS)(self._give_back)
         self.buttons = JobButtons()  # the cogs register what each button does
         self._released = False
         self._fitter: Fitter | None = None
@@ -146,16 +144,10 @@ class VideoBot(commands.AutoShardedBot):
         and frozen, the collector no longer walks it at each full collection (with 5,000 guilds
         a command's CPU went from 2.3-2.6 x the minimal bot's to 2.0-2.1 x: bench/README.md).
         What was frozen at an earlier ready (a session Discord started anew rebuilds the
-        guilds) is let go first, so a cycle frozen then is collected now. From then on, what
-        the process frees is given back to the system every few seconds (``bot.memory``)."""
+        guilds) is let go first, so a cycle frozen then is collected now."""
         gc.unfreeze()
         gc.collect()
         gc.freeze()
-        if not self._giving_back.is_running():
-            self._giving_back.start()
-
-    async def _give_back(self) -> None:
-        give_back()
 
     def _connected(self) -> bool:
         """Every shard of this process connected to Discord's gateway."""
@@ -302,7 +294,6 @@ class VideoBot(commands.AutoShardedBot):
             return
         self._released = True
         self._daily_prices.cancel()
-        self._giving_back.cancel()
         if self._first_prices is not None:
             self._first_prices.cancel()
         if self._ops is not None:

@@ -1,5 +1,6 @@
 """The poller's clock on Discord: discord.py's task loop calls ``Poller.tick`` (one task however
-many jobs wait, reconnect-safe, and on SimCord's clock in the tests)."""
+many jobs wait, reconnect-safe, and on SimCord's clock in the tests), and every few seconds
+gives the memory the process freed back to the system once it grew (``bot.memory``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 
 from discord.ext import tasks
 
+from bot.memory import GIVE_BACK_SECONDS, MemoryReturn
 from bot.poller import Poller
 
 log = logging.getLogger(__name__)
@@ -20,6 +22,9 @@ class PollLoop:
         self.poller = poller
         self._loop = tasks.loop(seconds=poller.tick_seconds)(self._tick_safely)
         self.last_tick: float | None = None  # monotonic: when a tick last ended (readiness)
+        self._memory = MemoryReturn()
+        self._ticks = 0
+        self._ticks_per_look = max(1, round(GIVE_BACK_SECONDS / poller.tick_seconds))
 
     async def start(self) -> None:
         """Recover first, then poll: the bot starts taking commands only after this returns,
@@ -43,3 +48,6 @@ class PollLoop:
             log.exception("poll tick failed; the next one will try again")
         else:
             self.last_tick = time.monotonic()
+        self._ticks += 1
+        if self._ticks % self._ticks_per_look == 0:
+            self._memory()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import math
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 
 from bot.catalog import Catalog, load_catalog
 from bot.jobs import JobState
+from bot.memory import resident_bytes
 from bot.poller import DENSE
 from bot.simulator import Plan
 from tests.discord_fixtures import make_bot
@@ -160,3 +163,17 @@ async def test_a_queued_jobs_card_says_when_it_will_likely_start(world: World) -
     fields = {f.name: f.value for f in world.card(4).embeds[0].fields}
     assert fields["ETA"] == f"starts <t:{int(job.eta_at)}:R>"
     assert 0 < job.eta_at - world.bot.clock() <= 24  # about one place's worth
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim and /proc")
+async def test_the_poll_loop_gives_freed_memory_back(world: World) -> None:
+    """64 MiB of objects CPython frees with ``free`` (2 KiB each), every eighth kept so that the
+    heap cannot just shrink from its top, as a burst of commands leaves it."""
+    blocks = [bytes(2048) for _ in range(32 * 1024)]
+    kept = blocks[::8]
+    del blocks
+    gc.collect()
+    before = resident_bytes()
+    await world.run_polls(2)  # GIVE_BACK_SECONDS of ticks, and more
+    assert before - resident_bytes() > 32 << 20
+    assert len(kept) == 4096
