@@ -29,5 +29,3 @@ async def test_what_a_ready_froze_is_collected_after_the_next_ready(world: World
         assert gone() is None
     finally:
         gc.unfreeze()  # the rest of the suite's objects stay collectable
-
-

@@ -1,4 +1,5 @@
-"""The poll loop: order per channel, channels independent of each other, and its economy."""
+"""The poll loop: order per channel, channels independent of each other, its economy, and the
+memory it gives back."""
 
 from __future__ import annotations
 
