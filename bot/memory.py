@@ -27,12 +27,6 @@ def _malloc_trim() -> Callable[[int], int] | None:
 _TRIM = _malloc_trim()
 
 
-def give_back() -> bool:
-    """Return the C heap's free pages to the system (``malloc_trim(0)``: every arena, not only
-    its top); whether any were returned."""
-    return _TRIM is not None and _TRIM(0) == 1
-
-
 def resident_bytes() -> int:
     """The process's RSS (Linux's ``/proc``; 0 elsewhere)."""
     try:
@@ -51,9 +45,10 @@ class MemoryReturn:
         self._after = 0  # RSS after the last give-back
 
     def __call__(self) -> bool:
-        """Whether memory was given back now."""
+        """Whether memory was given back now: the C heap's free pages (``malloc_trim(0)``:
+        every arena, not only its top)."""
         if _TRIM is None or resident_bytes() - self._after < self.growth:
             return False
-        given = give_back()
+        given = _TRIM(0) == 1
         self._after = resident_bytes()
         return given

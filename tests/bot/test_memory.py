@@ -1,25 +1,18 @@
-"""Freed memory goes back to the system once the process grew: in a process of its own, bursts
-of 64 MiB of objects CPython frees with ``free`` (2 KiB each), every eighth kept so that the
-heap cannot just shrink from its top, as a burst of commands leaves it."""
+"""Freed memory goes back to the system once the process grew: in a process of its own, after
+bursts such as commands leave (``tests.freed``)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = """
-import gc
-
 from bot.memory import MemoryReturn, resident_bytes
-
-def burst():
-    blocks = [bytes(2048) for _ in range(32 * 1024)]
-    kept = blocks[::8]
-    del blocks
-    gc.collect()
-    return kept
+from tests.freed import burst
 
 returns = MemoryReturn()
 kept = burst()
@@ -36,7 +29,7 @@ print(given, before, after, idle, returns())
                     reason="glibc's malloc_trim and /proc")
 def test_freed_memory_goes_back_after_a_burst_not_while_idle() -> None:
     out = subprocess.run(  # noqa: S603 - this very Python, our own script
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True,
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, cwd=ROOT,
         check=True, timeout=60).stdout.split()
     given, before, after = out[0] == "True", int(out[1]), int(out[2])
     assert given

@@ -3,7 +3,6 @@ memory it gives back."""
 
 from __future__ import annotations
 
-import gc
 import math
 import sys
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from bot.poller import DENSE
 from bot.simulator import Plan
 from tests.discord_fixtures import make_bot
 from tests.discord_world import World
+from tests.freed import burst
 from tests.images import image_bytes
 
 PNG = image_bytes("png", 800, 600)
@@ -168,12 +168,7 @@ async def test_a_queued_jobs_card_says_when_it_will_likely_start(world: World) -
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim and /proc")
 async def test_the_poll_loop_gives_freed_memory_back(world: World) -> None:
-    """64 MiB of objects CPython frees with ``free`` (2 KiB each), every eighth kept so that the
-    heap cannot just shrink from its top, as a burst of commands leaves it."""
-    blocks = [bytes(2048) for _ in range(32 * 1024)]
-    kept = blocks[::8]
-    del blocks
-    gc.collect()
+    kept = burst()
     before = resident_bytes()
     await world.run_polls(2)  # GIVE_BACK_SECONDS of ticks, and more
     assert before - resident_bytes() > 32 << 20
