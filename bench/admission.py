@@ -143,11 +143,10 @@ class AnchoredClock:
 
 class CountedTx(Tx):
     """The admission's transaction as is, counting its statements (round trips on
-    PostgreSQL, where a guild's lock is one too; on SQLite it is the writer, held already)."""
+    PostgreSQL; the guild's lock comes with BEGIN)."""
 
-    def __init__(self, inner: Tx, dialect: str) -> None:
+    def __init__(self, inner: Tx) -> None:
         self.inner = inner
-        self.dialect = dialect
 
     async def fetch(self, sql: str, *params: Any) -> list[Row]:
         note("statements", 1)
@@ -157,26 +156,22 @@ class CountedTx(Tx):
         note("statements", 1)
         await self.inner.executemany(sql, rows)
 
-    async def lock_guild(self, guild_id: int) -> None:
-        if self.dialect == "postgresql":
-            note("statements", 1)
-        await self.inner.lock_guild(guild_id)
-
 
 class TimedDatabase(Database):
-    """The store's database as is, timing the start (a connection, the writer's lock, BEGIN)
-    and the commit of the admission's transaction, and counting its statements."""
+    """The store's database as is, timing the start (a connection, the writer's lock, BEGIN
+    with the guild's lock) and the commit of the admission's transaction, and counting its
+    statements."""
 
     def __init__(self, inner: Database) -> None:
         self.inner = inner
         self.dialect = inner.dialect
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tx]:
+    async def transaction(self, *, guild: int | None = None) -> AsyncIterator[Tx]:
         started = time.perf_counter()
-        async with self.inner.transaction() as tx:
+        async with self.inner.transaction(guild=guild) as tx:
             note("begin", time.perf_counter() - started)
-            yield CountedTx(tx, self.dialect)
+            yield CountedTx(tx)
             ending = time.perf_counter()
         note("commit", time.perf_counter() - ending)
 

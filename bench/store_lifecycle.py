@@ -180,8 +180,7 @@ class Store:
         jobs, clock = self.jobs, time.time
         prompt = str(BODY["prompt"])
         seconds, audio, resolution = price_options(MODEL, BODY)
-        async with self.db.transaction() as tx:  # as JobService.start
-            await tx.lock_guild(who.guild_id)
+        async with self.db.transaction(guild=who.guild_id) as tx:  # as JobService.start
             await self.limits.check(who.who, MODEL, prompt, estimate_usd(MODEL, BODY), tx=tx)
             job = await jobs.add(NewJob(
                 guild_id=who.guild_id, channel_id=who.channel_id, user_id=who.user_id,

@@ -20,7 +20,7 @@ from bot.catalog import ModelSpec
 from bot.errors import UserError
 from bot.i18n import _, day_and_month, money, ngettext, number
 from bot.policy import MEMBER_LIMITS, AccountCaps, Policy, PolicyStore
-from bot.store.allowance import account_fits, account_spent, guild_purse, member_use
+from bot.store.allowance import account_fits, account_spent, holdings
 from bot.store.database import Database, Tx
 from bot.store.keys import StoredKey
 from bot.text import duration_text, hours_text
@@ -99,10 +99,11 @@ class Limits:
         day, month, next_day, next_month = _boundaries(now)
         month_day = _iso(month)
         async with self.db.reading(tx) as reader:
-            policy = await self.policies.get(guild_id, roles=roles, tx=reader)
-            since = min(day, now - policy.cooldown_seconds, now - OPEN_HORIZON)
-            use = await member_use(reader, guild_id, user_id, day_start=day, since=since)
-            purse = await guild_purse(reader, guild_id, month_day=month_day, month_start=month)
+            held = await holdings(reader, guild_id, user_id, day_start=day,
+                                  since=min(day, now - OPEN_HORIZON), month_day=month_day,
+                                  month_start=month)
+        policy = self.policies.in_force(held.settings, roles=roles)
+        use, purse = held.use, held.purse
         cooldown = policy.cooldown_seconds
         return Standing(
             policy=policy, today=use.today, active=use.active,

@@ -202,12 +202,17 @@ class PolicyStore:
                   tx: Tx | None = None) -> Policy:
         """What is in force in the guild (for a member with ``roles``: their tier's limits),
         under the operator's ceilings."""
-        chosen = await self.chosen(guild_id, tx=tx)
-        return self.ceilings.bound(chosen.for_roles(roles))
+        return self.in_force(await self.settings.values(guild_id, tx=tx), roles=roles)
+
+    def in_force(self, stored: dict[str, Any], *, roles: frozenset[int] = frozenset()) -> Policy:
+        """``get`` from the guild's stored settings (``SettingsStore.values``), read already."""
+        return self.ceilings.bound(self._chosen(stored).for_roles(roles))
 
     async def chosen(self, guild_id: int, *, tx: Tx | None = None) -> Policy:
         """The server's own settings over the config's defaults, before the ceilings."""
-        stored = await self.settings.values(guild_id, tx=tx)
+        return self._chosen(await self.settings.values(guild_id, tx=tx))
+
+    def _chosen(self, stored: dict[str, Any]) -> Policy:
         merged = self.defaults.model_dump() | {k: v for k, v in stored.items() if k in KEYS}
         return Policy.model_validate(merged)
 
@@ -217,8 +222,7 @@ class PolicyStore:
         answers the new values by key (or raises ``UserError``). Validated, and recorded in
         the audit log (who, from what, to what), in one transaction that no other change of
         the guild's settings interleaves with, so two moderators at once both land."""
-        async with self.db.transaction() as tx:
-            await tx.lock_guild(guild_id)
+        async with self.db.transaction(guild=guild_id) as tx:
             current = await self.chosen(guild_id, tx=tx)
             updated = Policy.model_validate(current.model_dump() | change(current))
             edits = [Edit(key, _json(getattr(current, key)), _json(getattr(updated, key)))

@@ -113,8 +113,7 @@ class ServerKeys:
             raise UserError(_("The key could not be checked with RunComfy ({error}); it was "
                               "not kept. Try again later.", error=exc)) from None
         ending = key_ending(key)
-        async with self.settings.db.transaction() as tx:
-            await tx.lock_guild(guild_id)
+        async with self.settings.db.transaction(guild=guild_id) as tx:
             old = await self.keys.get(guild_id, tx=tx)
             await self.keys.put(tx, guild_id, self.box.seal(key), ending, self.clock())
             await self.settings.record(tx, guild_id, user_id, [Edit(
@@ -124,8 +123,7 @@ class ServerKeys:
     async def remove(self, guild_id: int, user_id: int) -> str | None:
         """Forget the server's key (jobs sent with it keep it until they end); its ending, or
         ``None`` when it had none."""
-        async with self.settings.db.transaction() as tx:
-            await tx.lock_guild(guild_id)
+        async with self.settings.db.transaction(guild=guild_id) as tx:
             old = await self.keys.delete(tx, guild_id)
             if old is not None:
                 await self.settings.record(tx, guild_id, user_id, [Edit(

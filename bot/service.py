@@ -244,8 +244,7 @@ class JobService:
         prompt = body.get("prompt")
         seconds, audio, resolution = price_options(model, body)
         estimate = self.prices.estimate(model, body)
-        async with self.store.db.transaction() as tx:
-            await tx.lock_guild(who.guild_id)
+        async with self.store.db.transaction(guild=who.guild_id) as tx:
             if retry_of is None:
                 sealed = await self._admit(model, body, who, tx=tx)
             else:

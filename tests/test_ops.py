@@ -90,6 +90,8 @@ async def test_health_readiness_metrics_and_json_logs(
 
     await stand_in.wait_for(ready, PATIENCE, what="/readyz 200")
     assert json.loads(answers[-1][1]) == {"ready": True, "failing": []}
+    maps = await asyncio.to_thread(Path(f"/proc/{bot.pid}/maps").read_text)
+    assert "/uvloop/loop." in maps  # the process runs on uvloop's event loop
 
     # The card's first edit meets a 429 (discord.py waits and sends it again), its second
     # try a 404 (the card is gone: the bot goes on); the edits after those succeed.

@@ -5,10 +5,12 @@ pays with, when its own), and the operator's account's."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from bot.store.database import Dialect, Tx
 from bot.store.jobs import OPEN_STATES_SQL
 from bot.store.keys import KEY_COLUMNS, StoredKey, stored_key
+from bot.store.settings import SETTINGS_SQL, decode_settings
 
 # Finished jobs count as the daily rollup has them (real cost, else the estimate; nothing when
 # failed or cancelled), open ones at their estimate; and the server's own key, if any.
@@ -47,10 +49,17 @@ ACCOUNT_SOURCES: dict[Dialect, str] = {
 }
 MEMBER_SQL = f"""
     SELECT SUM(CASE WHEN created_at >= ? AND state NOT IN ('failed', 'cancelled')
-                    THEN 1 ELSE 0 END),
-           SUM(CASE WHEN state IN ({OPEN_STATES_SQL}) THEN 1 ELSE 0 END),
-           MAX(created_at)
+                    THEN 1 ELSE 0 END) AS today,
+           SUM(CASE WHEN state IN ({OPEN_STATES_SQL}) THEN 1 ELSE 0 END) AS active,
+           (SELECT created_at FROM jobs WHERE guild_id = ? AND user_id = ?
+            ORDER BY created_at DESC LIMIT 1) AS last_at
     FROM jobs WHERE guild_id = ? AND user_id = ? AND created_at >= ?"""  # noqa: S608
+# The member's use, the guild's purse and its stored settings (a row each, or one row with no
+# setting), in one statement: everything the admission reads of the guild in one round trip.
+HOLDINGS_SQL = f"""
+    SELECT member.today, member.active, member.last_at, purse.*, settings.*
+    FROM ({MEMBER_SQL}) AS member CROSS JOIN ({PURSE_SQL}) AS purse
+    LEFT JOIN ({SETTINGS_SQL}) AS settings ON 1 = 1"""  # noqa: S608
 
 
 @dataclass(frozen=True)
@@ -60,32 +69,34 @@ class MemberUse:
     last_at: float | None  # when the latest job was asked for
 
 
-async def member_use(reader: Tx, guild_id: int, user_id: int, *, day_start: float,
-                     since: float) -> MemberUse:
-    """The member's jobs from ``since`` (early enough for the day, the cooldown and any job
-    still open), counted as of ``day_start``."""
-    row = await reader.fetchrow(MEMBER_SQL, day_start, guild_id, user_id, since)
-    if row is None:
-        return MemberUse(0, 0, None)
-    return MemberUse(int(row[0] or 0), int(row[1] or 0),
-                     None if row[2] is None else float(row[2]))
-
-
 @dataclass(frozen=True)
 class Purse:
     spent: float  # USD spent (or reserved) since the month began
     key: StoredKey | None  # the server's own RunComfy key, as stored
 
 
-async def guild_purse(reader: Tx, guild_id: int, *, month_day: str, month_start: float) -> Purse:
-    """What the guild spent (or has reserved) since the month began (``month_day``: its ISO
-    date, ``month_start``: its unix time), and the key it pays with, if its own: read with
-    its spending, which the admission reads anyway, so that a server's key costs no round
-    trip of its own."""
-    row = await reader.fetchrow(PURSE_SQL, guild_id, month_day, guild_id, month_start,
-                                guild_id)
-    assert row is not None  # one row, always
-    return Purse(float(row[0]), stored_key(row, 1))
+@dataclass(frozen=True)
+class Holdings:
+    use: MemberUse
+    purse: Purse
+    settings: dict[str, Any]  # the guild's stored settings (``bot.store.settings``)
+
+
+async def holdings(reader: Tx, guild_id: int, user_id: int, *, day_start: float, since: float,
+                   month_day: str, month_start: float) -> Holdings:
+    """The member's jobs (counted from ``since``: early enough for the day and any job still
+    open; the latest at all), what the guild spent (or has reserved) since the month began
+    (``month_day``: its ISO date, ``month_start``: its unix time), the key it pays with, if
+    its own, and its settings: in one statement."""
+    rows = await reader.fetch(HOLDINGS_SQL, day_start, guild_id, user_id, guild_id, user_id,
+                              since, guild_id, month_day, guild_id, month_start, guild_id,
+                              guild_id)
+    first = rows[0]  # one row at least, always
+    use = MemberUse(int(first[0] or 0), int(first[1] or 0),
+                    None if first[2] is None else float(first[2]))
+    purse = Purse(float(first[3]), stored_key(first, 4))
+    settings = decode_settings((row[8], row[9]) for row in rows if row[8] is not None)
+    return Holdings(use, purse, settings)
 
 
 def account_fits(dialect: Dialect, *, day: str, day_start: float, month: str,

@@ -64,11 +64,6 @@ class Tx(ABC):
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """One statement for each of ``rows`` (bulk copies)."""
 
-    @abstractmethod
-    async def lock_guild(self, guild_id: int) -> None:
-        """Serialise this transaction with every other one that locks the same guild, in any
-        process, until it ends (SQLite's writes are serialised already)."""
-
 
 class BoundTx(Tx, Generic[Conn]):
     """A backend's ``Tx``: its connection, until the unit of work ends."""
@@ -90,9 +85,10 @@ class Database(ABC):
     dialect: Dialect
 
     @abstractmethod
-    def transaction(self) -> AbstractAsyncContextManager[Tx]:
+    def transaction(self, *, guild: int | None = None) -> AbstractAsyncContextManager[Tx]:
         """A unit of work: committed when the block ends, rolled back if it raises (or is
-        cancelled)."""
+        cancelled). With ``guild``: serialised from its start with every other one held for
+        that guild, in any process (SQLite's writes are serialised already)."""
 
     @abstractmethod
     def read(self) -> AbstractAsyncContextManager[Tx]:

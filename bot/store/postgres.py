@@ -55,9 +55,6 @@ class _PostgresTx(BoundTx[asyncpg.Connection]):
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         await self.conn.executemany(to_postgres(sql), rows)
 
-    async def lock_guild(self, guild_id: int) -> None:
-        await self.execute("SELECT pg_advisory_xact_lock(?)", guild_id)
-
 
 class PostgresDatabase(Database):
     dialect = "postgresql"
@@ -71,13 +68,22 @@ class PostgresDatabase(Database):
         return self._where
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tx]:
-        async with self._pool.acquire() as conn, conn.transaction():
+    async def transaction(self, *, guild: int | None = None) -> AsyncIterator[Tx]:
+        """A guild's transaction begins with a transaction-scoped advisory lock on its id,
+        sent with BEGIN: one round trip (a simple query, so the id is written in it: an
+        ``int``, nothing to quote)."""
+        begin = "BEGIN" if guild is None else f"BEGIN; SELECT pg_advisory_xact_lock({int(guild)})"
+        async with self._pool.acquire() as conn:
+            await conn.execute(begin)
             tx = _PostgresTx(conn)
             try:
                 yield tx
-            finally:
+            except BaseException:
                 tx.end()
+                await conn.execute("ROLLBACK")
+                raise
+            tx.end()
+            await conn.execute("COMMIT")
 
     @contextlib.asynccontextmanager
     async def report(self) -> AsyncIterator[Tx]:

@@ -4,11 +4,13 @@ What the values mean is ``bot.policy``'s business; this module only keeps them."
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bot.store.database import Database, Tx
+
+SETTINGS_SQL = "SELECT key, value FROM guild_settings WHERE guild_id = ?"
 
 
 @dataclass(frozen=True)
@@ -39,9 +41,8 @@ class SettingsStore:
     async def values(self, guild_id: int, *, tx: Tx | None = None) -> dict[str, Any]:
         """The guild's stored values by key (keys it never changed are absent)."""
         async with self.db.reading(tx) as reader:
-            rows = await reader.fetch("SELECT key, value FROM guild_settings WHERE guild_id = ?",
-                                      guild_id)
-        return {str(row[0]): json.loads(row[1]) for row in rows}
+            rows = await reader.fetch(SETTINGS_SQL, guild_id)
+        return decode_settings((row[0], row[1]) for row in rows)
 
     async def record(self, tx: Tx, guild_id: int, user_id: int, edits: Sequence[Edit], *,
                      store: bool = True) -> None:
@@ -62,3 +63,8 @@ class SettingsStore:
             "SELECT key, old_value, new_value, user_id, at FROM settings_audit"
             " WHERE guild_id = ? ORDER BY id DESC LIMIT ?", guild_id, limit)
         return [Change(row[0], row[1], row[2], int(row[3]), float(row[4])) for row in rows]
+
+
+def decode_settings(pairs: Iterable[tuple[Any, Any]]) -> dict[str, Any]:
+    """Stored (key, JSON text) pairs by key."""
+    return {str(key): json.loads(value) for key, value in pairs}

@@ -44,9 +44,6 @@ class _SqliteTx(BoundTx[aiosqlite.Connection]):
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         await self.conn.executemany(sql, rows)
 
-    async def lock_guild(self, guild_id: int) -> None:
-        """The writer is held for the whole transaction: nothing to add."""
-
 
 class SqliteDatabase(Database):
     dialect = "sqlite"
@@ -71,7 +68,7 @@ class SqliteDatabase(Database):
         return self._need_writer()
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tx]:
+    async def transaction(self, *, guild: int | None = None) -> AsyncIterator[Tx]:
         writer = self._need_writer()
         async with self._write_lock:
             tx = _SqliteTx(writer)

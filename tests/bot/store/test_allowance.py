@@ -1,17 +1,18 @@
 """What a member and a guild have used, as the rules read it before a job is paid for, on both
 backends: the member's jobs today (failed and cancelled ones aside), open and latest; the
 guild's spending this month (finished jobs from the usage rollup, open ones at their
-estimate, simulated ones never)."""
+estimate, simulated ones never), its own key and its settings, all in one statement."""
 
 from __future__ import annotations
 
 import pytest
 
 from bot.jobs import JobState
-from bot.store.allowance import MemberUse, Purse, guild_purse, member_use
-from bot.store.database import Database
+from bot.store.allowance import Holdings, MemberUse, Purse, holdings
+from bot.store.database import Database, Tx
 from bot.store.jobs import JobStore, NewJob
 from bot.store.keys import GuildKeys, StoredKey
+from bot.store.settings import Edit, SettingsStore
 from tests.clocks import SetClock
 
 S = JobState
@@ -55,16 +56,21 @@ async def job_at(db: Database, clock: SetClock, at: float, state: JobState, *,
     return job.id
 
 
+async def held(reader: Tx, user: int = ALICE, guild: int = GUILD, *,
+               since: float = DAY - 24 * HOUR) -> Holdings:
+    return await holdings(reader, guild, user, day_start=DAY, since=since,
+                          month_day="2026-01-01", month_start=MONTH)
+
+
 async def use(db: Database, user: int = ALICE, guild: int = GUILD, *,
               since: float = DAY - 24 * HOUR) -> MemberUse:
     async with db.read() as reader:
-        return await member_use(reader, guild, user, day_start=DAY, since=since)
+        return (await held(reader, user, guild, since=since)).use
 
 
 async def spent(db: Database, guild: int = GUILD) -> float:
     async with db.read() as reader:
-        return (await guild_purse(reader, guild, month_day="2026-01-01",
-                                  month_start=MONTH)).spent
+        return (await held(reader, guild=guild)).purse.spent
 
 
 async def test_a_member_with_no_jobs(db: Database) -> None:
@@ -90,14 +96,18 @@ async def test_a_members_jobs_today_open_and_latest(db: Database, clock: SetCloc
     assert await use(db, ALICE, OTHER_GUILD) == MemberUse(1, 1, DAY + 9.5 * HOUR)
 
 
-async def test_only_jobs_since_the_horizon_are_read(db: Database, clock: SetClock) -> None:
+async def test_jobs_are_counted_since_the_horizon_the_latest_of_all(db: Database,
+                                                                      clock: SetClock) -> None:
     await job_at(db, clock, DAY - 30 * HOUR, S.RUNNING)  # open, but before the horizon
     await job_at(db, clock, DAY + 1 * HOUR, S.DELIVERED)
     await job_at(db, clock, DAY + 6 * HOUR, S.QUEUED)
     assert await use(db, since=DAY - 24 * HOUR) == MemberUse(2, 1, DAY + 6 * HOUR)
     assert await use(db, since=DAY + 2 * HOUR) == MemberUse(1, 1, DAY + 6 * HOUR)
     assert await use(db, since=DAY - 48 * HOUR) == MemberUse(2, 2, DAY + 6 * HOUR)
-    assert await use(db, since=DAY + 7 * HOUR) == MemberUse(0, 0, None)
+    assert await use(db, since=DAY + 7 * HOUR) == MemberUse(0, 0, DAY + 6 * HOUR)
+    # A cooldown longer than the horizon still counts from the latest job.
+    clock.now = DAY + 90 * HOUR
+    assert await use(db, since=DAY + 42 * HOUR) == MemberUse(0, 0, DAY + 6 * HOUR)
 
 
 async def test_a_failed_job_counts_for_the_cooldown_not_the_quota(db: Database,
@@ -156,10 +166,9 @@ async def test_the_admission_sees_the_job_it_just_recorded(db: Database, clock: 
     store = JobStore(db, clock)
     async with db.transaction() as tx:
         await store.add(NewJob(GUILD, 10, ALICE, "m/x", "kling-3-0-4k", "a", {}, 2.5), tx=tx)
-        purse = await guild_purse(tx, GUILD, month_day="2026-01-01", month_start=MONTH)
-        assert purse.spent == 2.5
-        assert await member_use(tx, GUILD, ALICE, day_start=DAY, since=DAY) == MemberUse(
-            1, 1, clock.now)
+        mine = await held(tx, since=DAY)
+        assert mine.purse.spent == 2.5
+        assert mine.use == MemberUse(1, 1, clock.now)
         assert await spent(db) == 0.0
     assert await spent(db) == 2.5
 
@@ -171,9 +180,24 @@ async def test_the_purse_carries_the_servers_own_key_and_no_other(db: Database) 
         await keys.put(tx, GUILD, "sealed-bytes", "abcd", 5.0)
     await keys.refused(GUILD, "sealed-bytes", 6.0)
     async with db.read() as reader:
-        mine = await guild_purse(reader, GUILD, month_day="2026-01-01", month_start=MONTH)
-        other = await guild_purse(reader, OTHER_GUILD, month_day="2026-01-01",
-                                  month_start=MONTH)
+        mine = (await held(reader)).purse
+        other = (await held(reader, guild=OTHER_GUILD)).purse
     assert mine == Purse(0.0, StoredKey("sealed-bytes", "abcd", 5.0, 6.0))
     assert other == Purse(0.0, None)
 
+
+async def test_the_guilds_settings_come_with_its_use_and_no_others(db: Database,
+                                                                   clock: SetClock) -> None:
+    """One row a setting, each carrying the member's use and the purse; none: the use alone."""
+    settings = SettingsStore(db, clock)
+    await job_at(db, clock, DAY + HOUR, S.QUEUED, estimate=1.5)
+    async with db.transaction() as tx:
+        await settings.record(tx, GUILD, 1, [Edit("daily_quota", "0", "3"),
+                                             Edit("language", "null", '"ja"')])
+        await settings.record(tx, OTHER_GUILD, 1, [Edit("cooldown_seconds", "0", "60")])
+    async with db.read() as reader:
+        mine = await held(reader)
+        bare = await held(reader, guild=7 << 23)
+    assert mine == Holdings(MemberUse(1, 1, DAY + HOUR), Purse(1.5, None),
+                            {"daily_quota": 3, "language": "ja"})
+    assert bare == Holdings(MemberUse(0, 0, None), Purse(0.0, None), {})

@@ -149,6 +149,38 @@ async def test_postgres_plans_a_reports_statements_for_their_values_and_the_bots
         await db.close()
 
 
+async def test_a_guilds_units_of_work_take_turns_across_pools_and_no_other_guilds(
+        postgres: PostgresServer) -> None:
+    """Held for a guild from BEGIN on (one round trip): a second pool (another process) waits
+    for the first to commit, then sees what it wrote; another guild's does not wait."""
+    url = await new_postgres_database(postgres)
+    first, second = await open_database(url), await open_database(url)
+    guild = 1 << 60
+    order: list[str] = []
+    holding = asyncio.Event()
+
+    async def holder() -> None:
+        async with first.transaction(guild=guild) as tx:
+            await tx.execute("INSERT INTO meta (key, value) VALUES ('first', 'x')")
+            holding.set()
+            await asyncio.sleep(0.3)
+            order.append("first commits")
+
+    async def waiter(for_guild: int, name: str) -> None:
+        await holding.wait()
+        async with second.transaction(guild=for_guild) as tx:
+            seen = await tx.fetchval("SELECT value FROM meta WHERE key = 'first'")
+            order.append(f"{name} sees {seen}")
+
+    await asyncio.gather(holder(), waiter(guild, "same guild"), waiter(guild + 1, "other"))
+    assert order == ["other sees None", "first commits", "same guild sees x"]
+    async with second.read() as reader:  # its connections are back, out of any transaction
+        assert await reader.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = "
+                                     "'advisory'") == 0
+    await first.close()
+    await second.close()
+
+
 @pytest.mark.parametrize(("url", "shown", "secrets"), [
     ("postgresql://bot:pw@db:5432/videos", "postgresql://bot:***@db:5432/videos", ["pw"]),
     ("postgresql://bot@db/videos?password=s3cr%40t&sslmode=require",
