@@ -84,7 +84,7 @@ def run(bot: VideoBot, token: str, *, sync: bool = False, api_base: str | None =
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop's event loop, where uvloop is installed (everywhere but Windows): a command
-    costs the process about a third less CPU than on asyncio's own (bench/README.md).
+    costs the process about 15 % less CPU than on asyncio's own (bench/README.md).
     ``None``: asyncio's."""
     try:
         import uvloop  # not on Windows
