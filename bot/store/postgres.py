@@ -74,12 +74,14 @@ class PostgresDatabase(Database):
         ``int``, nothing to quote)."""
         begin = "BEGIN" if guild is None else f"BEGIN; SELECT pg_advisory_xact_lock({int(guild)})"
         async with self._pool.acquire() as conn:
-            await conn.execute(begin)
             tx = _PostgresTx(conn)
             try:
+                await conn.execute(begin)  # may wait for the guild's turn
                 yield tx
             except BaseException:
                 tx.end()
+                # Also after a BEGIN cut short while it waited (cancelled): asyncpg sends this
+                # once the server has answered the cancel.
                 await conn.execute("ROLLBACK")
                 raise
             tx.end()

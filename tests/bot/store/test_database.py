@@ -152,7 +152,8 @@ async def test_postgres_plans_a_reports_statements_for_their_values_and_the_bots
 async def test_a_guilds_units_of_work_take_turns_across_pools_and_no_other_guilds(
         postgres: PostgresServer) -> None:
     """Held for a guild from BEGIN on (one round trip): a second pool (another process) waits
-    for the first to commit, then sees what it wrote; another guild's does not wait."""
+    for the first to commit, then sees what it wrote; another guild's does not wait; one
+    cancelled while it waits is rolled back."""
     url = await new_postgres_database(postgres)
     first, second = await open_database(url), await open_database(url)
     guild = 1 << 60
@@ -172,11 +173,25 @@ async def test_a_guilds_units_of_work_take_turns_across_pools_and_no_other_guild
             seen = await tx.fetchval("SELECT value FROM meta WHERE key = 'first'")
             order.append(f"{name} sees {seen}")
 
-    await asyncio.gather(holder(), waiter(guild, "same guild"), waiter(guild + 1, "other"))
+    async def given_up() -> None:  # waits for the guild, then is cancelled while it waits
+        await holding.wait()
+        waiting = asyncio.create_task(waiter(guild, "given up"))
+        await asyncio.sleep(0.1)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+
+    loop = asyncio.get_running_loop()
+    problems: list[str] = []
+    loop.set_exception_handler(lambda _, context: problems.append(context["message"]))
+    await asyncio.gather(holder(), waiter(guild, "same guild"), waiter(guild + 1, "other"),
+                         given_up())
+    loop.set_exception_handler(None)
     assert order == ["other sees None", "first commits", "same guild sees x"]
     async with second.read() as reader:  # its connections are back, out of any transaction
         assert await reader.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = "
                                      "'advisory'") == 0
+    assert problems == []  # none given back with a transaction open
     await first.close()
     await second.close()
 
