@@ -603,8 +603,9 @@ def report(run: Run, entry: str) -> bool:
             f"{name} {sum(t > STALLED * typical for t in measure.slowest)} of"
             f" {len(measure.slowest)}" for name, measure in outcome.measures.items()))
     print("\nWhere the time goes: mean ms per admission, by step (begin: a connection, the"
-          " writer's lock, BEGIN; member+server: Limits.standing,"
-          " the server's key read with its spending; account: Limits.account_standing, a"
+          " writer's lock, BEGIN with the guild's lock; member+server: Limits.standing, one"
+          " statement: the member's use, the server's spending, key and settings; account:"
+          " Limits.account_standing, a"
           " refusal's only; job row: the job written down, the account's lock taken and its"
           " sums read in the same statement; submit: the moves and RunComfy's answer; key:"
           " KeyBox.open; other: the rest); and the statements in its transaction")
