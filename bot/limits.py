@@ -103,14 +103,13 @@ class Limits:
                                   since=min(day, now - OPEN_HORIZON), month_day=month_day,
                                   month_start=month)
         policy = self.policies.in_force(held.settings, roles=roles)
-        use, purse = held.use, held.purse
-        cooldown = policy.cooldown_seconds
+        use, cooldown = held.use, policy.cooldown_seconds
         return Standing(
             policy=policy, today=use.today, active=use.active,
             next_allowed_at=use.last_at + cooldown if use.last_at is not None and cooldown
             else None,
-            spent_this_month=purse.spent, day_resets_at=next_day, month_resets_at=next_month,
-            key=purse.key,
+            spent_this_month=held.purse.spent, day_resets_at=next_day,
+            month_resets_at=next_month, key=held.purse.key,
         )
 
     async def check(self, who: Who, model: ModelSpec, prompts: Sequence[str],
