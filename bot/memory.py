@@ -37,17 +37,16 @@ def resident_bytes() -> int:
 
 
 class MemoryReturn:
-    """Gives freed memory back once the process has grown by ``growth`` bytes since it last
+    """Gives freed memory back once the process has grown by ``GROWTH`` bytes since it last
     did: after a burst, not while it idles (a trim takes 0.1 to 0.3 ms in a bot process)."""
 
-    def __init__(self, growth: int = GROWTH) -> None:
-        self.growth = growth
+    def __init__(self) -> None:
         self._after = 0  # RSS after the last give-back
 
     def __call__(self) -> bool:
         """Whether memory was given back now: the C heap's free pages (``malloc_trim(0)``:
         every arena, not only its top)."""
-        if _TRIM is None or resident_bytes() - self._after < self.growth:
+        if _TRIM is None or resident_bytes() - self._after < GROWTH:
             return False
         given = _TRIM(0) == 1
         self._after = resident_bytes()
