@@ -14,7 +14,7 @@ import aiohttp
 import discord
 
 from bot.discord.delivery import CannotPost, ChannelGone, Delivery
-from bot.i18n import _, speak
+from bot.i18n import N_, _, said, speak
 from bot.jobs import Job, JobState, OpenJob
 from bot.poller import News
 from bot.store.jobs import JobStore
@@ -39,7 +39,8 @@ class ChannelWork:
         self.delivery = delivery
         self.retry_seconds = retry_seconds
         self.card_edit_interval = card_edit_interval
-        self._queues: dict[int, dict[int, None]] = {}  # channel -> ordered set of job ids
+        # channel -> its jobs in order, each with the latest it was told of the job
+        self._queues: dict[int, dict[int, Job | OpenJob]] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._shown: dict[int, tuple[tuple[object, ...], float]] = {}  # job -> (card, when)
         self._news: dict[int, News] = {}  # job -> what to tell the requester once
@@ -73,7 +74,7 @@ class ChannelWork:
         self._workers = {channel: w for channel, w in self._workers.items() if not w.done()}
 
     def _enqueue(self, job: Job | OpenJob) -> None:
-        self._queues.setdefault(job.channel_id, {})[job.id] = None
+        self._queues.setdefault(job.channel_id, {})[job.id] = job
         if job.channel_id not in self._workers:
             self._workers[job.channel_id] = asyncio.create_task(
                 self._work(job.channel_id), name=f"channel-{job.channel_id}")
@@ -82,10 +83,10 @@ class ChannelWork:
         """Handle this channel's jobs one at a time, in the order they were queued."""
         try:
             while queue := self._queues.get(channel_id):
-                job_id = next(iter(queue))
+                job_id, told = next(iter(queue.items()))
                 del queue[job_id]
                 try:
-                    await self._reconcile(job_id)
+                    await self._reconcile(job_id, told)
                 except Exception:
                     log.exception("job %d: could not update the channel", job_id)
         finally:
@@ -93,21 +94,31 @@ class ChannelWork:
             if not self._queues.get(channel_id):
                 self._queues.pop(channel_id, None)
 
-    async def _reconcile(self, job_id: int) -> None:
+    async def _reconcile(self, job_id: int, told: Job | OpenJob) -> None:
         """Make the channel show what the database says about the job: a finished job's
         video goes first, its card after (Discord limits how fast one channel takes posts)."""
-        job = await self.store.get(job_id)
+        job, marked = await self._read(job_id, told)
         if job is None or job.state in (JobState.ACCEPTED, JobState.SUBMITTING):
             return
         if self.language_of is not None:
             speak(await self.language_of(job.guild_id))
         has_video = job.state in (JobState.FETCHED, JobState.DELIVERING)
         if job.card_message_id is None or not has_video:
-            job = await self._show(job)
+            job = await self._show(job, marked=marked)
         if has_video and not await self._deliver(job):
             await self._show(job)  # not posted yet: the card says where things stand
         elif has_video or job.state.is_terminal:
             await self._settle(job)
+
+    async def _read(self, job_id: int, told: Job | OpenJob) -> tuple[Job | None, bool]:
+        """The job as the store has it, and whether this read marked its first card as being
+        sent: a job last told of with no card yet is read by marking it (one statement)."""
+        if isinstance(told, Job) and told.card_message_id is None and \
+                told.card_sending_at is None:
+            marked = await self.store.mark_card_sending(job_id)
+            if marked is not None:
+                return marked, True
+        return await self.store.get(job_id), False
 
     async def _settle(self, job: Job) -> None:
         """The job is settled (its card changes no more): nothing is kept of it. News that
@@ -127,11 +138,12 @@ class ChannelWork:
                 "upload_failures": len(self._upload_failures), "retry_at": len(self._retry_at),
                 "queues": len(self._queues), "workers": len(self._workers)}
 
-    async def _show(self, job: Job) -> Job:
-        """Post or update the job's card, and tell the requester the news, if any."""
+    async def _show(self, job: Job, *, marked: bool = False) -> Job:
+        """Post or update the job's card, and tell the requester the news, if any
+        (``marked``: the card's first sending was marked just now)."""
         try:
             if job.card_message_id is None:
-                job = await self._post_card_once(job)
+                job = await self._post_card_once(job, marked=marked)
                 self._shown[job.id] = (self._card_of(job), time.monotonic())
             else:
                 await self._refresh_card(job)
@@ -144,12 +156,15 @@ class ChannelWork:
             log.warning("job %d: could not update its card (%s)", job.id, type(exc).__name__)
         return job
 
-    async def _post_card_once(self, job: Job) -> Job:
-        """Record that the card is being sent, then send it; after a crash in between, look
-        for the card first (and the nonce makes Discord answer a resend with the first)."""
-        if job.card_sending_at is None:
+    async def _post_card_once(self, job: Job, *, marked: bool = False) -> Job:
+        """Record that the card is being sent (unless ``marked`` just now), then send it;
+        after a crash in between, look for the card first (and the nonce makes Discord
+        answer a resend with the first)."""
+        card: int | None = None
+        if marked:
+            pass  # the first sending: nothing can have been posted before
+        elif job.card_sending_at is None:
             job = await self.store.note(job.id, card_sending_at=self.store.clock()) or job
-            card = None
         else:
             card = await self.delivery.find_card(job, job.card_sending_at)
             if card is not None:
@@ -192,10 +207,10 @@ class ChannelWork:
             posted = await self.delivery.post_video(
                 job, as_link=failures >= MAX_UPLOAD_FAILURES)
         except ChannelGone:
-            await self._undeliverable(job, "The channel was deleted or hidden from the bot.")
+            await self._undeliverable(job, N_("The channel was deleted or hidden from the bot."))
             return True
         except CannotPost:
-            await self._undeliverable(job, "The bot may no longer post in the channel.")
+            await self._undeliverable(job, N_("The bot may no longer post in the channel."))
             return True
         except (aiohttp.ClientError, TimeoutError, discord.HTTPException) as exc:
             self._upload_failures[job.id] = failures + 1
@@ -217,15 +232,16 @@ class ChannelWork:
                 await self._refresh_card(done, force=True)
 
     async def _undeliverable(self, job: Job, reason: str) -> None:
-        """The video exists but the channel is out of reach: tell the requester elsewhere."""
+        """The video exists but the channel is out of reach: tell the requester elsewhere
+        (``reason``: kept in English on the job, said in the server's language)."""
         ended = await self.store.move(job.id, JobState.UNDELIVERABLE, only_from={job.state},
                                       error=reason)
         if ended is None:
             return
-        text = (f"Your video (job #{job.id}) is ready, but I could not post it in <#"
-                f"{job.channel_id}>: {reason}")
+        text = _("Your video (job #{job}) is ready, but I could not post it in <#{channel}>: "
+                 "{reason}", job=job.id, channel=job.channel_id, reason=said(reason))
         if job.video_url:
-            text += f" Download it here (the link expires): {job.video_url}"
+            text += " " + _("Download it here (the link expires): {url}", url=job.video_url)
         if not await self.delivery.direct_message(job.user_id, text):
             await self.notices.add(job.guild_id, job.user_id, text)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import discord
+from discord.http import MultipartParameters, handle_message_parameters
 
 from bot.discord.buttons import JobButtons
 from bot.discord.cards import render_card
@@ -97,18 +98,10 @@ class Delivery:
     async def post_card(self, job: Job) -> int:
         """Send the card with a nonce Discord enforces: a resend (after a crash) within a few
         minutes answers the first message instead of posting a second."""
-        channel = await self.channel(job.channel_id, job.guild_id)
-        view = self.buttons.card_view(job)
-        embed = render_card(job, self._model_name(job))
-        nonce = self.nonce(job, "card")
-        with _discord_errors():
-            if view is None:
-                message = await channel.send(embed=embed, nonce=nonce,
-                                             allowed_mentions=_NO_MENTIONS)
-            else:
-                message = await channel.send(embed=embed, view=view, nonce=nonce,
-                                             allowed_mentions=_NO_MENTIONS)
-        return message.id
+        await self.channel(job.channel_id, job.guild_id)  # there, and a place for messages
+        with _discord_errors(), self._card_message(job, nonce=self.nonce(job, "card")) as params:
+            data = await self.client.http.send_message(job.channel_id, params=params)
+        return int(data["id"])
 
     async def find_card(self, job: Job, since: float) -> int | None:
         """The job's card, if an earlier run sent it (from ``since``, unix seconds) before it
@@ -133,11 +126,22 @@ class Delivery:
         channel = await self.channel(job.channel_id, job.guild_id)
         if not isinstance(channel, discord.TextChannel | discord.Thread | discord.VoiceChannel):
             return
-        message = channel.get_partial_message(job.card_message_id)
         counted = card_edit(self.on_card_edit)
-        with _discord_errors(), contextlib.suppress(discord.NotFound), counted:  # gone: fine
-            await message.edit(embed=render_card(job, self._model_name(job), note),
-                               view=self.buttons.card_view(job), allowed_mentions=_NO_MENTIONS)
+        with _discord_errors(), contextlib.suppress(discord.NotFound), counted, \
+                self._card_message(job, note) as params:  # gone: fine
+            await self.client.http.edit_message(channel.id, job.card_message_id,
+                                                params=params)
+
+    def _card_message(self, job: Job, note: str | None = None, *,
+                      nonce: str | None = None) -> MultipartParameters:
+        """The card as discord.py's ``Messageable.send`` and ``Message.edit`` send it, for its
+        HTTP client directly: of Discord's answer only the id is read, not made into a
+        ``Message`` (its embed, author and components). The buttons are dynamic items,
+        registered once, so no view is kept per card either."""
+        return handle_message_parameters(
+            embed=render_card(job, self._model_name(job), note), nonce=nonce,
+            view=self.buttons.card_view(job), allowed_mentions=_NO_MENTIONS,
+            previous_allowed_mentions=self.client.allowed_mentions)
 
     async def tell(self, job: Job, text: str) -> None:
         """A reply to the card that pings only the requester."""

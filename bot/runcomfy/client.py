@@ -192,7 +192,7 @@ class RunComfyClient:
                 method, self.base_url + path, json=body, headers=headers,
                 timeout=aiohttp.ClientTimeout(total=seconds),
             ) as response:
-                raw = await _read_capped(response.content, MAX_ANSWER_BYTES + 1)
+                raw = await _read_capped(response, MAX_ANSWER_BYTES + 1)
                 status, retry_after = response.status, response.headers.get("Retry-After")
         except aiohttp.ClientConnectorError as exc:
             # The connection was never made, so nothing was sent: safe to say "not started".
@@ -269,10 +269,13 @@ async def retrying(call: Callable[[], Awaitable[_Answer]], policy: RetryPolicy) 
     raise AssertionError("unreachable: tenacity reraises the last error")
 
 
-async def _read_capped(content: aiohttp.StreamReader, cap: int) -> bytes:
-    """The body, or its first ``cap`` bytes when it is longer (the rest is not read)."""
+async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
+    """The body, or its first ``cap`` bytes when it is longer (the rest is not read): in one
+    read when its announced length is within the cap (nearly every answer), else by chunks."""
+    if response.content_length is not None and response.content_length <= cap:
+        return await response.read()
     raw = bytearray()
-    async for chunk in content.iter_chunked(64 * 1024):
+    async for chunk in response.content.iter_chunked(64 * 1024):
         raw.extend(chunk)
         if len(raw) >= cap:
             break

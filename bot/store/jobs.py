@@ -34,6 +34,11 @@ CHANGE_SQL = (
     + "".join(f"{name} = CASE WHEN ? THEN ? ELSE {name} END, " for name in _UPDATABLE)
     + f"updated_at = ? WHERE id = ? AND state IN ({', '.join('?' * len(JobState))})"
     " RETURNING *")
+# The job's first card is about to be sent: marked (``card_sending_at``) unless someone did,
+# and the job read back in the same statement.
+CARD_SENDING_SQL = (
+    "UPDATE jobs SET card_sending_at = ?, updated_at = ? WHERE id = ? AND card_sending_at IS NULL"
+    " AND card_message_id IS NULL AND state NOT IN ('accepted', 'submitting') RETURNING *")
 # The open states (bot.jobs.OPEN) in the order of the partial index's own definition, which
 # SQLite needs to use it.
 OPEN_STATES_SQL = ", ".join(f"'{state}'" for state in JobState if state in OPEN)
@@ -174,6 +179,14 @@ class JobStore:
         ``only_in``, only while the job is in one of those states (``None`` otherwise)."""
         rows = await self.db.write(CHANGE_SQL,
                                    *self._change(job_id, None, only_in or None, fields))
+        return _job(rows[0] if rows else None)
+
+    async def mark_card_sending(self, job_id: int) -> Job | None:
+        """Record that the job's first card is being sent (it may be posted from now on), and
+        the job as it is then; ``None`` if a card was sent or marked before, or the job is not
+        yet submitted."""
+        now = self.clock()
+        rows = await self.db.write(CARD_SENDING_SQL, now, now, job_id)
         return _job(rows[0] if rows else None)
 
     async def open_jobs(self) -> list[Job]:

@@ -14,6 +14,7 @@ from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po
 
 from bot.i18n import LOCALES_DIR
+from bot.simulator import Plan
 from tests.discord_world import World
 from tests.images import image_bytes
 
@@ -169,6 +170,29 @@ async def test_a_servers_refused_key_is_told_in_the_servers_language(
     told = words("ja", "your video could not be made: {reason}").format(reason=reason)
     assert [m.content for m in world.bot_messages(channel)
             if m.content.startswith(f"<@{member.id}>")] == [f"<@{member.id}> {told}"]
+
+
+async def test_a_video_whose_channel_is_gone_is_told_in_the_servers_language(
+        world: World, locales: dict[int, str]) -> None:
+    """The video is ready but its channel was deleted: the requester's DM says so in the
+    server's language, the reason kept in English on the job."""
+    guild = world.env.create_guild("서버", preferred_locale="ko")
+    channel = guild.create_text_channel("videos")
+    member = guild.add_member(world.env.create_user("minji"))
+    world.sim.plan_next(Plan(run_seconds=5))
+    assert "#1" in await make(world, member, channel)
+    world.env.backend.delete_channel(channel.id)
+    await world.run_until(lambda: bool(world.messages(member.user.dm_channel))
+                          if member.user.dm_channel else False)
+    job = await world.job(1)
+    reason = "The channel was deleted or hidden from the bot."
+    assert (job.state.value, job.error) == ("undeliverable", reason)
+    told = " ".join((
+        words("ko", "Your video (job #{job}) is ready, but I could not post it in "
+              "<#{channel}>: {reason}").format(job=1, channel=channel.id,
+                                               reason=words("ko", reason)),
+        words("ko", "Download it here (the link expires): {url}").format(url=job.video_url)))
+    assert [m.content for m in world.messages(member.user.dm_channel)] == [told]
 
 
 async def test_what_show_and_extend_post_is_in_the_servers_language(

@@ -1,5 +1,5 @@
 """What the job store remembers for the poller: how long each model's last jobs ran, what a
-change writes, and the open jobs as the poller follows them."""
+change writes, a card's first sending, and the open jobs as the poller follows them."""
 
 from __future__ import annotations
 
@@ -96,6 +96,35 @@ async def test_a_change_writes_what_it_names_and_nothing_else(
     assert carded is not None and carded.card_message_id == 1 << 40
     assert carded.state is JobState.RUNNING
     assert (await store.note(job.id, only_in=set(), eta_at=8.0) or job).eta_at == 8.0  # any
+    await db.close()
+
+
+async def test_a_cards_first_sending_is_marked_once_and_only_for_a_submitted_job(
+        database_target: Path | str) -> None:
+    """The mark is the read of the job that gets its first card: it is made once, never for
+    a job not yet sent to RunComfy, nor for one whose card was posted."""
+    db = await open_database(database_target)
+    clock = Clock()
+    store = JobStore(db, clock=clock)
+    job = await store.add(NewJob(guild_id=1, channel_id=2, user_id=3, model_id="a",
+                                 command="wan-2-2", prompt="a lake", body={}, estimated_usd=0.5))
+    assert await store.mark_card_sending(job.id) is None  # accepted
+    await store.move(job.id, JobState.SUBMITTING)
+    assert await store.mark_card_sending(job.id) is None
+    await store.move(job.id, JobState.QUEUED, request_id="r1", queue_position=3)
+    clock.now += 2
+    marked = await store.mark_card_sending(job.id)
+    assert marked is not None and marked.card_sending_at == clock.now == marked.updated_at
+    assert (marked.state, marked.queue_position, marked.prompt) == (JobState.QUEUED, 3, "a lake")
+    clock.now += 2
+    assert await store.mark_card_sending(job.id) is None  # marked before: it may be posted
+    assert (await store.get(job.id) or job).card_sending_at == clock.now - 2
+    other = await store.add(NewJob(guild_id=1, channel_id=2, user_id=3, model_id="a",
+                                   command="wan-2-2", prompt="", body={}, estimated_usd=None))
+    await store.move(other.id, JobState.FAILED, error="refused")
+    await store.note(other.id, card_message_id=1 << 40)
+    assert await store.mark_card_sending(other.id) is None  # its card is posted
+    assert await store.mark_card_sending(other.id + 1) is None  # no such job
     await db.close()
 
 
