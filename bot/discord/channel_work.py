@@ -161,11 +161,9 @@ class ChannelWork:
         after a crash in between, look for the card first (and the nonce makes Discord
         answer a resend with the first)."""
         card: int | None = None
-        if marked:
-            pass  # the first sending: nothing can have been posted before
-        elif job.card_sending_at is None:
+        if job.card_sending_at is None:
             job = await self.store.note(job.id, card_sending_at=self.store.clock()) or job
-        else:
+        elif not marked:  # an earlier attempt (or life) may have posted it
             card = await self.delivery.find_card(job, job.card_sending_at)
             if card is not None:
                 log.info("job %d: its card was already posted (message %d)", job.id, card)
