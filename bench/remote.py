@@ -113,6 +113,7 @@ class RemoteSimulator:
     url: str
     clock: SharedClock
     _conn: Connection
+    pid: int  # its process's
 
     async def jobs(self) -> list[SimulatedJob]:
         """Every job submitted so far, with the calls made about it."""
@@ -142,7 +143,8 @@ async def simulator_process(config: dict[str, Any], plans: list[Plan] | None = N
     process.start()
     try:
         port: int = await asyncio.to_thread(ours.recv)
-        yield RemoteSimulator(f"http://127.0.0.1:{port}", clock, ours)
+        assert process.pid is not None
+        yield RemoteSimulator(f"http://127.0.0.1:{port}", clock, ours, process.pid)
     finally:
         ours.send("stop")
         await asyncio.to_thread(process.join, 10)

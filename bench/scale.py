@@ -43,7 +43,6 @@ import asyncio
 import contextlib
 import functools
 import math
-import multiprocessing
 import os
 import pickle
 import pstats
@@ -102,6 +101,9 @@ PROBE_DIR = Path(__file__).resolve().parent / "probe"
 # pydantic for its settings, asyncpg or aiosqlite for its store.
 REFERENCE_IMPORTS = ("discord", "aiohttp", "sqlite3")
 DESIGN_IMPORTS = {True: ("pydantic", "asyncpg"), False: ("pydantic", "aiosqlite")}
+# A package imported as it is used: ``import pydantic`` alone defers its modules until
+# ``BaseModel`` is asked for (an allowance measured so would leave 4-5 MB of it out).
+AS_USED = {"pydantic": "from pydantic import BaseModel"}
 SIMULATORS, BOTS = "RunComfy simulators", "bot processes"
 TARGETS = {"guild": 1.2, "job": 1.2, "cpu": 1.5}
 
@@ -213,8 +215,10 @@ def admitted(handle: InteractionHandle) -> bool:
 
 async def load(program: Program, discord: StandIn, places: list[Place], bots: list[BotProcess],
                layout: list[tuple[int, ...]], run: Run, args: argparse.Namespace,
-               parts: dict[str, Callable[[], float]], patience: float) -> None:
-    """The admission stretch, then the rest of the pending jobs; RSS and idle CPU after."""
+               parts: dict[str, Callable[[], float]], patience: float,
+               turn: contextlib.AbstractAsyncContextManager[object] | None = None) -> None:
+    """The admission stretch, then (in its ``turn``: one program at a time) the rest of the
+    pending jobs; RSS and idle CPU after."""
     image = png()
     pids = [bot.pid or 0 for bot in bots]
     meter = CpuMeter({**{f"bot {n}": functools.partial(cpu_seconds, pid)
@@ -238,17 +242,28 @@ async def load(program: Program, discord: StandIn, places: list[Place], bots: li
             jobs[process_of[handle.shard_id]] += admitted(handle)
         return jobs
 
+    async with turn or contextlib.nullcontext():
+        await fill(discord, places, bots, run, args, runs, stretch, total, patience,
+                   per_process, program.name)
+
+
+async def fill(discord: StandIn, places: list[Place], bots: list[BotProcess], run: Run,
+               args: argparse.Namespace, runs: list[InteractionHandle], stretch: int,
+               total: int, patience: float,
+               per_process: Callable[[list[InteractionHandle]], list[int]], tag: str) -> None:
+    """The rest of the pending jobs, RSS at half and at all of them, and idle CPU."""
+    image = png()
+    pids = [bot.pid or 0 for bot in bots]
     # Settled at the midpoint and at the end: the growth between them is what one more
     # pending job costs, without what the first burst warmed up once (pools, buffers).
     half = max(total // 2, stretch)
-    rest = await ask(discord, places, stretch, half - stretch, args.fill_rate, image,
-                     program.name)
+    rest = await ask(discord, places, stretch, half - stretch, args.fill_rate, image, tag)
     await discord.wait_for(lambda: all(r.content for r in rest), patience,
                            what="an answer to every command", interval=0.1)
     await asyncio.sleep(AFTER_JOBS)
     run.jobs_half = per_process(runs + rest)
     run.rss_half = [memory_mb(pid, "VmRSS") for pid in pids]
-    rest += await ask(discord, places, half, total - half, args.fill_rate, image, program.name)
+    rest += await ask(discord, places, half, total - half, args.fill_rate, image, tag)
     await discord.wait_for(lambda: all(r.content for r in rest), patience,
                            what="an answer to every command", interval=0.1)
     run.jobs = per_process(runs + rest)
@@ -267,18 +282,20 @@ async def load(program: Program, discord: StandIn, places: list[Place], bots: li
 
 async def serve(program: Program, discord: StandIn, world: World, places: list[Place] | None,
                 server: PostgresServer, workdir: Path, layout: list[tuple[int, ...]],
-                args: argparse.Namespace, size: str) -> Run:
-    """One program on one stand-in: start, ready; with ``places``, the jobs too."""
+                args: argparse.Namespace, size: str, ready: asyncio.Barrier | None = None,
+                turn: asyncio.Lock | None = None) -> Run:
+    """One program on one stand-in: start, ready; with ``places``, the jobs too (side by
+    side: the stretches at once, when every program at ``ready`` is ready; the rest of the
+    jobs one program at a time, in its ``turn``, so that RSS is not read on a saturated
+    machine)."""
     database = ""
     if program.postgres:
         database = await server.create_database(f"scale_{os.getpid()}_{program.name}_{size}")
     patience = 120.0 + 3 * world.shards * max(args.identify_every, 5.0)
     async with contextlib.AsyncExitStack() as stack:
-        before = {p.pid for p in multiprocessing.active_children()}
         sims = [await stack.enter_async_context(simulator_process(
             {"workers": 1, "queue_seconds": 1e7})) for _ in layout]
-        sim_pids = [p.pid for p in multiprocessing.active_children()
-                    if p.pid is not None and p.pid not in before]
+        sim_pids = [sim.pid for sim in sims]
         for sim in sims:
             sim.clock.start()
         launch = await stack.enter_async_context(Launcher(workdir / f"{program.name}-{size}"))
@@ -291,6 +308,8 @@ async def serve(program: Program, discord: StandIn, world: World, places: list[P
         print(f"  {program.name}, {size}: ready in {run.ready:.1f} s "
               f"({run.identify_refused} IDENTIFYs refused as too early), RSS "
               f"{' + '.join(f'{v:.1f}' for v in run.rss_ready)} MB", flush=True)
+        if ready is not None:
+            await ready.wait()
         if places is not None:
             assert server.process is not None
             parts: dict[str, Callable[[], float]] = {
@@ -299,7 +318,8 @@ async def serve(program: Program, discord: StandIn, world: World, places: list[P
                 SIMULATORS: lambda: sum(cpu_seconds(pid) for pid in sim_pids),
                 MACHINE: machine_cpu_seconds,
             }
-            await load(program, discord, places, bots, layout, run, args, parts, patience)
+            await load(program, discord, places, bots, layout, run, args, parts, patience,
+                       turn)
             print(f"  {program.name}: {run.admitted} of {run.asked} admitted at "
                   f"{args.rate:g}/s, {sum(run.admit_cpu) * 1e3 / max(run.admitted, 1):.1f} ms "
                   f"of CPU each; {sum(run.jobs)} jobs pending, RSS "
@@ -318,11 +338,15 @@ _RSS = ("def rss():\n"
 
 def import_cost_mb(first: tuple[str, ...], then: tuple[str, ...]) -> float:
     """RSS (MB) that importing ``then`` adds to a fresh process that imported ``first``."""
-    code = (f"{_RSS}import {', '.join(first)}\nbefore = rss()\n"
-            f"import {', '.join(then)}\nprint(rss() - before)")
+    code = "\n".join([_RSS, *map(_imported, first), "before = rss()", *map(_imported, then),
+                      "print(rss() - before)"])
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,  # noqa: S603
                          check=True).stdout
     return float(out.split()[-1])
+
+
+def _imported(name: str) -> str:
+    return AS_USED.get(name, f"import {name}")
 
 
 # ---- the report ---------------------------------------------------------------------------------
@@ -376,6 +400,12 @@ def fmt(values: list[float], spec: str = "{:.1f}") -> str:
     return " + ".join(spec.format(v) for v in values)
 
 
+def ratio(bot: float, reference: float) -> str:
+    """``bot / reference``, or why there is none (the reference's RSS may not grow at all
+    between two reads: a page's worth of jobs fits in memory it already held)."""
+    return f"{bot / reference:.2f}x" if reference > 0 else f"n/a (minimal +{reference:.2f})"
+
+
 def verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
@@ -391,6 +421,10 @@ def report(args: argparse.Namespace, world: World, runs: dict[tuple[str, str], R
           "every process (the base runs unpaced: discord.py's own 5 s between the shards of "
           "a process only); the stand-in built them in "
           f"{world.built_seconds:.1f} s")
+    if args.side_by_side:
+        print("Side by side: both programs up at once, each on a stand-in of its own in the "
+              "bench's process (its CPU below is both stand-ins'); the admission stretches at "
+              "the same time, the rest of the jobs one program after the other")
     columns = ["bot", "minimal", "bot / minimal", "target"]
     rows: list[tuple[str, list[str]]] = []
     for name in ("base", "full"):
@@ -423,9 +457,9 @@ def report(args: argparse.Namespace, world: World, runs: dict[tuple[str, str], R
     rows.append(("RSS per pending job (KiB)",
                  [fmt(bot.per_job), fmt(ref.per_job), f"{job:.2f}x",
                   f"<= {TARGETS['job']}x ({verdict(job <= TARGETS['job'])})"]))
-    more = statistics.mean(bot.per_more_job) / statistics.mean(ref.per_more_job)
+    more = ratio(statistics.mean(bot.per_more_job), statistics.mean(ref.per_more_job))
     rows.append(("... from half the jobs to all (KiB)",
-                 [fmt(bot.per_more_job), fmt(ref.per_more_job), f"{more:.2f}x", ""]))
+                 [fmt(bot.per_more_job), fmt(ref.per_more_job), more, ""]))
     if b.rss_collected and m.rss_collected:
         after = [[kib(c - r) / max(j, 1) for c, r, j in zip(run.rss_collected, run.rss_ready,
                                                             run.jobs, strict=True)]
@@ -457,8 +491,9 @@ def report(args: argparse.Namespace, world: World, runs: dict[tuple[str, str], R
                  + ["", ""]))
     wide_table("Footprint beside the minimal bot (same stand-in, same shards, same run)",
                columns, rows)
-    print(f"\nThe base's allowance: what importing {', '.join(DESIGN_IMPORTS[True])} adds to a "
-          f"process that imported {', '.join(REFERENCE_IMPORTS)} ({allowance:.1f} MB).")
+    print(f"\nThe base's allowance: what importing {', '.join(DESIGN_IMPORTS[True])} (pydantic "
+          f"as used: `{AS_USED['pydantic']}`) adds to a process that imported "
+          f"{', '.join(REFERENCE_IMPORTS)} ({allowance:.1f} MB).")
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -479,15 +514,31 @@ async def main(args: argparse.Namespace) -> None:
                 world = build(small, shards, Shape(), 0, 0, 0, shards)
                 runs[program.name, "base"] = await serve(program, small, world, None, server,
                                                          workdir, layout, args, "base")
-        async with StandIn(shards=shards, identify_every=args.identify_every) as discord:
-            per_channel = math.ceil(args.pending * args.processes / shards) + 1
-            world = build(discord, args.guilds, Shape(), 1, shards, per_channel, shards)
+        per_channel = math.ceil(args.pending * args.processes / shards) + 1
+        async with contextlib.AsyncExitStack() as stack:
+            stand_ins = [await stack.enter_async_context(
+                StandIn(shards=shards, identify_every=args.identify_every))
+                for _ in range(2 if args.side_by_side else 1)]
+            worlds = [build(d, args.guilds, Shape(), 1, shards, per_channel, shards)
+                      for d in stand_ins]
+            world = worlds[0]
             print(f"built {args.guilds:,} guilds on {shards} shards in "
-                  f"{world.built_seconds:.1f} s", flush=True)
-            for program in (BOT, MINIMAL):
-                runs[program.name, "full"] = await serve(program, discord, world,
-                                                         world.places[0], server, workdir,
-                                                         layout, args, "full")
+                  f"{world.built_seconds:.1f} s" + (" (twice: one stand-in each)"
+                                                    if args.side_by_side else ""), flush=True)
+            if args.side_by_side:  # each on its own stand-in, the jobs at the same time
+                ready, turn = asyncio.Barrier(2), asyncio.Lock()
+                async with asyncio.TaskGroup() as group:
+                    both = [group.create_task(serve(
+                        program, d, w, w.places[0], server, workdir, layout, args, "full",
+                        ready, turn)) for program, d, w in zip((BOT, MINIMAL), stand_ins, worlds,
+                                                          strict=True)]
+                for program, task in zip((BOT, MINIMAL), both, strict=True):
+                    runs[program.name, "full"] = task.result()
+            else:
+                for program in (BOT, MINIMAL):
+                    runs[program.name, "full"] = await serve(
+                        program, stand_ins[0], world, world.places[0], server, workdir,
+                        layout, args, "full")
         report(args, world, runs, allowance, started, (load_before, os.getloadavg()[0]))
 
 
@@ -828,6 +879,11 @@ if __name__ == "__main__":
     parser.add_argument("--diagnose", action="store_true",
                         help="instead: the bot's unneeded imports, memory per pending job "
                              "(tracemalloc) and CPU per command (cProfile), one process")
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="both programs up at once, each on a stand-in of its own: the "
+                             "admission stretches at the same time see the same machine (CPU "
+                             "per command); the rest of the jobs one after the other (twice "
+                             "the stand-in's memory)")
     parser.add_argument("--logs", type=Path, default=None,
                         help="keep the processes' output in this folder")
     arguments = parser.parse_args()
