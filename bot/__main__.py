@@ -27,7 +27,6 @@ from bot.catalog import CatalogError, load_catalog
 from bot.config import ConfigError, Settings, check_default_model, load_secrets, load_settings
 from bot.discord import startup
 from bot.discord.client import VideoBot
-from bot.i18n import add_language, template, update_catalogs
 from bot.keys import KeyBox, KeyBoxError, new_secret_key
 from bot.logs import setup_logging
 from bot.store.access import ApprovedServers
@@ -99,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 def messages(add: str | None) -> int:
     """Write the texts to translate and update every catalog; one line per language."""
     from bot.discord.message_texts import listed_texts
+    from bot.message_files import add_language, template, update_catalogs
 
     entries = asyncio.run(listed_texts(Settings(), load_catalog()))
     catalog = template(entries)

@@ -1,6 +1,7 @@
 """The bot's message catalogs: gettext ``.po`` files under ``bot/locales`` (one per language,
-English being the source), compiled with Babel in memory when the bot starts (no compiled
-file is kept in the repository), and which catalog serves which of Discord's locales.
+English being the source), each with the ``.mo`` compiled from it beside it (written by
+``python -m bot messages``: ``bot.message_files``), read when its language is first spoken;
+and which catalog serves which of Discord's locales.
 
 Discord names its locales ``ja``, ``pt-BR``, ``es-419``...; a catalog is named as gettext names
 languages (``ja``, ``pt_BR``, ``es``). A locale with no catalog of its own is English."""
@@ -9,33 +10,35 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import io
+import logging
 import re
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_skeleton
-from babel.messages.catalog import Catalog
-from babel.messages.extract import extract_from_dir
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po, write_po
 from babel.numbers import format_currency, format_decimal
 from babel.support import NullTranslations, Translations
 from babel.units import format_unit
 
+if TYPE_CHECKING:
+    from babel.messages.catalog import Catalog
+
+log = logging.getLogger(__name__)
+
 DOMAIN = "bot"
 LOCALES_DIR = Path(__file__).parent / "locales"
-TEMPLATE = LOCALES_DIR / f"{DOMAIN}.pot"
 SOURCE = "en"  # the language the messages are written in
 # Discord's locales whose catalog is not named as the locale is (the rest: the same name, with
 # "-" as "_"): Spanish of Spain and of Latin America share one catalog; English is the source.
 CATALOG_OF: Mapping[str, str] = {"en-US": SOURCE, "en-GB": SOURCE, "es-ES": "es",
                                  "es-419": "es", "sv-SE": "sv"}
-KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}  # the functions that mark messages
 # Where each command text is used, as the msgctxt of its entry (translators see it).
 COMMAND_NAME = "command name"
 COMMAND_DESCRIPTION = "command description"
@@ -70,16 +73,16 @@ class Entry:
 
 class Catalogs:
     """Every language's translations, looked up by Discord's locale; a catalog given as its
-    ``.po`` file is read and compiled the first time its language is spoken (a process that
-    never speaks Korean never holds Korean's words)."""
+    ``.po`` file is read (compiled: ``read_compiled``) the first time its language is spoken
+    (a process that never speaks Korean never holds Korean's words)."""
 
     def __init__(self, translations: Mapping[str, Translations | Path]) -> None:
         self._translations = dict(translations)
 
     @classmethod
     def load(cls, directory: Path = LOCALES_DIR) -> Catalogs:
-        """Every ``<language>/LC_MESSAGES/bot.po`` under ``directory``, compiled when first
-        asked for."""
+        """Every ``<language>/LC_MESSAGES/bot.po`` under ``directory``, read when first asked
+        for."""
         return cls({path.parent.parent.name: path for path in catalog_files(directory)})
 
     @property
@@ -92,9 +95,7 @@ class Catalogs:
         name = catalog_name(locale)
         found = self._translations.get(name)
         if isinstance(found, Path):
-            with found.open("rb") as file:
-                found = self._translations[name] = compiled(
-                    read_po(file, locale=name, domain=DOMAIN))
+            found = self._translations[name] = read_compiled(found)
         return found or NullTranslations()
 
     def pgettext(self, locale: str, context: str, message: str) -> str | None:
@@ -108,92 +109,41 @@ def catalog_files(directory: Path = LOCALES_DIR) -> list[Path]:
     return sorted(directory.glob(f"*/LC_MESSAGES/{DOMAIN}.po"))
 
 
-def read_catalogs(directory: Path = LOCALES_DIR) -> Iterator[tuple[str, Catalog]]:
-    """Each language's catalog as written (``.po``), by its name."""
-    for path in catalog_files(directory):
-        name = path.parent.parent.name
-        with path.open("rb") as file:
-            yield name, read_po(file, locale=name, domain=DOMAIN)
+def source_digest(source: bytes) -> str:
+    """What a compiled catalog records of the ``.po`` it was compiled from (its version)."""
+    return hashlib.sha256(source).hexdigest()[:20]
 
 
-def read_template(path: Path = TEMPLATE) -> Catalog:
-    with path.open("rb") as file:
-        return read_po(file, domain=DOMAIN)
+def read_compiled(po: Path) -> Translations:
+    """The language's words: its compiled ``.mo`` beside the ``.po`` when compiled from the
+    ``.po`` as it stands (``python -m bot messages`` writes both); else the ``.po``, compiled
+    here, which holds five times the memory afterwards (Babel's parse leaves it behind)."""
+    source = po.read_bytes()
+    digest = source_digest(source)
+    with contextlib.suppress(OSError), po.with_suffix(".mo").open("rb") as file:
+        words = Translations(file, domain=DOMAIN)
+        if words.info().get("project-id-version", "").endswith(" " + digest):
+            return words
+    log.warning("%s is older than %s: its words are compiled at start (run `python -m bot "
+                "messages`)", po.with_suffix(".mo").name, po)
+    return compiled_po(source, po.parent.parent.name)
+
+
+def compiled_po(source: bytes, name: str) -> Translations:
+    """A ``.po`` file's words, compiled in memory (fuzzy entries left out)."""
+    from babel.messages.pofile import read_po
+
+    return compiled(read_po(io.BytesIO(source), locale=name, domain=DOMAIN))
 
 
 def compiled(catalog: Catalog) -> Translations:
     """``catalog`` as gettext reads it, compiled in memory (fuzzy entries left out)."""
+    from babel.messages.mofile import write_mo
+
     buffer = io.BytesIO()
     write_mo(buffer, catalog, use_fuzzy=False)
     buffer.seek(0)
     return Translations(buffer, domain=DOMAIN)
-
-
-def template(entries: list[Entry]) -> Catalog:
-    """The catalog every language's is made from: ``entries`` with no translation."""
-    catalog = Catalog(domain=DOMAIN, project="RunComfy Video Bot", header_comment=HEADER,
-                      fuzzy=False)
-    for entry in entries:
-        catalog.add((entry.message, entry.plural) if entry.plural else entry.message,
-                    context=entry.context)
-    return catalog
-
-
-def source_messages(*packages: Path) -> list[Entry]:
-    """The messages the code says, marked ``_()``, ``ngettext()`` or ``N_()``, in the order they
-    are written (Babel's extractor for Python), once each."""
-    found: dict[Entry, None] = {}
-    for package in packages:
-        for _file, _line, message, _notes, context in extract_from_dir(
-                package, method_map=[("**.py", "python")], keywords=KEYWORDS):
-            if isinstance(message, tuple):
-                found[Entry(message[0], context, message[1])] = None
-            else:
-                found[Entry(message, context)] = None
-    return list(found)
-
-
-def write_catalog(catalog: Catalog, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as file:
-        write_po(file, catalog, width=100, omit_header=False, sort_output=False,
-                 include_previous=False)
-
-
-def update_catalogs(template: Catalog, directory: Path = LOCALES_DIR) -> list[str]:
-    """Write ``template`` and bring every language's catalog in line with it: new (or changed)
-    texts added untranslated, texts no longer used dropped (no guessed translations: a guess
-    from a similar text is wrong more often than not). One line per catalog: what is left to
-    translate."""
-    write_catalog(template, directory / f"{DOMAIN}.pot")
-    lines = []
-    for name, catalog in read_catalogs(directory):
-        catalog.update(template, no_fuzzy_matching=True)
-        catalog.obsolete.clear()
-        write_catalog(catalog, directory / name / "LC_MESSAGES" / f"{DOMAIN}.po")
-        left = [m for m in catalog if m.id and (not m.string or m.fuzzy)]
-        lines.append(f"{name}: {len(left)} of {len(template)} texts to translate"
-                     if left else f"{name}: complete ({len(template)} texts)")
-    return lines
-
-
-def add_language(name: str, template: Catalog, directory: Path = LOCALES_DIR) -> Path:
-    """A new language's catalog, every text untranslated, from ``template``."""
-    path = directory / name / "LC_MESSAGES" / f"{DOMAIN}.po"
-    if path.exists():
-        raise FileExistsError(f"{path} exists already")
-    catalog = Catalog(locale=name, domain=DOMAIN, project="RunComfy Video Bot",
-                      header_comment=HEADER, fuzzy=False)
-    catalog.update(template)
-    write_catalog(catalog, path)
-    return path
-
-
-HEADER = """\
-# The RunComfy Video Bot's texts, made by `python -m bot messages`.
-# Translate the msgstr lines, never the msgid (the English).
-# msgctxt says where a text is shown. Names: lowercase, no spaces,
-# at most 32 characters. Descriptions: at most 100 characters."""
 
 
 # --- Speaking: the words of the language in use, chosen per interaction or per server -------

@@ -64,12 +64,14 @@ def test_the_bot_loads_only_what_its_configuration_uses() -> None:
     (``[ops] listen``), PyAV (a video to fit or extend), Pillow (an image to read or a frame to
     encode) and the fitting's worker processes, the regex engine (a server's blocklist, the
     names of commands to sync), matplotlib (a chart), cryptography (``BOT_SECRET_KEY``),
-    asyncpg (a PostgreSQL store) or the other commands' modules (``check``, ``migrate-db``,
-    ``messages``): each is loaded when first used."""
+    asyncpg (a PostgreSQL store), Babel's catalog tooling (a ``.po`` whose ``.mo`` is stale) or
+    the other commands' modules (``check``, ``migrate-db``, ``messages``): each is loaded when
+    first used."""
     optional = ("bot.simulator", "aiohttp.web", "bot.discord.ops", "bot.metrics",
                 "prometheus_client", "av", "PIL", "multiprocessing", "regex", "matplotlib",
                 "cryptography", "asyncpg", "bot.check", "bot.store.copy",
-                "bot.discord.message_texts")
+                "bot.discord.message_texts", "bot.message_files", "babel.messages.pofile",
+                "babel.messages.extract")
     loaded = subprocess.run(
         [sys.executable, "-c", "import sys, bot.__main__, cogs; print(' '.join(sys.modules))"],
         cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()

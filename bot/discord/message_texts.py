@@ -11,7 +11,8 @@ from bot.catalog import Catalog
 from bot.config import Settings
 from bot.discord.client import VideoBot
 from bot.discord.translator import command_texts
-from bot.i18n import LANGUAGES, Entry, source_messages
+from bot.i18n import LANGUAGES, Entry
+from bot.message_files import source_messages
 
 PACKAGES = (Path(__file__).parents[1], Path(__file__).parents[2] / "cogs")  # bot/, cogs/
 

@@ -9,17 +9,11 @@ from pathlib import Path
 import pytest
 from babel.messages.catalog import Catalog
 
-from bot.i18n import (
-    COMMAND_NAME,
-    OPTION_NAME,
-    Catalogs,
-    Entry,
+from bot.i18n import COMMAND_NAME, OPTION_NAME, Catalogs, Entry, catalog_name, said, speaking
+from bot.message_files import (
     add_language,
-    catalog_name,
     read_catalogs,
     read_template,
-    said,
-    speaking,
     template,
     update_catalogs,
 )

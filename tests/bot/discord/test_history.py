@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import discord
 
-from bot import i18n
 from bot.discord.history import is_card_of
 from bot.jobs import JobState
+from bot.message_files import read_catalogs
 from bot.simulator import Plan
 from tests.discord_world import World
 from tests.images import image_bytes
@@ -17,7 +17,7 @@ from tests.images import image_bytes
 PNG = image_bytes("png", 800, 600)
 READY = "your video is ready ({model}, job #{job})."
 # The German catalog's words for a posted video, as its file has them.
-_GERMAN = dict(i18n.read_catalogs())["de"].get(READY)
+_GERMAN = dict(read_catalogs())["de"].get(READY)
 assert _GERMAN is not None
 READY_DE = str(_GERMAN.string)
 

@@ -15,7 +15,8 @@ from bot.catalog.loader import BUILTIN_DIR, load_model_file
 from bot.config import Settings
 from bot.discord.message_texts import listed_texts
 from bot.discord.translator import CommandTranslator, name_rule
-from bot.i18n import Catalogs, compiled, read_template
+from bot.i18n import Catalogs, compiled
+from bot.message_files import read_template
 from cogs.generate import model_command
 from tests.discord_world import World
 
