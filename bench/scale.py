@@ -4,7 +4,9 @@ as Discord paces it (one every 5 s with ``max_concurrency`` 1, across every proc
 one gets an invalid session and discord.py identifies again), served by 4 processes on one
 PostgreSQL (the bot) and by 4 processes on a SQLite file each (the reference).
 
-For each program, one after the other, the same processes and shards:
+For each program, one after the other (``--side-by-side``: the full runs at once, each
+program on a stand-in of its own, the admission stretches at the same time and the rest of the
+jobs in turn), the same processes and shards:
 
 - *base*: a stand-in with one guild per shard (the process itself: the fixed base);
 - *full*: the stand-in with every guild; then ``/kling-2-1`` at ``--rate`` commands a second
@@ -26,6 +28,7 @@ without what the first burst warmed up once.
     .venv/bin/python -m bench.scale                       # 100,000 guilds, 4 processes
     .venv/bin/python -m bench.scale --guilds 10000 --processes 2   # about 2 minutes
     .venv/bin/python -m bench.scale --diagnose            # the bot's imports, memory, CPU
+    .venv/bin/python -m bench.scale --side-by-side        # both at once: one load for the CPU
 
 ``--collect``: then a full ``gc.collect()`` in every process (``bench/probe``) and its RSS.
 ``--diagnose``: one bot process at a time with ``bench/probe/sitecustomize.py`` and
