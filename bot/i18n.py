@@ -124,8 +124,8 @@ def read_compiled(po: Path) -> Translations:
         words = Translations(file, domain=DOMAIN)
         if words.info().get("project-id-version", "").endswith(" " + digest):
             return words
-    log.warning("%s is older than %s: its words are compiled at start (run `python -m bot "
-                "messages`)", po.with_suffix(".mo").name, po)
+    log.warning("%s is missing or not compiled from %s as it stands: the .po is compiled "
+                "instead (run `python -m bot messages`)", po.with_suffix(".mo").name, po)
     return compiled_po(source, po.parent.parent.name)
 
 
@@ -137,13 +137,17 @@ def compiled_po(source: bytes, name: str) -> Translations:
 
 
 def compiled(catalog: Catalog) -> Translations:
-    """``catalog`` as gettext reads it, compiled in memory (fuzzy entries left out)."""
+    """``catalog`` as gettext reads it, compiled in memory."""
+    return Translations(io.BytesIO(mo_bytes(catalog)), domain=DOMAIN)
+
+
+def mo_bytes(catalog: Catalog) -> bytes:
+    """``catalog`` compiled: a ``.mo`` file's bytes (fuzzy entries left out)."""
     from babel.messages.mofile import write_mo
 
     buffer = io.BytesIO()
     write_mo(buffer, catalog, use_fuzzy=False)
-    buffer.seek(0)
-    return Translations(buffer, domain=DOMAIN)
+    return buffer.getvalue()
 
 
 # --- Speaking: the words of the language in use, chosen per interaction or per server -------

@@ -11,13 +11,17 @@ from pathlib import Path
 
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
-from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po, write_po
 
-from bot.i18n import DOMAIN, LOCALES_DIR, Entry, catalog_files, source_digest
+from bot.i18n import DOMAIN, LOCALES_DIR, Entry, catalog_files, mo_bytes, source_digest
 
 TEMPLATE = LOCALES_DIR / f"{DOMAIN}.pot"
 KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}  # the functions that mark messages
+HEADER = """\
+# The RunComfy Video Bot's texts, made by `python -m bot messages`.
+# Translate the msgstr lines, never the msgid (the English).
+# msgctxt says where a text is shown. Names: lowercase, no spaces,
+# at most 32 characters. Descriptions: at most 100 characters."""
 
 
 def read_catalogs(directory: Path = LOCALES_DIR) -> Iterator[tuple[str, Catalog]]:
@@ -96,21 +100,12 @@ def add_language(name: str, template: Catalog, directory: Path = LOCALES_DIR) ->
     return path
 
 
-HEADER = """\
-# The RunComfy Video Bot's texts, made by `python -m bot messages`.
-# Translate the msgstr lines, never the msgid (the English).
-# msgctxt says where a text is shown. Names: lowercase, no spaces,
-# at most 32 characters. Descriptions: at most 100 characters."""
-
-
 def write_compiled(po: Path) -> Path:
-    """The ``.mo`` beside ``po``, compiled from it as it stands (fuzzy entries left out), with
-    the ``.po``'s digest as its version: the bot reads it only while the two agree."""
+    """The ``.mo`` beside ``po``, compiled from it as it stands, with the ``.po``'s digest as
+    its version: the bot reads it only while the two agree."""
     source = po.read_bytes()
     catalog = read_po(io.BytesIO(source), locale=po.parent.parent.name, domain=DOMAIN)
     catalog.version = source_digest(source)
-    buffer = io.BytesIO()
-    write_mo(buffer, catalog, use_fuzzy=False)
     mo = po.with_suffix(".mo")
-    mo.write_bytes(buffer.getvalue())
+    mo.write_bytes(mo_bytes(catalog))
     return mo

@@ -34,8 +34,8 @@ def test_a_po_edited_after_its_mo_is_read_from_the_po(
     with caplog.at_level(logging.WARNING, logger="bot.i18n"):
         assert Catalogs.load(tmp_path).pgettext("it", COMMAND_NAME, "quota") == "quota_it"
     assert [r.getMessage() for r in caplog.records] == [
-        f"bot.mo is older than {po}: its words are compiled at start (run `python -m bot "
-        "messages`)"]
+        f"bot.mo is missing or not compiled from {po} as it stands: the .po is compiled "
+        "instead (run `python -m bot messages`)"]
 
 
 def test_a_missing_mo_is_compiled_from_the_po(tmp_path: Path) -> None:
