@@ -111,9 +111,14 @@ class SeenChannels:
         self.stopped = True
 
     async def _post(self, job_id: int) -> None:
+        """Posting and recording it as one transaction: nothing here can fail between them,
+        and the poller's look at the database never finds the job mid-post (it would tell
+        the channels of it again, as delivering)."""
         assert self.store is not None
-        if await self.store.move(job_id, JobState.DELIVERING, only_from={JobState.FETCHED}):
-            await self.store.move(job_id, JobState.DELIVERED)
+        async with self.store.db.transaction() as tx:
+            if await self.store.move(job_id, JobState.DELIVERING, only_from={JobState.FETCHED},
+                                     tx=tx):
+                await self.store.move(job_id, JobState.DELIVERED, tx=tx)
 
     def of(self, job_id: int) -> list[Update]:
         return [u for u in self.updates if u.job.id == job_id]
