@@ -246,17 +246,18 @@ async def load(program: Program, discord: StandIn, places: list[Place], bots: li
         return jobs
 
     async with turn or contextlib.nullcontext():
-        await fill(discord, places, bots, run, args, runs, stretch, total, patience,
-                   per_process, program.name)
+        await fill(discord, places, bots, run, args, runs, image, patience, per_process,
+                   program.name)
 
 
 async def fill(discord: StandIn, places: list[Place], bots: list[BotProcess], run: Run,
-               args: argparse.Namespace, runs: list[InteractionHandle], stretch: int,
-               total: int, patience: float,
-               per_process: Callable[[list[InteractionHandle]], list[int]], tag: str) -> None:
-    """The rest of the pending jobs, RSS at half and at all of them, and idle CPU."""
-    image = png()
+               args: argparse.Namespace, runs: list[InteractionHandle], image: bytes,
+               patience: float, per_process: Callable[[list[InteractionHandle]], list[int]],
+               tag: str) -> None:
+    """After the stretch's ``runs``, the rest of the pending jobs, RSS at half and at all of
+    them, and idle CPU."""
     pids = [bot.pid or 0 for bot in bots]
+    stretch, total = len(runs), args.pending * len(bots)
     # Settled at the midpoint and at the end: the growth between them is what one more
     # pending job costs, without what the first burst warmed up once (pools, buffers).
     half = max(total // 2, stretch)

@@ -58,6 +58,7 @@ def sources(target: JobState) -> frozenset[JobState]:
 OPEN = frozenset({JobState.ACCEPTED, JobState.SUBMITTING, JobState.QUEUED, JobState.RUNNING,
                   JobState.FETCHED, JobState.DELIVERING})
 WAITING = frozenset({JobState.QUEUED, JobState.RUNNING})
+UNSENT = frozenset({JobState.ACCEPTED, JobState.SUBMITTING})  # not (known to be) at RunComfy yet
 TERMINAL = frozenset(JobState) - OPEN
 
 _LABELS = {

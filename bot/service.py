@@ -19,7 +19,7 @@ from bot.catalog import Catalog, ModelSpec
 from bot.errors import UserError
 from bot.i18n import _
 from bot.images import AttachmentLike, ImageInput, facts_of, inspect_attachments
-from bot.jobs import Job, JobState
+from bot.jobs import UNSENT, Job, JobState
 from bot.limits import LimitReached, Limits, Standing, Who
 from bot.lineage import Lineage
 from bot.pricing import PriceBook, price_options
@@ -345,7 +345,7 @@ class JobService:
         if job.state.is_terminal:
             return _("Job #{job} is already over ({state}).", job=job_id,
                      state=job.state.label.lower())
-        if job.state in (JobState.ACCEPTED, JobState.SUBMITTING):
+        if job.state in UNSENT:
             return _("Job #{job} is being started; try again in a moment.", job=job_id)
         if job.state in (JobState.FETCHED, JobState.DELIVERING):
             return _("Job #{job} is finished and its video is being posted.", job=job_id)

@@ -15,7 +15,7 @@ import discord
 
 from bot.discord.delivery import CannotPost, ChannelGone, Delivery
 from bot.i18n import N_, _, said, speak
-from bot.jobs import Job, JobState, OpenJob
+from bot.jobs import UNSENT, Job, JobState, OpenJob
 from bot.poller import News
 from bot.store.jobs import JobStore
 from bot.store.notices import NoticeStore
@@ -98,7 +98,7 @@ class ChannelWork:
         """Make the channel show what the database says about the job: a finished job's
         video goes first, its card after (Discord limits how fast one channel takes posts)."""
         job, marked = await self._read(job_id, told)
-        if job is None or job.state in (JobState.ACCEPTED, JobState.SUBMITTING):
+        if job is None or job.state in UNSENT:
             return
         if self.language_of is not None:
             speak(await self.language_of(job.guild_id))
