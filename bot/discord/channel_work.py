@@ -15,7 +15,7 @@ import discord
 
 from bot.discord.delivery import CannotPost, ChannelGone, Delivery
 from bot.i18n import N_, _, said, speak
-from bot.jobs import UNSENT, Job, JobState, OpenJob
+from bot.jobs import UNSENT, WAITING, Job, JobState, OpenJob
 from bot.poller import News
 from bot.store.jobs import JobStore
 from bot.store.notices import NoticeStore
@@ -56,10 +56,16 @@ class ChannelWork:
 
     def shows_stale(self, job: Job | OpenJob) -> bool:
         """Whether the job's card shows something else than ``job``, and nothing is under way
-        to change that (a job waiting its turn in its channel is read afresh then)."""
+        to change that (a job waiting its turn in its channel is read afresh then). An open
+        job's card edited less than ``card_edit_interval`` ago is not yet: its next edit
+        waits for a poll after that (unless there is news to tell)."""
         waiting = job.channel_id in self._workers and job.id in self._queues.get(
             job.channel_id, {})
-        return not waiting and self._card_of(job) != self._shown.get(job.id, ((), 0.0))[0]
+        shown, when = self._shown.get(job.id, ((), 0.0))
+        if waiting or self._card_of(job) == shown:
+            return False
+        return not (shown and job.state in WAITING and job.id not in self._news
+                    and time.monotonic() - when < self.card_edit_interval)
 
     async def stop(self) -> None:
         """Stop every channel's work; what waits in a channel is taken up by its next worker
@@ -112,12 +118,16 @@ class ChannelWork:
 
     async def _read(self, job_id: int, told: Job | OpenJob) -> tuple[Job | None, bool]:
         """The job as the store has it, and whether this read marked its first card as being
-        sent: a job last told of with no card yet is read by marking it (one statement)."""
-        if isinstance(told, Job) and told.card_message_id is None and \
-                told.card_sending_at is None:
-            marked = await self.store.mark_card_sending(job_id)
-            if marked is not None:
-                return marked, True
+        sent: a job last told of with no card yet is read by marking it (one statement). A
+        whole job told of (as a store's write or read returned it) is as the store has it,
+        but for its video: a job whose video is to be posted is always read afresh."""
+        if isinstance(told, Job):
+            if told.card_message_id is None and told.card_sending_at is None:
+                marked = await self.store.mark_card_sending(job_id)
+                if marked is not None:
+                    return marked, True
+            elif told.state not in (JobState.FETCHED, JobState.DELIVERING):
+                return told, False
         return await self.store.get(job_id), False
 
     async def _settle(self, job: Job) -> None:

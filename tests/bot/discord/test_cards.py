@@ -55,3 +55,34 @@ async def test_the_card_shows_requester_state_time_and_cost(world: World) -> Non
         ("Requested by", f"<@{world.alice.id}>"), ("State", "Done: posted below"),
         ("Time", "2 s"), ("Cost", "$0.42")]
     assert done.footer.text == "Job #1"
+
+
+@pytest.mark.settings(jobs={"card_edit_interval": 60})
+async def test_a_waiting_jobs_card_is_neither_edited_nor_read_again_within_the_interval(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Within ``card_edit_interval`` of its last edit, what the polls learn of a waiting job
+    (its place in line, its start) waits for a later poll: the channel's worker does not even
+    read the job for it. Its end is shown at once."""
+    for index in range(3):
+        await world.alice.slash(world.channel, "kling-2-1", prompt=f"job {index}",
+                                image=("z.png", PNG))
+    last = world.card(3)
+    assert last.embeds[0].title == "Kling 2.1 Pro · Queued"
+    store = world.bot.parts.store
+    reads: list[int] = []
+    read = store.get
+
+    async def counted(job_id: int) -> object:
+        reads.append(job_id)
+        return await read(job_id)
+
+    monkeypatch.setattr(store, "get", counted)
+    await world.run_polls(1)  # 3 s: the first is done, the second runs, the last is next
+    waited = list(reads)
+    monkeypatch.undo()
+    assert (await world.job(3)).queue_position == 0
+    assert world.card(3).embeds[0].title == "Kling 2.1 Pro · Queued"
+    assert card_edits(world, last.id) == 0
+    assert waited == [1]  # the finished job's, read afresh to post its video
+    await world.run_until(lambda: len(world.videos()) == 3)
+    assert world.card(3).embeds[0].title == "Kling 2.1 Pro · Done"
