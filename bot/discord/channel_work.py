@@ -56,9 +56,9 @@ class ChannelWork:
 
     def shows_stale(self, job: Job | OpenJob) -> bool:
         """Whether the job's card shows something else than ``job``, and nothing is under way
-        to change that (a job waiting its turn in its channel is read afresh then). An open
-        job's card edited less than ``card_edit_interval`` ago is not yet: its next edit
-        waits for a poll after that (unless there is news to tell)."""
+        to change that (a job waiting its turn in its channel is read afresh then). A
+        waiting job's card edited less than ``card_edit_interval`` ago is not yet: its next
+        edit waits for a poll after that (unless there is news to tell)."""
         waiting = job.channel_id in self._workers and job.id in self._queues.get(
             job.channel_id, {})
         shown, when = self._shown.get(job.id, ((), 0.0))

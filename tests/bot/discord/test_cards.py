@@ -76,10 +76,10 @@ async def test_a_waiting_jobs_card_is_neither_edited_nor_read_again_within_the_i
         reads.append(job_id)
         return await read(job_id)
 
-    monkeypatch.setattr(store, "get", counted)
-    await world.run_polls(1)  # 3 s: the first is done, the second runs, the last is next
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "get", counted)
+        await world.run_polls(1)  # 3 s: the first is done, the second runs, the last is next
     waited = list(reads)
-    monkeypatch.undo()
     assert (await world.job(3)).queue_position == 0
     assert world.card(3).embeds[0].title == "Kling 2.1 Pro · Queued"
     assert card_edits(world, last.id) == 0
