@@ -59,6 +59,7 @@ OPEN = frozenset({JobState.ACCEPTED, JobState.SUBMITTING, JobState.QUEUED, JobSt
                   JobState.FETCHED, JobState.DELIVERING})
 WAITING = frozenset({JobState.QUEUED, JobState.RUNNING})
 UNSENT = frozenset({JobState.ACCEPTED, JobState.SUBMITTING})  # not (known to be) at RunComfy yet
+POSTING = frozenset({JobState.FETCHED, JobState.DELIVERING})  # its video is to be posted
 TERMINAL = frozenset(JobState) - OPEN
 
 _LABELS = {

@@ -23,7 +23,7 @@ from typing import Literal, Protocol, TypeVar
 from bot.catalog import DEFAULT_OUTPUT_KEY, Catalog
 from bot.eta import MIN_RUNS, RUNS_KEPT, Estimate, QueuePace, RunTimes
 from bot.i18n import N_, _, said
-from bot.jobs import WAITING, Job, JobState, OpenJob
+from bot.jobs import POSTING, WAITING, Job, JobState, OpenJob
 from bot.runcomfy import (
     AuthError,
     InsufficientBalance,
@@ -350,7 +350,7 @@ class Poller:
             # Taken: its process stopped holding it (gone, or its shards moved).
             job = await self._settle_interrupted(found) if found.id in taken else found
             self._follow(job, first_poll=now + self._phase(job.id))
-            if job.state in (JobState.FETCHED, JobState.DELIVERING):
+            if job.state in POSTING:
                 self.channels.update(job)
         for job_id in [j for j in self._due if j not in self._waiting]:
             self._forget(job_id)

@@ -19,7 +19,7 @@ from bot.catalog import Catalog, ModelSpec
 from bot.errors import UserError
 from bot.i18n import _
 from bot.images import AttachmentLike, ImageInput, facts_of, inspect_attachments
-from bot.jobs import UNSENT, Job, JobState
+from bot.jobs import POSTING, UNSENT, Job, JobState
 from bot.limits import LimitReached, Limits, Standing, Who
 from bot.lineage import Lineage
 from bot.pricing import PriceBook, price_options
@@ -347,7 +347,7 @@ class JobService:
                      state=job.state.label.lower())
         if job.state in UNSENT:
             return _("Job #{job} is being started; try again in a moment.", job=job_id)
-        if job.state in (JobState.FETCHED, JobState.DELIVERING):
+        if job.state in POSTING:
             return _("Job #{job} is finished and its video is being posted.", job=job_id)
         assert job.request_id is not None
         try:

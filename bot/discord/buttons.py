@@ -14,7 +14,7 @@ import discord
 
 from bot.discord.languages import speak_to
 from bot.i18n import N_, _
-from bot.jobs import TERMINAL, Job, JobState
+from bot.jobs import POSTING, TERMINAL, Job
 
 Button = discord.ui.Button[discord.ui.View]
 Handler = Callable[[discord.Interaction, int], Awaitable[None]]  # (interaction, job id)
@@ -64,7 +64,7 @@ class JobButtons:
 
     def card_view(self, job: Job) -> discord.ui.View | None:
         """The Cancel button while the job can still be cancelled; none after."""
-        if job.state in TERMINAL or job.state in (JobState.FETCHED, JobState.DELIVERING):
+        if job.state in TERMINAL or job.state in POSTING:
             return None
         return self._view(job, (Action.CANCEL,))
 

@@ -15,7 +15,7 @@ import discord
 
 from bot.discord.delivery import CannotPost, ChannelGone, Delivery
 from bot.i18n import N_, _, said, speak
-from bot.jobs import UNSENT, WAITING, Job, JobState, OpenJob
+from bot.jobs import POSTING, UNSENT, WAITING, Job, JobState, OpenJob
 from bot.poller import News
 from bot.store.jobs import JobStore
 from bot.store.notices import NoticeStore
@@ -65,7 +65,7 @@ class ChannelWork:
         if waiting or self._card_of(job) == shown:
             return False
         return not (shown and job.state in WAITING and job.id not in self._news
-                    and time.monotonic() - when < self.card_edit_interval)
+                    and self._edited_lately(when))
 
     async def stop(self) -> None:
         """Stop every channel's work; what waits in a channel is taken up by its next worker
@@ -108,7 +108,7 @@ class ChannelWork:
             return
         if self.language_of is not None:
             speak(await self.language_of(job.guild_id))
-        has_video = job.state in (JobState.FETCHED, JobState.DELIVERING)
+        has_video = job.state in POSTING
         if job.card_message_id is None or not has_video:
             job = await self._show(job, marked=marked)
         if has_video and not await self._deliver(job):
@@ -126,7 +126,7 @@ class ChannelWork:
                 marked = await self.store.mark_card_sending(job_id)
                 if marked is not None:
                     return marked, True
-            elif told.state not in (JobState.FETCHED, JobState.DELIVERING):
+            elif told.state not in POSTING:
                 return told, False
         return await self.store.get(job_id), False
 
@@ -181,13 +181,16 @@ class ChannelWork:
             card = await self.delivery.post_card(job)
         return await self.store.note(job.id, card_message_id=card) or job
 
+    def _edited_lately(self, when: float) -> bool:
+        """Whether a card shown at ``when`` (monotonic) waits before its next edit."""
+        return time.monotonic() - when < self.card_edit_interval
+
     async def _refresh_card(self, job: Job, *, force: bool = False) -> None:
         card = self._card_of(job)
         shown, when = self._shown.get(job.id, ((), 0.0))
         if card == shown:
             return
-        soon = time.monotonic() - when < self.card_edit_interval
-        if soon and not force and not job.state.is_terminal:
+        if self._edited_lately(when) and not force and not job.state.is_terminal:
             return  # the next poll brings it back
         await self.delivery.edit_card(job)
         self._shown[job.id] = (card, time.monotonic())

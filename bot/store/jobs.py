@@ -34,15 +34,22 @@ CHANGE_SQL = (
     + "".join(f"{name} = CASE WHEN ? THEN ? ELSE {name} END, " for name in _UPDATABLE)
     + f"updated_at = ? WHERE id = ? AND state IN ({', '.join('?' * len(JobState))})"
     " RETURNING *")
+
+
+def _states_sql(states: frozenset[JobState]) -> str:
+    """``states`` as SQL literals, in ``JobState``'s order."""
+    return ", ".join(f"'{state}'" for state in JobState if state in states)
+
+
 # The open states (bot.jobs.OPEN) in the order of the partial index's own definition, which
 # SQLite needs to use it.
-OPEN_STATES_SQL = ", ".join(f"'{state}'" for state in JobState if state in OPEN)
+OPEN_STATES_SQL = _states_sql(OPEN)
 # The job's first card is about to be sent: marked (``card_sending_at``) unless someone did,
 # and the job read back in the same statement.
 CARD_SENDING_SQL = (
     "UPDATE jobs SET card_sending_at = ?, updated_at = ? WHERE id = ?"  # noqa: S608
     " AND card_sending_at IS NULL AND card_message_id IS NULL AND state NOT IN ("
-    + ", ".join(f"'{state}'" for state in JobState if state in UNSENT) + ") RETURNING *")
+    + _states_sql(UNSENT) + ") RETURNING *")
 USAGE_SQL = """
     INSERT INTO usage_daily (guild_id, day, user_id, command, simulated, jobs, seconds,
                              cost_usd, failures, cancellations, unpriced)
