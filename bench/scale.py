@@ -57,7 +57,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -116,10 +116,13 @@ class Program:
     name: str
     module: str
     postgres: bool  # the bot's store on the bench's PostgreSQL (else its own SQLite file)
+    env: tuple[tuple[str, str], ...] = ()
 
 
 BOT = Program("bot", "bot", True)
 MINIMAL = Program("minimal", "bench.minimal_bot", False)
+# The same reference doing the bot's job with a status card, as a user would write it.
+MINIMAL_CARD = Program("minimal", "bench.minimal_bot", False, (("MINIMAL_CARD", "1"),))
 
 
 @dataclass
@@ -142,6 +145,7 @@ class Run:
     rss_half: list[float] = field(default_factory=list)  # settled there, as rss_jobs
     rss_collected: list[float] = field(default_factory=list)  # --collect: then gc.collect()
     idle_cpu: list[float] = field(default_factory=list)  # % of a core with the jobs pending
+    rest: Counter[str] = field(default_factory=Counter)  # Discord REST calls in the stretch
 
 
 def shards_for(guilds: int, processes: int) -> int:
@@ -172,6 +176,7 @@ async def start(program: Program, discord: StandIn, world: World, launch: Launch
             database=None if program.postgres else Path("bot.sqlite3"),
             token=f"{program.name}-{number}", bot__shard_count=world.shards,
             bot__shard_ids=",".join(map(str, ids)))
+        env.update(program.env)
         env.update(extra_env or {})
         bot = await launch(discord, env, start=False, module=program.module)
         if env.get("BENCH_PROBE_DIR") == "":  # the probe's files in the process's folder
@@ -228,10 +233,12 @@ async def load(program: Program, discord: StandIn, places: list[Place], bots: li
                          for n, pid in enumerate(pids)}, **parts})
     total = args.pending * len(bots)
     stretch = min(total, round(args.rate * args.admit_seconds))
+    first = len(discord.state.requests)
     runs = await ask(discord, places, 0, stretch, args.rate, image, program.name)
     await discord.wait_for(lambda: all(r.content for r in runs), patience,
                            what="an answer to every command", interval=0.05)
     run.admit_wall, cpu = meter.stop()
+    run.rest = Counter(f"{r.method} {r.route}" for r in discord.state.requests[first:])
     run.admit_cpu = [cpu[f"bot {n}"] for n in range(len(pids))]
     run.admit_parts = {k: v for k, v in cpu.items() if not k.startswith("bot ")}
     run.admit_parts[BOTS] = sum(run.admit_cpu)
@@ -425,6 +432,9 @@ def report(args: argparse.Namespace, world: World, runs: dict[tuple[str, str], R
           "every process (the base runs unpaced: discord.py's own 5 s between the shards of "
           "a process only); the stand-in built them in "
           f"{world.built_seconds:.1f} s")
+    if args.reference_card:
+        print("The minimal bot with a status card (--reference-card): one message a job, "
+              "posted after the answer, edited when a poll sees its state or place change")
     if args.side_by_side:
         print("Side by side: both programs up at once, each on a stand-in of its own in the "
               "bench's process (its CPU below is both stand-ins'); the admission stretches at "
@@ -484,6 +494,12 @@ def report(args: argparse.Namespace, world: World, runs: dict[tuple[str, str], R
     rows.append(("CPU per admitted command (ms)",
                  [f"{bot.cpu_per_command:.1f}", f"{ref.cpu_per_command:.1f}", f"{cpu:.2f}x",
                   f"<= {TARGETS['cpu']}x ({verdict(cpu <= TARGETS['cpu'])})"]))
+    rest = [sum(r.rest.values()) / max(r.admitted, 1) for r in (b, m)]
+    rows.append(("Discord REST calls per admitted command", [f"{rest[0]:.2f}", f"{rest[1]:.2f}",
+                                                             f"{rest[0] / rest[1]:.2f}x", ""]))
+    for route in sorted(b.rest.keys() | m.rest.keys()):
+        rows.append((f"... {route}", [f"{r.rest[route] / max(r.admitted, 1):.2f}"
+                                      for r in (b, m)] + ["", ""]))
     rows.append(("CPU with the jobs pending, per process (% of a core)",
                  [fmt(b.idle_cpu), fmt(m.idle_cpu), "", ""]))
     for part in ("stand-in (the bench's process)", "PostgreSQL", SIMULATORS):
@@ -510,10 +526,11 @@ async def main(args: argparse.Namespace) -> None:
     layout = split(shards, args.processes)
     allowance = import_cost_mb(REFERENCE_IMPORTS, DESIGN_IMPORTS[True])
     runs: dict[tuple[str, str], Run] = {}
+    programs = (BOT, MINIMAL_CARD if args.reference_card else MINIMAL)
     with tempfile.TemporaryDirectory(prefix="rcvb-scale-") as folder, \
             postgres_server() as server:
         workdir = args.logs or Path(folder)
-        for program in (BOT, MINIMAL):
+        for program in programs:
             async with StandIn(shards=shards) as small:  # unpaced: the base's memory only
                 world = build(small, shards, Shape(), 0, 0, 0, shards)
                 runs[program.name, "base"] = await serve(program, small, world, None, server,
@@ -534,12 +551,12 @@ async def main(args: argparse.Namespace) -> None:
                 async with asyncio.TaskGroup() as group:
                     both = [group.create_task(serve(
                         program, d, w, w.places[0], server, workdir, layout, args, "full",
-                        ready, turn)) for program, d, w in zip((BOT, MINIMAL), stand_ins, worlds,
+                        ready, turn)) for program, d, w in zip(programs, stand_ins, worlds,
                                                           strict=True)]
-                for program, task in zip((BOT, MINIMAL), both, strict=True):
+                for program, task in zip(programs, both, strict=True):
                     runs[program.name, "full"] = task.result()
             else:
-                for program in (BOT, MINIMAL):
+                for program in programs:
                     runs[program.name, "full"] = await serve(
                         program, stand_ins[0], world, world.places[0], server, workdir,
                         layout, args, "full")
@@ -888,6 +905,9 @@ if __name__ == "__main__":
                              "admission stretches at the same time see the same machine (CPU "
                              "per command); the rest of the jobs one after the other (twice "
                              "the stand-in's memory)")
+    parser.add_argument("--reference-card", action="store_true",
+                        help="the minimal bot with a status card (MINIMAL_CARD=1): posted "
+                        "after its answer, edited when a poll sees its state or place change")
     parser.add_argument("--logs", type=Path, default=None,
                         help="keep the processes' output in this folder")
     arguments = parser.parse_args()
