@@ -17,6 +17,7 @@ Configured from the environment as ``python -m bot`` is: ``DISCORD_TOKEN``, ``DI
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from typing import Any
@@ -87,13 +88,14 @@ class MinimalBot(discord.AutoShardedClient):
                 text = (f"<@{user_id}> your video is ready (job #{job_id}): {video}" if video
                         else f"<@{user_id}> job #{job_id} failed: {result.get('error')}")
                 await self.get_partial_messageable(channel_id).send(text)
-                if card_id is not None:
-                    await self.show(job_id, channel_id, card_id, user_id, prompt, shown,
-                                    "Done" if video else "Failed")
             except (aiohttp.ClientError, discord.HTTPException):
                 continue  # the next poll tries again
             self.db.execute("UPDATE jobs SET done = 1 WHERE id = ?", (job_id,))
             self.db.commit()
+            if card_id is not None:  # posted: the card says so, or stays as it was
+                with contextlib.suppress(discord.HTTPException):
+                    await self.show(job_id, channel_id, card_id, user_id, prompt, shown,
+                                    "Done" if video else "Failed")
 
     async def show(self, job_id: int, channel_id: int, card_id: int, user_id: int,
                    prompt: str, shown: str | None, state: str) -> None:
