@@ -534,7 +534,9 @@ async def test_a_running_job_is_never_left_unpolled_past_the_cap(open_world: Ope
     [made] = world.sim.submits
     assert made.finished_at is not None and done.finished_at is not None
     waited = done.finished_at - made.finished_at  # the video there, nobody asking
-    assert waited <= (MAX_SLEEP + 2) * interval, waited
+    # The cap, and half a second for a tick that a loaded machine runs late (two intervals,
+    # 60 ms, were once not enough on PostgreSQL); asleep on the learned runs would be minutes.
+    assert waited <= MAX_SLEEP * interval + 0.5, waited
     assert world.calls(job, "result") <= 2  # asleep in between: one call per cap
 
 
