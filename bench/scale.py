@@ -494,9 +494,9 @@ def report(args: argparse.Namespace, world: World, runs: dict[tuple[str, str], R
     rows.append(("CPU per admitted command (ms)",
                  [f"{bot.cpu_per_command:.1f}", f"{ref.cpu_per_command:.1f}", f"{cpu:.2f}x",
                   f"<= {TARGETS['cpu']}x ({verdict(cpu <= TARGETS['cpu'])})"]))
-    rest = [sum(r.rest.values()) / max(r.admitted, 1) for r in (b, m)]
-    rows.append(("Discord REST calls per admitted command", [f"{rest[0]:.2f}", f"{rest[1]:.2f}",
-                                                             f"{rest[0] / rest[1]:.2f}x", ""]))
+    rest = [r.rest.total() / max(r.admitted, 1) for r in (b, m)]
+    rows.append(("Discord REST calls per admitted command",
+                 [f"{rest[0]:.2f}", f"{rest[1]:.2f}", ratio(*rest), ""]))
     for route in sorted(b.rest.keys() | m.rest.keys()):
         rows.append((f"... {route}", [f"{r.rest[route] / max(r.admitted, 1):.2f}"
                                       for r in (b, m)] + ["", ""]))

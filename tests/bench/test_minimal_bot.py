@@ -35,7 +35,7 @@ async def test_the_reference_with_a_card_posts_one_card_a_job_and_edits_it(
         assert [c.embeds[0]["footer"]["text"] for c in cards] == ["Job #1", "Job #2"]
         assert [c.embeds[0]["title"] for c in cards] == ["Kling 2.1 Pro · Done"] * 2
         assert all(c.components == [] for c in cards)  # no Cancel once done
-        edits = [r for r in discord.requests("PATCH", r"^/channels/\d+/messages/\d+$")]
+        edits = discord.requests("PATCH", r"^/channels/\d+/messages/\d+$")
         # the second waited behind the first: its place in line was shown on the way
         shown = [e.json["embeds"][0]["title"] for e in edits]
         assert "Kling 2.1 Pro · Queued, #1 in line" in shown
